@@ -21,7 +21,10 @@ const MODULES: &[&str] = &[
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_dir = manifest.join("../../proto");
-    let files: Vec<PathBuf> = MODULES.iter().map(|m| proto_dir.join(format!("{m}.proto"))).collect();
+    let files: Vec<PathBuf> = MODULES
+        .iter()
+        .map(|m| proto_dir.join(format!("{m}.proto")))
+        .collect();
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
     }

@@ -21,7 +21,11 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("tidy") => tidy::run(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
-        Some("bench") => run(Command::new("cargo").current_dir(&root).args(["bench", "-p", "whatsapp-benches"])),
+        Some("bench") => {
+            run(Command::new("cargo")
+                .current_dir(&root)
+                .args(["bench", "-p", "whatsapp-benches"]))
+        }
         _ => bail!("usage: cargo xtask ci | tidy | fuzz [--time SECONDS] [TARGET...] | bench"),
     }
 }
@@ -29,7 +33,10 @@ fn main() -> Result<()> {
 /// The workspace root: the parent of this crate's manifest directory.
 fn workspace_root() -> Result<std::path::PathBuf> {
     let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(std::path::Path::to_path_buf).context("xtask has no parent directory")
+    manifest
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .context("xtask has no parent directory")
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -51,7 +58,9 @@ fn ci(root: &std::path::Path) -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace"]))?;
-    run(cargo().args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-Dwarnings"))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-Dwarnings"))?;
     tidy::run(root)?;
     if std::env::var_os("WHATSAPP_CI_SKIP_FUZZ").is_none() {
         fuzz(root, &["--time".to_owned(), "30".to_owned()])?;
@@ -83,7 +92,10 @@ fn fuzz(root: &std::path::Path, args: &[String]) -> Result<()> {
         if !out.status.success() {
             bail!("cargo fuzz list failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        targets = String::from_utf8(out.stdout)?.lines().map(str::to_owned).collect();
+        targets = String::from_utf8(out.stdout)?
+            .lines()
+            .map(str::to_owned)
+            .collect();
     }
     for target in &targets {
         let corpus = fuzz_dir.join("corpus").join(target);

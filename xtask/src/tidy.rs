@@ -22,7 +22,11 @@ pub(crate) fn run(root: &Path) -> Result<()> {
     let mut offences = missing_module_docs(root)?;
     offences.extend(tokio_in_sans_io_crates(root)?);
     if !offences.is_empty() {
-        bail!("tidy found {} problem(s):\n  {}", offences.len(), offences.join("\n  "));
+        bail!(
+            "tidy found {} problem(s):\n  {}",
+            offences.len(),
+            offences.join("\n  ")
+        );
     }
     eprintln!("tidy: ok");
     Ok(())
@@ -40,7 +44,10 @@ pub(crate) fn missing_module_docs(root: &Path) -> Result<Vec<String>> {
         let text = std::fs::read_to_string(&file)?;
         if !text.trim_start().starts_with("//!") {
             let shown = file.strip_prefix(root).unwrap_or(&file);
-            offences.push(format!("{}: does not start with `//!` module docs", shown.display()));
+            offences.push(format!(
+                "{}: does not start with `//!` module docs",
+                shown.display()
+            ));
         }
     }
     Ok(offences)
@@ -99,10 +106,17 @@ mod tests {
     #[test]
     fn file_without_module_docs_is_reported() {
         let root = scratch("missing");
-        std::fs::write(root.join("crates/demo/src/lib.rs"), "//! Demo crate.\npub mod a;\n").unwrap();
+        std::fs::write(
+            root.join("crates/demo/src/lib.rs"),
+            "//! Demo crate.\npub mod a;\n",
+        )
+        .unwrap();
         std::fs::write(root.join("crates/demo/src/a.rs"), "pub fn f() {}\n").unwrap();
         let offences = missing_module_docs(&root).unwrap();
-        assert_eq!(offences, vec!["crates/demo/src/a.rs: does not start with `//!` module docs".to_owned()]);
+        assert_eq!(
+            offences,
+            vec!["crates/demo/src/a.rs: does not start with `//!` module docs".to_owned()]
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -40,18 +40,28 @@ fn message_round_trips() {
     assert_eq!(decoded, message);
     let text = decoded.extended_text_message.unwrap();
     assert_eq!(text.text.as_deref(), Some("hello from the test"));
-    assert_eq!(text.context_info.unwrap().mentioned_jid, vec!["1234@s.whatsapp.net".to_owned()]);
+    assert_eq!(
+        text.context_info.unwrap().mentioned_jid,
+        vec!["1234@s.whatsapp.net".to_owned()]
+    );
 }
 
 #[test]
 fn conversation_text_has_the_wire_field_number_one() {
-    let message = Message { conversation: Some("hi".to_owned()), ..Default::default() };
+    let message = Message {
+        conversation: Some("hi".to_owned()),
+        ..Default::default()
+    };
     assert_eq!(message.encode_to_vec(), vec![0x0a, 2, b'h', b'i']);
 }
 
 #[test]
 fn unknown_fields_are_skipped() {
-    let mut bytes = Message { conversation: Some("kept".to_owned()), ..Default::default() }.encode_to_vec();
+    let mut bytes = Message {
+        conversation: Some("kept".to_owned()),
+        ..Default::default()
+    }
+    .encode_to_vec();
     // Field 9999 as a length-delimited value, and field 9998 as a varint: neither exists in the schema.
     bytes.extend_from_slice(&[0xfa, 0xf0, 0x04, 3, 1, 2, 3]);
     bytes.extend_from_slice(&[0xf0, 0xf0, 0x04, 42]);
@@ -61,7 +71,11 @@ fn unknown_fields_are_skipped() {
 
 #[test]
 fn truncated_input_is_an_error() {
-    let bytes = Message { conversation: Some("truncated".to_owned()), ..Default::default() }.encode_to_vec();
+    let bytes = Message {
+        conversation: Some("truncated".to_owned()),
+        ..Default::default()
+    }
+    .encode_to_vec();
     assert!(Message::decode(&bytes[..bytes.len() - 1]).is_err());
 }
 
@@ -69,8 +83,14 @@ fn truncated_input_is_an_error() {
 fn modules_reference_each_other() {
     // A history-sync message embeds an end-to-end `Message` from another module.
     let info = whatsapp_proto::history_sync::WebMessageInfo {
-        key: e2e::MessageKey { id: Some("ABC".to_owned()), ..Default::default() },
-        message: Some(Message { conversation: Some("old".to_owned()), ..Default::default() }),
+        key: e2e::MessageKey {
+            id: Some("ABC".to_owned()),
+            ..Default::default()
+        },
+        message: Some(Message {
+            conversation: Some("old".to_owned()),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let decoded =
