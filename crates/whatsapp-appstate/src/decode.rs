@@ -9,6 +9,7 @@ use whatsapp_proto::server_sync::{
 };
 use whatsapp_proto::sync_action::{SyncActionData, SyncActionValue};
 
+use crate::action::{Action, ActionError};
 use crate::error::{AppStateError, hex_id};
 use crate::keys::{KeyLookup, MutationKeys};
 use crate::lthash::LtHash;
@@ -37,6 +38,13 @@ pub struct Mutation {
     pub key_id: Vec<u8>,
     /// The version of the snapshot or patch that carried the mutation.
     pub patch_version: u64,
+}
+
+impl Mutation {
+    /// The typed action this mutation carries (see [`Action::parse`]).
+    pub fn action(&self) -> Result<Action, ActionError> {
+        Action::parse(&self.index, self.value.as_ref())
+    }
 }
 
 /// The result of decoding: the mutations in order, and the state change to persist.

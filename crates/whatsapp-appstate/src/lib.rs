@@ -10,7 +10,9 @@
 //!   [`Mutation`]s and a [`StateUpdate`] for the caller to persist;
 //! - [`CollectionState`]: the plain data the caller persists per collection (version, [`LtHash`], index-MAC to
 //!   value-MAC map);
-//! - [`PatchBuilder`]: outgoing patches (and snapshots, for servers and tests);
+//! - [`Action`]: the typed meaning of a mutation (mute, pin, archive, contact, labels...), with unknown actions
+//!   kept raw in the [`Mutation`];
+//! - [`PatchInfo`] and [`PatchBuilder`]: outgoing patches (and snapshots, for servers and tests);
 //! - [`AppStateKey`] and the [`KeyLookup`] the decoder finds keys through.
 //!
 //! What it does not do: no I/O and no fetching. Patches whose mutations are in an external blob come back as
@@ -18,6 +20,7 @@
 //! persist anything, does not request missing keys, and does not read a clock or a random number generator:
 //! timestamps and IVs are passed in.
 
+mod action;
 mod decode;
 mod encode;
 mod error;
@@ -26,6 +29,7 @@ mod lthash;
 pub mod mac;
 mod state;
 
+pub use action::{Action, ActionError, MessageRef};
 pub use decode::{
     CollectionDecoder, Decoded, Mutation, ParsedPatch, PendingPatch, decode_patches, decode_snapshot,
     parse_patch, parse_snapshot, parse_snapshot_reference,

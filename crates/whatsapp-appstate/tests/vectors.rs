@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 use whatsapp_appstate::mac;
 use whatsapp_appstate::{
-    AppStateKey, CollectionName, CollectionState, LtHash, MutationInfo, Operation, PatchBuilder, PatchInfo,
-    decode_patches, parse_patch,
+    Action, AppStateKey, CollectionName, CollectionState, LtHash, MutationInfo, Operation, PatchBuilder,
+    PatchInfo, decode_patches, parse_patch,
 };
 use whatsapp_appstate::{ParsedPatch, StateUpdate};
 use whatsapp_proto::ProtoMessage;
@@ -198,6 +198,13 @@ fn check_decode(sequence: &str, collection: CollectionName, state: &mut Collecti
         assert_eq!(
             got.action_version,
             want["sync_action_data"]["version"].as_i64().map(|v| v as i32)
+        );
+        let action = got
+            .action()
+            .unwrap_or_else(|e| panic!("{sequence} v{version}: {e}"));
+        assert!(
+            !matches!(action, Action::Other { .. }),
+            "{sequence} v{version}: {action:?} is typed"
         );
         let value = got.value.as_ref().unwrap();
         assert_eq!(
