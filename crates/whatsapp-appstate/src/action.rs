@@ -187,9 +187,12 @@ pub enum Action {
 }
 
 /// Why a known action's index is malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ActionError {
+    /// The value is not a `SyncActionValue` protobuf.
+    #[error("value does not decode: {0}")]
+    Value(prost::DecodeError),
     /// The index is an empty array.
     #[error("empty index")]
     EmptyIndex,

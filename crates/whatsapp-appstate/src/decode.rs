@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use whatsapp_proto::server_sync::{
     ExternalBlobReference, SyncdMutations, SyncdPatch, SyncdRecord, SyncdSnapshot,
 };
-use whatsapp_proto::sync_action::{SyncActionData, SyncActionValue};
+use whatsapp_proto::sync_action::SyncActionValue;
 
 use crate::action::{Action, ActionError};
 use crate::error::{AppStateError, hex_id};
@@ -26,8 +26,10 @@ pub struct Mutation {
     pub operation: Operation,
     /// The index: the action name followed by its parameters (e.g. `["mute", "1555...@s.whatsapp.net"]`).
     pub index: Vec<String>,
-    /// The decrypted value, kept whole so that actions this crate does not type are not lost.
-    pub value: Option<SyncActionValue>,
+    /// The decrypted `SyncActionValue` protobuf, kept whole so that actions this crate does not type are not lost;
+    /// [`value`](Self::value) decodes it. It stays encoded because a decoded `SyncActionValue` is over 2 KiB, too
+    /// much to hold for every record of a large snapshot.
+    pub value_proto: Option<Vec<u8>>,
     /// The action's API version (`SyncActionData.version`).
     pub action_version: Option<i32>,
     /// The verified index MAC.
@@ -41,10 +43,33 @@ pub struct Mutation {
 }
 
 impl Mutation {
+    /// The decoded value, if the mutation has one.
+    pub fn value(&self) -> Result<Option<SyncActionValue>, prost::DecodeError> {
+        self.value_proto
+            .as_deref()
+            .map(SyncActionValue::decode)
+            .transpose()
+    }
+
     /// The typed action this mutation carries (see [`Action::parse`]).
     pub fn action(&self) -> Result<Action, ActionError> {
-        Action::parse(&self.index, self.value.as_ref())
+        let value = self.value().map_err(ActionError::Value)?;
+        Action::parse(&self.index, value.as_ref())
     }
+}
+
+/// `SyncActionData` with its value left encoded (see [`Mutation::value_proto`]).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawSyncActionData {
+    /// The index JSON.
+    #[prost(bytes = "vec", optional, tag = "1")]
+    index: Option<Vec<u8>>,
+    /// The `SyncActionValue` bytes.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    value: Option<Vec<u8>>,
+    /// The action's API version.
+    #[prost(int32, optional, tag = "4")]
+    version: Option<i32>,
 }
 
 /// The result of decoding: the mutations in order, and the state change to persist.
@@ -457,7 +482,7 @@ fn decode_record(
         });
     }
     let plaintext = mac::decrypt_value(keys, data).map_err(|_| at.malformed("value does not decrypt"))?;
-    let action = SyncActionData::decode(plaintext.as_slice())
+    let action = RawSyncActionData::decode(plaintext.as_slice())
         .map_err(|_| at.malformed("value is not a SyncActionData"))?;
     let index_json = action.index.as_deref().unwrap_or_default();
     let index_mac = record
@@ -478,7 +503,7 @@ fn decode_record(
     Ok(Mutation {
         operation,
         index,
-        value: action.value,
+        value_proto: action.value,
         action_version: action.version,
         index_mac: expected,
         value_mac: expected_value_mac(value_mac),

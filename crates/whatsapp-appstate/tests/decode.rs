@@ -370,7 +370,7 @@ fn check_round_trip(action: Action, collection: CollectionName, index: &[&str]) 
     let decoded = build_and_apply(&mut state, &info);
     assert_eq!(decoded.mutations[0].action().unwrap(), action);
     assert_eq!(
-        decoded.mutations[0].value.as_ref().unwrap().timestamp,
+        decoded.mutations[0].value().unwrap().unwrap().timestamp,
         Some(NOW_MS)
     );
 }

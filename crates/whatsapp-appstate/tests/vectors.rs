@@ -206,9 +206,8 @@ fn check_decode(sequence: &str, collection: CollectionName, state: &mut Collecti
             !matches!(action, Action::Other { .. }),
             "{sequence} v{version}: {action:?} is typed"
         );
-        let value = got.value.as_ref().unwrap();
         assert_eq!(
-            value.encode_to_vec(),
+            got.value_proto.as_deref().unwrap(),
             hex_of(&want["sync_action_value_hex"]),
             "{sequence} v{version}: value"
         );

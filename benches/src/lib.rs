@@ -1,0 +1,4 @@
+//! Shared fixtures of the workspace benchmarks: realistic inputs built once and used by the criterion benches in
+//! `benches/` and by the measurement binaries in `src/bin/`.
+
+pub mod appstate;
