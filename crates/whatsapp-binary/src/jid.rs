@@ -333,6 +333,23 @@ impl Jid {
             && self.device == 0
             && (digits_after("1313555", 4) || digits_after("131655500", 2))
     }
+
+    /// Builds a JID from decoded parts.
+    pub(crate) fn from_parts(
+        user: String,
+        server: Cow<'static, str>,
+        raw_agent: u8,
+        device: u16,
+        integrator: u16,
+    ) -> Jid {
+        Jid {
+            user,
+            server,
+            raw_agent,
+            device,
+            integrator,
+        }
+    }
 }
 
 impl fmt::Display for Jid {
