@@ -506,14 +506,14 @@ fn decode_record(
         value_proto: action.value,
         action_version: action.version,
         index_mac: expected,
-        value_mac: expected_value_mac(value_mac),
+        value_mac: to_mac_array(value_mac),
         key_id: key_id.to_vec(),
         patch_version: at.version,
     })
 }
 
 /// Copies a value MAC slice (already checked to be 32 bytes long) into an array.
-fn expected_value_mac(slice: &[u8]) -> ValueMac {
+fn to_mac_array(slice: &[u8]) -> ValueMac {
     let mut out = [0u8; MAC_LEN];
     out.copy_from_slice(slice);
     out

@@ -15,6 +15,26 @@
 //! - [`PatchInfo`] and [`PatchBuilder`]: outgoing patches (and snapshots, for servers and tests);
 //! - [`AppStateKey`] and the [`KeyLookup`] the decoder finds keys through.
 //!
+//! ```
+//! use whatsapp_appstate::{Action, AppStateKey, CollectionState, PatchBuilder, PatchInfo, decode_patches};
+//!
+//! let lookup = |id: &[u8]| (id == [0, 1]).then(|| AppStateKey::new(vec![7; 32]));
+//! let chat: whatsapp_binary::Jid = "15550002222@s.whatsapp.net".parse()?;
+//! let mut state = CollectionState::new();
+//!
+//! // Pin a chat: build the patch this device sends (one fresh random IV per mutation in real use)...
+//! let info = PatchInfo::pin(&chat, true, 1_700_000_000_000);
+//! let builder = PatchBuilder::new(vec![0, 1], &AppStateKey::new(vec![7; 32]));
+//! let built = builder.build_patch(&info, &state, &[[0x42; 16]])?;
+//!
+//! // ...and decode it the way another device receives it, verifying every MAC.
+//! let decoded = decode_patches(info.collection, &state, &[built.patch], &lookup)?;
+//! assert_eq!(decoded.mutations[0].action()?, Action::Pin { chat, pinned: true });
+//! state.apply(&decoded.update);
+//! assert_eq!(state.version, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! What it does not do: no I/O and no fetching. Patches whose mutations are in an external blob come back as
 //! [`ParsedPatch::NeedsDownload`]; the caller downloads and decrypts the blob and hands the bytes back. It does not
 //! persist anything, does not request missing keys, and does not read a clock or a random number generator:
