@@ -3,7 +3,10 @@
 //!
 //! Peak memory of the same work is measured by `cargo run --release -p whatsapp-benches --bin appstate_memory`.
 
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented public function")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented public function"
+)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use whatsapp_appstate::{CollectionState, decode_snapshot, parse_snapshot};
