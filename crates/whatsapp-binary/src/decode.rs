@@ -17,7 +17,7 @@ use crate::error::DecodeError;
 use crate::frame::MAX_FRAME_SIZE;
 use crate::jid::{Jid, intern_server};
 use crate::node::{Attrs, Content, Node, Value};
-use crate::token::{self, DOUBLE_BYTE, SINGLE_BYTE};
+use crate::token::{self, SINGLE_BYTE};
 
 /// Deepest node nesting accepted. Real stanzas nest fewer than 10 levels; the vectors test 50. The cap bounds the
 /// decoder's recursion (and so its stack use) on hostile input.
@@ -49,26 +49,31 @@ struct RawJid<'a> {
     integrator: u16,
 }
 
+/// An attribute value; JIDs live in the tree's side table so that values and contents stay small.
 #[derive(Clone, Copy)]
 enum RawValue<'a> {
     Str(Str<'a>),
-    Jid(RawJid<'a>),
+    Jid(u32),
 }
 
 #[derive(Clone, Copy)]
 enum RawContent<'a> {
     None,
     Bytes(&'a [u8]),
-    Nodes { start: u32, len: u32 },
+    /// This many children follow the node in `nodes`, each spanning up to its `end`.
+    Nodes(u32),
     Str(Str<'a>),
-    Jid(RawJid<'a>),
+    Jid(u32),
 }
 
+/// A node in depth-first order: its children start right after it, and `end` is the index after its subtree
+/// (where its next sibling starts).
 #[derive(Clone, Copy)]
 struct RawNode<'a> {
     tag: Str<'a>,
     attrs_start: u32,
     attrs_len: u32,
+    end: u32,
     content: RawContent<'a>,
 }
 
@@ -77,6 +82,7 @@ impl RawNode<'_> {
         tag: Str::Token(""),
         attrs_start: 0,
         attrs_len: 0,
+        end: 0,
         content: RawContent::None,
     };
 }
@@ -92,6 +98,7 @@ impl RawNode<'_> {
 pub struct NodeTree<'a> {
     nodes: Vec<RawNode<'a>>,
     attrs: Vec<(Str<'a>, RawValue<'a>)>,
+    jids: Vec<RawJid<'a>>,
     text: String,
 }
 
@@ -120,12 +127,14 @@ impl<'a> NodeTree<'a> {
         let mut parser = Parser {
             data,
             pos: 0,
-            nodes: Vec::with_capacity(data.len() / 24 + 1),
-            attrs: Vec::with_capacity(data.len() / 10 + 1),
-            text: Vec::new(),
+            // Rough sizes for typical stanzas (about 16 structure bytes per node, 8 per attribute), small enough
+            // that a one-node stanza allocates under a kilobyte per vector.
+            nodes: Vec::with_capacity(4 + data.len() / 64),
+            attrs: Vec::with_capacity(8 + data.len() / 32),
+            jids: Vec::with_capacity(2 + data.len() / 128),
+            text: Vec::with_capacity(64 + data.len() / 8),
         };
-        parser.nodes.push(RawNode::PLACEHOLDER);
-        parser.read_node(0, 1)?;
+        parser.read_node(1).map_err(|fail| *fail.0)?;
         if parser.pos != data.len() {
             return Err(DecodeError::TrailingBytes {
                 count: data.len() - parser.pos,
@@ -139,6 +148,7 @@ impl<'a> NodeTree<'a> {
         Ok(NodeTree {
             nodes: parser.nodes,
             attrs: parser.attrs,
+            jids: parser.jids,
             text,
         })
     }
@@ -151,6 +161,16 @@ impl<'a> NodeTree<'a> {
     /// How many nodes the tree holds.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    fn raw_jid(&self, index: u32) -> RawJid<'a> {
+        self.jids.get(index as usize).copied().unwrap_or(RawJid {
+            user: Str::Token(""),
+            server: Str::Token(""),
+            agent: 0,
+            device: 0,
+            integrator: 0,
+        })
     }
 
     fn str(&self, s: Str<'a>) -> &str {
@@ -215,34 +235,32 @@ pub enum ContentRef<'t> {
 #[derive(Clone)]
 pub struct Children<'t> {
     tree: &'t NodeTree<'t>,
-    range: std::ops::Range<usize>,
+    next: usize,
+    remaining: usize,
 }
 
 impl<'t> Iterator for Children<'t> {
     type Item = NodeRef<'t>;
 
     fn next(&mut self) -> Option<NodeRef<'t>> {
-        self.range.next().map(|index| NodeRef {
+        if self.remaining == 0 {
+            return None;
+        }
+        let index = self.next;
+        self.remaining -= 1;
+        self.next = self.tree.nodes.get(index).map_or(usize::MAX, |n| n.end as usize);
+        Some(NodeRef {
             tree: self.tree,
             index,
         })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.range.size_hint()
+        (self.remaining, Some(self.remaining))
     }
 }
 
 impl ExactSizeIterator for Children<'_> {}
-
-impl DoubleEndedIterator for Children<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.range.next_back().map(|index| NodeRef {
-            tree: self.tree,
-            index,
-        })
-    }
-}
 
 impl fmt::Debug for Children<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -318,7 +336,8 @@ impl<'t> NodeRef<'t> {
         }
     }
 
-    fn jid(&self, jid: RawJid<'t>) -> JidRef<'t> {
+    fn jid(&self, index: u32) -> JidRef<'t> {
+        let jid = self.tree.raw_jid(index);
         JidRef {
             user: self.tree.str(jid.user),
             server: self.tree.str(jid.server),
@@ -365,19 +384,20 @@ impl<'t> NodeRef<'t> {
             RawContent::Bytes(bytes) => ContentRef::Bytes(bytes),
             RawContent::Str(s) => ContentRef::Str(self.tree.str(s)),
             RawContent::Jid(jid) => ContentRef::Jid(self.jid(jid)),
-            RawContent::Nodes { .. } => ContentRef::Nodes(self.children()),
+            RawContent::Nodes(_) => ContentRef::Nodes(self.children()),
         }
     }
 
     /// The children (none unless the content is a list).
     pub fn children(&self) -> Children<'t> {
-        let range = match self.raw().content {
-            RawContent::Nodes { start, len } => start as usize..(start + len) as usize,
-            _ => 0..0,
+        let remaining = match self.raw().content {
+            RawContent::Nodes(count) => count as usize,
+            _ => 0,
         };
         Children {
             tree: self.tree,
-            range,
+            next: self.index + 1,
+            remaining,
         }
     }
 
@@ -420,7 +440,8 @@ impl<'t> NodeRef<'t> {
         }
     }
 
-    fn owned_jid(&self, jid: RawJid<'t>) -> Jid {
+    fn owned_jid(&self, index: u32) -> Jid {
+        let jid = self.tree.raw_jid(index);
         let server = match jid.server {
             Str::Token(t) => intern_server(t),
             other => intern_server(self.tree.str(other)),
@@ -464,9 +485,20 @@ impl<'t> NodeRef<'t> {
 enum Item<'a> {
     Nil,
     Str(Str<'a>),
-    Jid(RawJid<'a>),
+    Jid(u32),
     Raw(&'a [u8]),
     List(usize),
+}
+
+/// A decode failure on the parser's hot path: boxed, so that `Result`s stay as small as their values.
+struct Fail(Box<DecodeError>);
+
+type Res<T> = Result<T, Fail>;
+
+#[cold]
+#[inline(never)]
+fn fail<T>(error: DecodeError) -> Res<T> {
+    Err(Fail(Box::new(error)))
 }
 
 struct Parser<'a> {
@@ -474,36 +506,60 @@ struct Parser<'a> {
     pos: usize,
     nodes: Vec<RawNode<'a>>,
     attrs: Vec<(Str<'a>, RawValue<'a>)>,
+    jids: Vec<RawJid<'a>>,
     text: Vec<u8>,
 }
 
-/// Characters of NIBBLE_8 digits; 0 marks the invalid values 12-14 and the padding value 15.
-const NIBBLE_CHARS: [u8; 16] = *b"0123456789-.\0\0\0\0";
-/// Characters of HEX_8 digits.
-const HEX_CHARS: [u8; 16] = *b"0123456789ABCDEF";
+/// Marks a nibble value with no character in the unpacking tables.
+const NO_CHAR: u8 = 0xff;
+
+/// Both characters of every NIBBLE_8 byte: digits 0-9, 10 `-`, 11 `.`; 12-14 are invalid and 15 (padding) has no
+/// character either.
+static NIBBLE_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789-.\xff\xff\xff\xff");
+/// Both characters of every HEX_8 byte.
+static HEX_PAIRS: [[u8; 2]; 256] = pair_table(b"0123456789ABCDEF");
 const PAD: u8 = 0x0f;
 
+const fn pair_table(chars: &[u8; 16]) -> [[u8; 2]; 256] {
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [chars[i >> 4], chars[i & 0x0f]];
+        i += 1;
+    }
+    table
+}
+
 impl<'a> Parser<'a> {
-    fn eof(&self, what: &'static str) -> DecodeError {
-        DecodeError::UnexpectedEof { at: self.pos, what }
+    #[cold]
+    fn eof<T>(&self, what: &'static str) -> Res<T> {
+        fail(DecodeError::UnexpectedEof { at: self.pos, what })
     }
 
     #[inline]
-    fn byte(&mut self, what: &'static str) -> Result<u8, DecodeError> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.eof(what))?;
-        self.pos += 1;
-        Ok(b)
+    fn byte(&mut self, what: &'static str) -> Res<u8> {
+        match self.data.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => self.eof(what),
+        }
     }
 
     #[inline]
-    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+    fn array<const N: usize>(&mut self, what: &'static str) -> Res<[u8; N]> {
         let bytes = self
             .data
             .get(self.pos..self.pos + N)
-            .and_then(|b| <[u8; N]>::try_from(b).ok())
-            .ok_or_else(|| self.eof(what))?;
-        self.pos += N;
-        Ok(bytes)
+            .and_then(|b| <[u8; N]>::try_from(b).ok());
+        match bytes {
+            Some(bytes) => {
+                self.pos += N;
+                Ok(bytes)
+            }
+            None => self.eof(what),
+        }
     }
 
     fn remaining(&self) -> usize {
@@ -511,40 +567,44 @@ impl<'a> Parser<'a> {
     }
 
     #[inline]
-    fn take(&mut self, len: usize, at: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(len).filter(|end| *end <= self.data.len());
-        let Some(end) = end else {
-            return Err(DecodeError::LengthOverrun {
+    fn take(&mut self, len: usize, at: usize, what: &'static str) -> Res<&'a [u8]> {
+        match self.data.get(self.pos..).and_then(|rest| rest.get(..len)) {
+            Some(bytes) => {
+                self.pos += len;
+                Ok(bytes)
+            }
+            None => fail(DecodeError::LengthOverrun {
                 at,
                 what,
                 declared: len,
                 available: self.remaining(),
-            });
-        };
-        let bytes = self.data.get(self.pos..end).unwrap_or_default();
-        self.pos = end;
-        Ok(bytes)
+            }),
+        }
     }
 
-    fn read_item(&mut self, what: &'static str) -> Result<Item<'a>, DecodeError> {
+    #[inline]
+    fn read_item(&mut self, what: &'static str) -> Res<Item<'a>> {
         let at = self.pos;
         let tag = self.byte(what)?;
         Ok(match tag {
-            token::LIST_EMPTY => Item::Nil,
-            token::LIST_8 => Item::List(usize::from(self.byte("list size")?)),
-            token::LIST_16 => Item::List(usize::from(u16::from_be_bytes(self.array("list size")?))),
             1..=235 => Item::Str(Str::Token(
                 SINGLE_BYTE.get(usize::from(tag)).copied().unwrap_or_default(),
             )),
-            token::DICTIONARY_0..=token::DICTIONARY_3 => {
-                let index = self.byte("dictionary index")?;
-                let table = DOUBLE_BYTE.get(usize::from(tag - token::DICTIONARY_0));
-                let text = table.and_then(|t| t.get(usize::from(index)));
-                Item::Str(Str::Token(text.copied().unwrap_or_default()))
-            }
+            token::LIST_EMPTY => Item::Nil,
+            token::NIBBLE_8 => Item::Str(self.read_packed(at, &NIBBLE_PAIRS)?),
+            token::HEX_8 => Item::Str(self.read_packed(at, &HEX_PAIRS)?),
             token::BINARY_8 => {
                 let len = usize::from(self.byte("BINARY_8 length")?);
                 Item::Raw(self.take(len, at, "BINARY_8")?)
+            }
+            token::AD_JID => self.read_ad_jid(at)?,
+            token::JID_PAIR => self.read_jid_pair(at)?,
+            token::LIST_8 => Item::List(usize::from(self.byte("list size")?)),
+            token::LIST_16 => Item::List(usize::from(u16::from_be_bytes(self.array("list size")?))),
+            token::DICTIONARY_0..=token::DICTIONARY_3 => {
+                let index = self.byte("dictionary index")?;
+                let text = token::double_token(tag - token::DICTIONARY_0, index);
+                Item::Str(Str::Token(text.unwrap_or_default()))
             }
             token::BINARY_20 => {
                 let [a, b, c] = self.array("BINARY_20 length")?;
@@ -555,14 +615,10 @@ impl<'a> Parser<'a> {
                 let len = u32::from_be_bytes(self.array("BINARY_32 length")?) as usize;
                 Item::Raw(self.take(len, at, "BINARY_32")?)
             }
-            token::NIBBLE_8 => Item::Str(self.read_packed(at, &NIBBLE_CHARS)?),
-            token::HEX_8 => Item::Str(self.read_packed(at, &HEX_CHARS)?),
-            token::JID_PAIR => Item::Jid(self.read_jid_pair(at)?),
-            token::AD_JID => Item::Jid(self.read_ad_jid(at)?),
-            token::FB_JID => Item::Jid(self.read_fb_jid(at)?),
-            token::INTEROP_JID => Item::Jid(self.read_interop_jid(at)?),
+            token::FB_JID => self.read_fb_jid(at)?,
+            token::INTEROP_JID => self.read_interop_jid(at)?,
             byte => {
-                return Err(DecodeError::InvalidTag {
+                return fail(DecodeError::InvalidTag {
                     at,
                     byte,
                     expected: what,
@@ -571,89 +627,110 @@ impl<'a> Parser<'a> {
         })
     }
 
-    fn utf8(at: usize, bytes: &'a [u8]) -> Result<Str<'a>, DecodeError> {
-        std::str::from_utf8(bytes)
-            .map(Str::Raw)
-            .map_err(|_| DecodeError::InvalidUtf8 { at })
-    }
-
-    /// Reads an item that must be a string (a tag, key or JID part); `Nil` gives `None`.
-    fn read_string(&mut self, what: &'static str) -> Result<Option<Str<'a>>, DecodeError> {
-        let at = self.pos;
-        match self.read_item(what)? {
-            Item::Nil => Ok(None),
-            Item::Str(s) => Ok(Some(s)),
-            Item::Raw(bytes) => Self::utf8(at + 1, bytes).map(Some),
-            Item::Jid(_) | Item::List(_) => Err(DecodeError::NotAString { at, what }),
+    #[inline]
+    fn utf8(at: usize, bytes: &'a [u8]) -> Res<Str<'a>> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Ok(Str::Raw(s)),
+            Err(_) => fail(DecodeError::InvalidUtf8 { at }),
         }
     }
 
-    fn read_packed(&mut self, at: usize, chars: &[u8; 16]) -> Result<Str<'a>, DecodeError> {
+    /// Reads an item that must be a string (a tag, key or JID part); `Nil` gives `None`.
+    #[inline]
+    fn read_string(&mut self, what: &'static str) -> Res<Option<Str<'a>>> {
+        let at = self.pos;
+        // Fast path: tags and keys are nearly always single-byte tokens.
+        if let Some(&b @ 1..=235) = self.data.get(at) {
+            self.pos += 1;
+            return Ok(Some(Str::Token(
+                SINGLE_BYTE.get(usize::from(b)).copied().unwrap_or_default(),
+            )));
+        }
+        match self.read_item(what)? {
+            Item::Str(s) => Ok(Some(s)),
+            Item::Nil => Ok(None),
+            Item::Raw(bytes) => Self::utf8(at + 1, bytes).map(Some),
+            Item::Jid(_) | Item::List(_) => fail(DecodeError::NotAString { at, what }),
+        }
+    }
+
+    fn read_packed(&mut self, at: usize, pairs: &[[u8; 2]; 256]) -> Res<Str<'a>> {
         let head = self.byte("packed string length")?;
         let odd = head & 0x80 != 0;
         let packed = self.take(usize::from(head & 0x7f), at, "packed string")?;
-        let invalid = |reason| DecodeError::InvalidPacked { at, reason };
-        let Some((&last, pairs)) = packed.split_last() else {
+        let invalid = |reason| fail(DecodeError::InvalidPacked { at, reason });
+        let Some((&last, body)) = packed.split_last() else {
             if odd {
-                return Err(invalid("odd flag on an empty string"));
+                return invalid("odd flag on an empty string");
             }
             return Ok(Str::Token(""));
         };
         let start = self.text.len();
-        let is_hex = chars[10] == b'A';
-        let valid = |nibble: u8| is_hex || chars[usize::from(nibble)] != 0;
-        for &b in pairs {
-            let (hi, lo) = (b >> 4, b & 0x0f);
-            if !valid(hi) || !valid(lo) {
-                return Err(invalid("invalid digit"));
-            }
-            self.text
-                .extend_from_slice(&[chars[usize::from(hi)], chars[usize::from(lo)]]);
+        // Unpack into a stack buffer (at most 127 bytes, 254 characters), checking validity once at the end.
+        let mut buf = [0u8; 2 * 0x7f];
+        let mut bad = false;
+        for (out, &b) in buf.chunks_exact_mut(2).zip(body) {
+            let pair = pairs[usize::from(b)];
+            bad |= pair[0] == NO_CHAR || pair[1] == NO_CHAR;
+            out.copy_from_slice(&pair);
         }
-        let (hi, lo) = (last >> 4, last & 0x0f);
-        if !valid(hi) {
-            return Err(invalid("invalid digit"));
+        let [hi, lo] = pairs[usize::from(last)];
+        let mut len = 2 * body.len();
+        bad |= hi == NO_CHAR;
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = hi;
         }
-        self.text.push(chars[usize::from(hi)]);
+        len += 1;
         if odd {
             // The dropped half must still be a digit or the padding value, as in whatsmeow.
-            if !(valid(lo) || lo == PAD) {
-                return Err(invalid("invalid digit"));
-            }
+            bad |= lo == NO_CHAR && last & 0x0f != PAD;
         } else {
-            if !valid(lo) {
-                return Err(invalid("invalid digit"));
+            bad |= lo == NO_CHAR;
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = lo;
             }
-            self.text.push(chars[usize::from(lo)]);
+            len += 1;
         }
-        let len = self.text.len() - start;
+        if bad {
+            return invalid("invalid digit");
+        }
+        self.text.extend_from_slice(buf.get(..len).unwrap_or_default());
         Ok(Str::Unpacked {
             start: start as u32,
-            len: len as u32,
+            len: (self.text.len() - start) as u32,
         })
     }
 
-    fn read_jid_pair(&mut self, at: usize) -> Result<RawJid<'a>, DecodeError> {
+    fn push_jid(&mut self, jid: RawJid<'a>) -> Item<'a> {
+        self.jids.push(jid);
+        Item::Jid((self.jids.len() - 1) as u32)
+    }
+
+    fn read_jid_pair(&mut self, at: usize) -> Res<Item<'a>> {
         let user = self.read_string("JID user")?.unwrap_or(Str::Token(""));
-        let server = self.read_string("JID server")?.ok_or(DecodeError::InvalidJid {
-            at,
-            reason: "JID_PAIR without server",
-        })?;
-        Ok(RawJid {
+        let Some(server) = self.read_string("JID server")? else {
+            return fail(DecodeError::InvalidJid {
+                at,
+                reason: "JID_PAIR without server",
+            });
+        };
+        Ok(self.push_jid(RawJid {
             user,
             server,
             agent: 0,
             device: 0,
             integrator: 0,
-        })
+        }))
     }
 
-    fn read_ad_jid(&mut self, at: usize) -> Result<RawJid<'a>, DecodeError> {
+    fn read_ad_jid(&mut self, at: usize) -> Res<Item<'a>> {
         let [domain, device] = self.array("AD_JID agent and device")?;
-        let user = self.read_string("AD_JID user")?.ok_or(DecodeError::InvalidJid {
-            at,
-            reason: "AD_JID without user",
-        })?;
+        let Some(user) = self.read_string("AD_JID user")? else {
+            return fail(DecodeError::InvalidJid {
+                at,
+                reason: "AD_JID without user",
+            });
+        };
         // The domain byte picks the server; any other value is a raw agent on s.whatsapp.net (whatsmeow NewADJID).
         let (server, agent) = match domain {
             Jid::LID_DOMAIN => (Jid::LID_SERVER, 0),
@@ -661,21 +738,16 @@ impl<'a> Parser<'a> {
             Jid::HOSTED_LID_DOMAIN => (Jid::HOSTED_LID_SERVER, 0),
             other => (Jid::DEFAULT_USER_SERVER, other),
         };
-        Ok(RawJid {
+        Ok(self.push_jid(RawJid {
             user,
             server: Str::Token(server),
             agent,
             device: u16::from(device),
             integrator: 0,
-        })
+        }))
     }
 
-    fn expect_server(
-        &mut self,
-        at: usize,
-        expected: &'static str,
-        reason: &'static str,
-    ) -> Result<(), DecodeError> {
+    fn expect_server(&mut self, at: usize, expected: &'static str, reason: &'static str) -> Res<()> {
         let server = self.read_string("JID server")?;
         let matches = match server {
             Some(Str::Token(t)) => t == expected,
@@ -685,48 +757,49 @@ impl<'a> Parser<'a> {
         if matches {
             Ok(())
         } else {
-            Err(DecodeError::InvalidJid { at, reason })
+            fail(DecodeError::InvalidJid { at, reason })
         }
     }
 
-    fn read_fb_jid(&mut self, at: usize) -> Result<RawJid<'a>, DecodeError> {
+    fn read_fb_jid(&mut self, at: usize) -> Res<Item<'a>> {
         let user = self.read_string("FB_JID user")?.unwrap_or(Str::Token(""));
         let device = u16::from_be_bytes(self.array("FB_JID device")?);
         self.expect_server(at, Jid::MESSENGER_SERVER, "FB_JID server is not \"msgr\"")?;
-        Ok(RawJid {
+        Ok(self.push_jid(RawJid {
             user,
             server: Str::Token(Jid::MESSENGER_SERVER),
             agent: 0,
             device,
             integrator: 0,
-        })
+        }))
     }
 
-    fn read_interop_jid(&mut self, at: usize) -> Result<RawJid<'a>, DecodeError> {
+    fn read_interop_jid(&mut self, at: usize) -> Res<Item<'a>> {
         let user = self.read_string("INTEROP_JID user")?.unwrap_or(Str::Token(""));
         let device = u16::from_be_bytes(self.array("INTEROP_JID device")?);
         let integrator = u16::from_be_bytes(self.array("INTEROP_JID integrator")?);
         self.expect_server(at, Jid::INTEROP_SERVER, "INTEROP_JID server is not \"interop\"")?;
-        Ok(RawJid {
+        Ok(self.push_jid(RawJid {
             user,
             server: Str::Token(Jid::INTEROP_SERVER),
             agent: 0,
             device,
             integrator,
-        })
+        }))
     }
 
-    fn read_node(&mut self, slot: usize, depth: usize) -> Result<(), DecodeError> {
+    /// Reads one node and its subtree, appending them to `nodes` in depth-first order.
+    fn read_node(&mut self, depth: usize) -> Res<()> {
         let at = self.pos;
         if depth > MAX_DEPTH {
-            return Err(DecodeError::TooDeep { at });
+            return fail(DecodeError::TooDeep { at });
         }
         let size = match self.byte("node list")? {
             token::LIST_8 => usize::from(self.byte("node list size")?),
             token::LIST_16 => usize::from(u16::from_be_bytes(self.array("node list size")?)),
             token::LIST_EMPTY => 0,
             byte => {
-                return Err(DecodeError::InvalidTag {
+                return fail(DecodeError::InvalidTag {
                     at,
                     byte,
                     expected: "a node list",
@@ -734,17 +807,17 @@ impl<'a> Parser<'a> {
             }
         };
         if size == 0 {
-            return Err(DecodeError::EmptyNode { at });
+            return fail(DecodeError::EmptyNode { at });
         }
         let tag_at = self.pos;
         let tag = match self.read_string("node tag")? {
             Some(tag) if !matches!(tag, Str::Token("") | Str::Raw("")) => tag,
-            _ => return Err(DecodeError::EmptyNode { at: tag_at }),
+            _ => return fail(DecodeError::EmptyNode { at: tag_at }),
         };
         let attr_count = (size - 1) / 2;
         // Every attribute takes at least two bytes.
         if attr_count * 2 > self.remaining() {
-            return Err(DecodeError::LengthOverrun {
+            return fail(DecodeError::LengthOverrun {
                 at,
                 what: "node attributes",
                 declared: attr_count,
@@ -754,21 +827,21 @@ impl<'a> Parser<'a> {
         let attrs_start = self.attrs.len();
         for _ in 0..attr_count {
             let key_at = self.pos;
-            let key = self
-                .read_string("attribute key")?
-                .ok_or(DecodeError::NotAString {
+            let Some(key) = self.read_string("attribute key")? else {
+                return fail(DecodeError::NotAString {
                     at: key_at,
                     what: "attribute key",
-                })?;
+                });
+            };
             let value_at = self.pos;
             let value = match self.read_item("attribute value")? {
+                Item::Str(s) => RawValue::Str(s),
+                Item::Jid(jid) => RawValue::Jid(jid),
+                Item::Raw(bytes) => RawValue::Str(Self::utf8(value_at + 1, bytes)?),
                 // whatsmeow keeps a nil value; an empty string is its closest form and is not re-encoded.
                 Item::Nil => RawValue::Str(Str::Token("")),
-                Item::Str(s) => RawValue::Str(s),
-                Item::Raw(bytes) => RawValue::Str(Self::utf8(value_at + 1, bytes)?),
-                Item::Jid(jid) => RawValue::Jid(jid),
                 Item::List(_) => {
-                    return Err(DecodeError::NotAString {
+                    return fail(DecodeError::NotAString {
                         at: value_at,
                         what: "attribute value",
                     });
@@ -776,49 +849,48 @@ impl<'a> Parser<'a> {
             };
             self.attrs.push((key, value));
         }
-        let content = if size % 2 == 0 {
-            self.read_content(depth)?
-        } else {
-            RawContent::None
-        };
-        let node = RawNode {
+        let index = self.nodes.len();
+        self.nodes.push(RawNode {
             tag,
             attrs_start: attrs_start as u32,
             attrs_len: attr_count as u32,
-            content,
-        };
-        if let Some(entry) = self.nodes.get_mut(slot) {
-            *entry = node;
+            end: 0,
+            content: RawContent::None,
+        });
+        if size % 2 == 0 {
+            let content = self.read_content(depth)?;
+            if let Some(node) = self.nodes.get_mut(index) {
+                node.content = content;
+            }
+        }
+        let end = self.nodes.len() as u32;
+        if let Some(node) = self.nodes.get_mut(index) {
+            node.end = end;
         }
         Ok(())
     }
 
-    fn read_content(&mut self, depth: usize) -> Result<RawContent<'a>, DecodeError> {
+    fn read_content(&mut self, depth: usize) -> Res<RawContent<'a>> {
         let at = self.pos;
         Ok(match self.read_item("node content")? {
-            Item::Nil => RawContent::None,
-            Item::Str(s) => RawContent::Str(s),
-            Item::Jid(jid) => RawContent::Jid(jid),
             Item::Raw(bytes) => RawContent::Bytes(bytes),
             Item::List(len) => {
                 if len > MAX_LIST_LEN || len * MIN_NODE_LEN > self.remaining() {
-                    return Err(DecodeError::LengthOverrun {
+                    return fail(DecodeError::LengthOverrun {
                         at,
                         what: "child list",
                         declared: len,
                         available: self.remaining(),
                     });
                 }
-                let start = self.nodes.len();
-                self.nodes.resize(start + len, RawNode::PLACEHOLDER);
-                for i in 0..len {
-                    self.read_node(start + i, depth + 1)?;
+                for _ in 0..len {
+                    self.read_node(depth + 1)?;
                 }
-                RawContent::Nodes {
-                    start: start as u32,
-                    len: len as u32,
-                }
+                RawContent::Nodes(len as u32)
             }
+            Item::Nil => RawContent::None,
+            Item::Str(s) => RawContent::Str(s),
+            Item::Jid(jid) => RawContent::Jid(jid),
         })
     }
 }

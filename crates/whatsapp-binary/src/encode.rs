@@ -124,55 +124,88 @@ enum Packing {
     Hex,
 }
 
+/// Per byte: bit 0 set if NIBBLE_8 can carry it (`0-9 - .`), bit 1 if HEX_8 can (`0-9 A-F`).
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let digit = c.is_ascii_digit();
+        let nibble = digit || c == b'-' || c == b'.';
+        let hex = digit || (c >= b'A' && c <= b'F');
+        table[b] = (nibble as u8) | ((hex as u8) << 1);
+        b += 1;
+    }
+    table
+};
+
+/// Per byte: its 4-bit code in NIBBLE_8 (`-` 10, `.` 11) and in HEX_8 (`A-F` 10-15); 15 (padding) otherwise.
+static NIBBLE_CODE: [u8; 256] = code_table(false);
+static HEX_CODE: [u8; 256] = code_table(true);
+
+const fn code_table(hex: bool) -> [u8; 256] {
+    let mut table = [0x0fu8; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        table[c as usize] = c - b'0';
+        c += 1;
+    }
+    if hex {
+        let mut c = b'A';
+        while c <= b'F' {
+            table[c as usize] = c - b'A' + 10;
+            c += 1;
+        }
+    } else {
+        table[b'-' as usize] = 10;
+        table[b'.' as usize] = 11;
+    }
+    table
+}
+
 #[inline]
 fn packing(text: &[u8]) -> Option<Packing> {
     if text.len() > token::PACKED_MAX {
         return None;
     }
-    let mut nibble = true;
-    let mut hex = true;
+    let mut class = 0b11;
     for &b in text {
-        let digit = b.is_ascii_digit();
-        nibble &= digit || b == b'-' || b == b'.';
-        hex &= digit || (b'A'..=b'F').contains(&b);
-        if !nibble && !hex {
+        class &= CLASS[usize::from(b)];
+        if class == 0 {
             return None;
         }
     }
-    if nibble {
+    if class & 1 != 0 {
         Some(Packing::Nibble)
     } else {
         Some(Packing::Hex)
     }
 }
 
-#[inline]
-fn pack_char(packing: Packing, b: u8) -> u8 {
-    match (packing, b) {
-        (_, b'0'..=b'9') => b - b'0',
-        (Packing::Nibble, b'-') => 10,
-        (Packing::Nibble, b'.') => 11,
-        (Packing::Hex, b'A'..=b'F') => b - b'A' + 10,
-        // Unreachable after `packing`; the padding nibble is the safe answer.
-        _ => 15,
-    }
-}
-
 fn write_packed(out: &mut Vec<u8>, packing: Packing, text: &[u8]) {
-    out.push(match packing {
-        Packing::Nibble => token::NIBBLE_8,
-        Packing::Hex => token::HEX_8,
-    });
+    let (tag, codes) = match packing {
+        Packing::Nibble => (token::NIBBLE_8, &NIBBLE_CODE),
+        Packing::Hex => (token::HEX_8, &HEX_CODE),
+    };
     let odd = text.len() % 2;
-    out.push(((text.len() / 2 + odd) as u8) | ((odd as u8) << 7));
+    // At most 127 characters (checked by `packing`): 64 packed bytes plus the two header bytes.
+    let mut buf = [0u8; 2 + 64];
+    buf[0] = tag;
+    buf[1] = ((text.len() / 2 + odd) as u8) | ((odd as u8) << 7);
+    let mut len = 2;
     let pairs = text.chunks_exact(2);
     let rest = pairs.remainder();
-    for pair in pairs {
-        out.push(pack_char(packing, pair[0]) << 4 | pack_char(packing, pair[1]));
+    for (slot, pair) in buf[2..].iter_mut().zip(pairs) {
+        *slot = codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])];
+        len += 1;
     }
     if let [last] = rest {
-        out.push(pack_char(packing, *last) << 4 | 0x0f);
+        if let Some(slot) = buf.get_mut(len) {
+            *slot = codes[usize::from(*last)] << 4 | 0x0f;
+        }
+        len += 1;
     }
+    out.extend_from_slice(buf.get(..len).unwrap_or_default());
 }
 
 #[inline]

@@ -43,6 +43,11 @@ def main():
             p += 1
         table[(h + p) % size] = code
         max_probe = max(max_probe, p)
+    first = [0] * 256
+    for s, _ in toks:
+        b = s.encode()
+        assert 0 < len(b) < 64
+        first[b[0]] |= 1 << len(b)
     out = []
     out.append("//! Token dictionaries of the binary-node format, version 3 (protocol-facts §3.10).")
     out.append("//!")
@@ -77,6 +82,13 @@ def main():
     out.append(f"pub(crate) static LOOKUP: [u16; {size}] = [")
     for i in range(0, size, 16):
         out.append("    " + " ".join(f"{v}," for v in table[i:i + 16]))
+    out.append("];")
+    out.append("")
+    out.append("/// For each first byte, a bit set of the lengths of the tokens starting with it: a one-load filter that")
+    out.append("/// turns most non-token strings (numbers, ids) away before hashing.")
+    out.append("pub(crate) static FIRST_BYTE_LENGTHS: [u64; 256] = [")
+    for i in range(0, 256, 4):
+        out.append("    " + " ".join(f"0x{v:016x}," for v in first[i:i + 4]))
     out.append("];")
     open("src/token/tables.rs", "w").write("\n".join(out) + "\n")
 

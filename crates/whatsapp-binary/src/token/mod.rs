@@ -71,7 +71,15 @@ const LONGEST_TOKEN: usize = 48;
 #[inline]
 pub(crate) fn lookup(text: &str) -> Option<Token> {
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() > LONGEST_TOKEN {
+    let (&first, _) = bytes.split_first()?;
+    if bytes.len() > LONGEST_TOKEN {
+        return None;
+    }
+    let lengths = tables::FIRST_BYTE_LENGTHS
+        .get(usize::from(first))
+        .copied()
+        .unwrap_or(0);
+    if lengths >> bytes.len() & 1 == 0 {
         return None;
     }
     let mask = tables::LOOKUP.len() - 1;
