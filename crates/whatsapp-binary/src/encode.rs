@@ -11,7 +11,7 @@ use crate::token::{self, Token};
 /// Attributes are written in insertion order. Two whatsmeow behaviours are kept on purpose: a node whose tag is
 /// `"0"` is written as `f8 00` (an empty list), and an AD_JID device above 255 keeps its low byte.
 pub fn encode(node: &Node) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size_hint(node));
+    let mut out = Vec::with_capacity(initial_capacity(node));
     encode_into(node, &mut out);
     out
 }
@@ -19,7 +19,7 @@ pub fn encode(node: &Node) -> Vec<u8> {
 /// Encodes `node` as an uncompressed frame payload: the flags byte `00` followed by the node bytes
 /// (what whatsmeow's `binary.Marshal` returns and what goes into a Noise transport frame).
 pub fn encode_frame(node: &Node) -> Vec<u8> {
-    let mut out = Vec::with_capacity(size_hint(node) + 1);
+    let mut out = Vec::with_capacity(initial_capacity(node) + 1);
     out.push(0x00);
     encode_into(node, &mut out);
     out
@@ -30,24 +30,14 @@ pub fn encode_into(node: &Node, out: &mut Vec<u8>) {
     write_node(out, node);
 }
 
-/// A cheap upper-bound-ish estimate of the encoded size, so that the output grows at most once or twice.
-fn size_hint(node: &Node) -> usize {
-    let mut size = 4 + 6 * node.attrs.len();
-    for (_, value) in node.attrs.iter() {
-        if let Value::Str(s) = value {
-            size += s.len().min(24);
-        } else {
-            size += 12;
+/// A starting capacity close to the encoded size (byte payloads dominate), so that the output grows at most once.
+fn initial_capacity(node: &Node) -> usize {
+    16 + 12 * node.attrs.len()
+        + match &node.content {
+            Content::Bytes(bytes) => bytes.len(),
+            Content::Nodes(children) => children.iter().map(initial_capacity).sum(),
+            _ => 16,
         }
-    }
-    size += match &node.content {
-        Content::None => 0,
-        Content::Bytes(bytes) => bytes.len() + 5,
-        Content::Str(s) => s.len() + 5,
-        Content::Jid(jid) => jid.user().len() + 8,
-        Content::Nodes(children) => 3 + children.iter().map(size_hint).sum::<usize>(),
-    };
-    size
 }
 
 fn write_node(out: &mut Vec<u8>, node: &Node) {

@@ -91,7 +91,9 @@ pub(crate) fn lookup(text: &str) -> Option<Token> {
             return None;
         }
         let (token, candidate) = decode_code(code);
-        if candidate == text {
+        // Tokens are short: a byte loop beats a call to memcmp.
+        let candidate = candidate.as_bytes();
+        if candidate.len() == bytes.len() && candidate.iter().zip(bytes).all(|(a, b)| a == b) {
             return Some(token);
         }
     }
