@@ -24,7 +24,7 @@ use crate::token::{self, SINGLE_BYTE};
 pub const MAX_DEPTH: usize = 128;
 
 /// Most children in one list, and most attributes on one node: the largest count LIST_16 can express. A count is
-/// also checked against the bytes left (every node takes at least [`MIN_NODE_LEN`] bytes) before anything is
+/// also checked against the bytes left (every node takes at least three bytes) before anything is
 /// allocated for it, so hostile counts cannot reserve memory the input does not back.
 pub const MAX_LIST_LEN: usize = 0xffff;
 
