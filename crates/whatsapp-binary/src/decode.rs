@@ -636,16 +636,21 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads an item that must be a string (a tag, key or JID part); `Nil` gives `None`.
-    #[inline]
+    #[inline(always)]
     fn read_string(&mut self, what: &'static str) -> Res<Option<Str<'a>>> {
-        let at = self.pos;
-        // Fast path: tags and keys are nearly always single-byte tokens.
-        if let Some(&b @ 1..=235) = self.data.get(at) {
+        // Fast path, inlined: tags and keys are nearly always single-byte tokens.
+        if let Some(&b @ 1..=235) = self.data.get(self.pos) {
             self.pos += 1;
             return Ok(Some(Str::Token(
                 SINGLE_BYTE.get(usize::from(b)).copied().unwrap_or_default(),
             )));
         }
+        self.read_string_slow(what)
+    }
+
+    #[inline(never)]
+    fn read_string_slow(&mut self, what: &'static str) -> Res<Option<Str<'a>>> {
+        let at = self.pos;
         match self.read_item(what)? {
             Item::Str(s) => Ok(Some(s)),
             Item::Nil => Ok(None),
@@ -834,6 +839,13 @@ impl<'a> Parser<'a> {
                 });
             };
             let value_at = self.pos;
+            // Fast path, inlined: a single-byte token value.
+            if let Some(&b @ 1..=235) = self.data.get(value_at) {
+                self.pos += 1;
+                let token = SINGLE_BYTE.get(usize::from(b)).copied().unwrap_or_default();
+                self.attrs.push((key, RawValue::Str(Str::Token(token))));
+                continue;
+            }
             let value = match self.read_item("attribute value")? {
                 Item::Str(s) => RawValue::Str(s),
                 Item::Jid(jid) => RawValue::Jid(jid),
