@@ -1,0 +1,1 @@
+//! SQL store backends (placeholder while the crate is written).
