@@ -27,7 +27,29 @@ pub fn encode_frame(node: &Node) -> Vec<u8> {
 
 /// Appends the node bytes of `node` to `out`.
 pub fn encode_into(node: &Node, out: &mut Vec<u8>) {
-    write_node(out, node);
+    let mut writer = Writer { out };
+    writer.node(node);
+}
+
+/// The output of one `encode` call.
+struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl Writer<'_> {
+    /// The token for `text`, if any.
+    #[inline]
+    fn token(&mut self, text: &str) -> Option<Token> {
+        if token::might_be_token(text.as_bytes()) {
+            token::probe(text)
+        } else {
+            None
+        }
+    }
+
+    fn node(&mut self, node: &Node) {
+        write_node(self, node);
+    }
 }
 
 /// A starting capacity close to the encoded size (byte payloads dominate), so that the output grows at most once.
@@ -40,38 +62,38 @@ fn initial_capacity(node: &Node) -> usize {
         }
 }
 
-fn write_node(out: &mut Vec<u8>, node: &Node) {
+fn write_node(w: &mut Writer<'_>, node: &Node) {
     if node.tag == "0" {
         // whatsmeow writes a node tagged "0" as an empty list (quirk B-TAG-ZERO in the vectors).
-        out.extend_from_slice(&[token::LIST_8, token::LIST_EMPTY]);
+        w.out.extend_from_slice(&[token::LIST_8, token::LIST_EMPTY]);
         return;
     }
     let attr_count = node.attrs.iter().filter(|(_, v)| !v.is_empty_str()).count();
     let has_content = usize::from(!matches!(node.content, Content::None));
-    write_list_start(out, 1 + 2 * attr_count + has_content);
-    write_string(out, &node.tag);
+    write_list_start(w.out, 1 + 2 * attr_count + has_content);
+    write_string(w, &node.tag);
     for (key, value) in node.attrs.iter() {
         match value {
             Value::Str(s) if s.is_empty() => {}
             Value::Str(s) => {
-                write_string(out, key);
-                write_string(out, s);
+                write_string(w, key);
+                write_string(w, s);
             }
             Value::Jid(jid) => {
-                write_string(out, key);
-                write_jid(out, jid);
+                write_string(w, key);
+                write_jid(w, jid);
             }
         }
     }
     match &node.content {
         Content::None => {}
-        Content::Bytes(bytes) => write_bytes(out, bytes),
-        Content::Str(s) => write_string(out, s),
-        Content::Jid(jid) => write_jid(out, jid),
+        Content::Bytes(bytes) => write_bytes(w.out, bytes),
+        Content::Str(s) => write_string(w, s),
+        Content::Jid(jid) => write_jid(w, jid),
         Content::Nodes(children) => {
-            write_list_start(out, children.len());
+            write_list_start(w.out, children.len());
             for child in children {
-                write_node(out, child);
+                write_node(w, child);
             }
         }
     }
@@ -158,12 +180,10 @@ fn packing(text: &[u8]) -> Option<Packing> {
     if text.len() > token::PACKED_MAX {
         return None;
     }
-    let mut class = 0b11;
-    for &b in text {
-        class &= CLASS[usize::from(b)];
-        if class == 0 {
-            return None;
-        }
+    // No early exit: packed candidates (numbers, ids) are the common case, and a branch-free loop runs fastest.
+    let class = text.iter().fold(0b11, |class, &b| class & CLASS[usize::from(b)]);
+    if class == 0 {
+        return None;
     }
     if class & 1 != 0 {
         Some(Packing::Nibble)
@@ -199,8 +219,10 @@ fn write_packed(out: &mut Vec<u8>, packing: Packing, text: &[u8]) {
 }
 
 #[inline]
-fn write_string(out: &mut Vec<u8>, text: &str) {
-    match token::lookup(text) {
+fn write_string(w: &mut Writer<'_>, text: &str) {
+    let token = w.token(text);
+    let out = &mut *w.out;
+    match token {
         Some(Token::Single(index)) => out.push(index),
         Some(Token::Double(dictionary, index)) => {
             out.extend_from_slice(&[token::DICTIONARY_0 + dictionary, index]);
@@ -212,31 +234,32 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-fn write_jid(out: &mut Vec<u8>, jid: &Jid) {
+fn write_jid(w: &mut Writer<'_>, jid: &Jid) {
     let server = jid.server();
     let device_server = matches!(server, Jid::DEFAULT_USER_SERVER | Jid::LID_SERVER);
     if (device_server && jid.device() > 0) || jid.is_hosted() {
-        out.extend_from_slice(&[token::AD_JID, jid.actual_agent(), jid.device() as u8]);
-        write_string(out, jid.user());
+        w.out
+            .extend_from_slice(&[token::AD_JID, jid.actual_agent(), jid.device() as u8]);
+        write_string(w, jid.user());
     } else if server == Jid::MESSENGER_SERVER {
-        out.push(token::FB_JID);
-        write_string(out, jid.user());
-        out.extend_from_slice(&jid.device().to_be_bytes());
-        write_string(out, server);
+        w.out.push(token::FB_JID);
+        write_string(w, jid.user());
+        w.out.extend_from_slice(&jid.device().to_be_bytes());
+        write_string(w, server);
     } else if server == Jid::INTEROP_SERVER {
-        out.push(token::INTEROP_JID);
-        write_string(out, jid.user());
-        out.extend_from_slice(&jid.device().to_be_bytes());
-        out.extend_from_slice(&jid.integrator().to_be_bytes());
-        write_string(out, server);
+        w.out.push(token::INTEROP_JID);
+        write_string(w, jid.user());
+        w.out.extend_from_slice(&jid.device().to_be_bytes());
+        w.out.extend_from_slice(&jid.integrator().to_be_bytes());
+        write_string(w, server);
     } else {
-        out.push(token::JID_PAIR);
+        w.out.push(token::JID_PAIR);
         if jid.user().is_empty() {
-            out.push(token::LIST_EMPTY);
+            w.out.push(token::LIST_EMPTY);
         } else {
-            write_string(out, jid.user());
+            write_string(w, jid.user());
         }
-        write_string(out, server);
+        write_string(w, server);
     }
 }
 

@@ -67,21 +67,33 @@ fn slot(bytes: &[u8]) -> usize {
 /// Longest token string (tokens.json); longer strings skip the lookup.
 const LONGEST_TOKEN: usize = 48;
 
-/// Finds the token that encodes `text`, if any.
-#[inline]
+/// Finds the token that encodes `text`, if any (the encoder calls the two halves itself, caching the probe).
+#[cfg(test)]
 pub(crate) fn lookup(text: &str) -> Option<Token> {
-    let bytes = text.as_bytes();
-    let (&first, _) = bytes.split_first()?;
-    if bytes.len() > LONGEST_TOKEN {
-        return None;
+    if might_be_token(text.as_bytes()) {
+        probe(text)
+    } else {
+        None
     }
+}
+
+/// A one-load filter on the first byte and the length: `false` means `bytes` is certainly not a token.
+#[inline]
+pub(crate) fn might_be_token(bytes: &[u8]) -> bool {
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
     let lengths = tables::FIRST_BYTE_LENGTHS
         .get(usize::from(first))
         .copied()
         .unwrap_or(0);
-    if lengths >> bytes.len() & 1 == 0 {
-        return None;
-    }
+    bytes.len() <= LONGEST_TOKEN && lengths >> bytes.len() & 1 != 0
+}
+
+/// Searches the lookup table for `text`.
+#[inline]
+pub(crate) fn probe(text: &str) -> Option<Token> {
+    let bytes = text.as_bytes();
     let mask = tables::LOOKUP.len() - 1;
     let first = slot(bytes);
     // Every token sits at most MAX_PROBE slots after its hash slot, so the probe sequence is bounded.
@@ -91,13 +103,36 @@ pub(crate) fn lookup(text: &str) -> Option<Token> {
             return None;
         }
         let (token, candidate) = decode_code(code);
-        // Tokens are short: a byte loop beats a call to memcmp.
-        let candidate = candidate.as_bytes();
-        if candidate.len() == bytes.len() && candidate.iter().zip(bytes).all(|(a, b)| a == b) {
+        if eq_short(candidate.as_bytes(), bytes) {
             return Some(token);
         }
     }
     None
+}
+
+/// Byte-string equality for short strings without a call to memcmp: two overlapping word loads cover 4 to 16 bytes.
+#[inline]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word8 = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_ne_bytes)
+    };
+    let word4 = |s: &[u8], at: usize| {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map(u32::from_ne_bytes)
+    };
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// Splits a lookup-table code into the token and its string.
@@ -159,6 +194,29 @@ mod tests {
             .chain(DOUBLE_BYTE.iter().flatten())
             .map(|t| t.len());
         assert_eq!(longest.max(), Some(LONGEST_TOKEN));
+    }
+
+    #[test]
+    fn short_equality() {
+        for (a, b) in [
+            ("", ""),
+            ("ab", "ab"),
+            ("abcde", "abcde"),
+            ("abcdefghijklmnop", "abcdefghijklmnop"),
+        ] {
+            assert!(eq_short(a.as_bytes(), b.as_bytes()));
+        }
+        for (a, b) in [
+            ("a", ""),
+            ("ab", "ac"),
+            ("abcde", "abcdf"),
+            ("abxde", "abcde"),
+            ("abcdefghij", "abcdefghiJ"),
+        ] {
+            assert!(!eq_short(a.as_bytes(), b.as_bytes()));
+        }
+        let long = "x".repeat(30);
+        assert!(eq_short(long.as_bytes(), long.as_bytes()));
     }
 
     #[test]
