@@ -199,23 +199,17 @@ fn write_packed(out: &mut Vec<u8>, packing: Packing, text: &[u8]) {
     };
     let odd = text.len() % 2;
     // At most 127 characters (checked by `packing`): 64 packed bytes plus the two header bytes.
-    let mut buf = [0u8; 2 + 64];
-    buf[0] = tag;
-    buf[1] = ((text.len() / 2 + odd) as u8) | ((odd as u8) << 7);
-    let mut len = 2;
+    out.reserve(2 + text.len() / 2 + odd);
+    out.push(tag);
+    out.push(((text.len() / 2 + odd) as u8) | ((odd as u8) << 7));
     let pairs = text.chunks_exact(2);
     let rest = pairs.remainder();
-    for (slot, pair) in buf[2..].iter_mut().zip(pairs) {
-        *slot = codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])];
-        len += 1;
+    for pair in pairs {
+        out.push(codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])]);
     }
     if let [last] = rest {
-        if let Some(slot) = buf.get_mut(len) {
-            *slot = codes[usize::from(*last)] << 4 | 0x0f;
-        }
-        len += 1;
+        out.push(codes[usize::from(*last)] << 4 | 0x0f);
     }
-    out.extend_from_slice(buf.get(..len).unwrap_or_default());
 }
 
 #[inline]
