@@ -68,22 +68,25 @@ fn write_node(w: &mut Writer<'_>, node: &Node) {
         w.out.extend_from_slice(&[token::LIST_8, token::LIST_EMPTY]);
         return;
     }
-    let attr_count = node.attrs.iter().filter(|(_, v)| !v.is_empty_str()).count();
     let has_content = usize::from(!matches!(node.content, Content::None));
-    write_list_start(w.out, 1 + 2 * attr_count + has_content);
-    write_string(w, &node.tag);
-    for (key, value) in node.attrs.iter() {
-        match value {
-            Value::Str(s) if s.is_empty() => {}
-            Value::Str(s) => {
-                write_string(w, key);
-                write_string(w, s);
-            }
-            Value::Jid(jid) => {
-                write_string(w, key);
-                write_jid(w, jid);
-            }
+    let most = 1 + 2 * node.attrs.len() + has_content;
+    if most < 256 {
+        // One pass: write the size as if every attribute were written, then correct it if empty ones were skipped
+        // (both sizes fit LIST_8, so the header keeps its length).
+        let header = w.out.len();
+        write_list_start(w.out, most);
+        write_string(w, &node.tag);
+        let written = write_attrs(w, node);
+        if written != node.attrs.len()
+            && let Some(size) = w.out.get_mut(header + 1)
+        {
+            *size = (1 + 2 * written + has_content) as u8;
         }
+    } else {
+        let attr_count = node.attrs.iter().filter(|(_, v)| !v.is_empty_str()).count();
+        write_list_start(w.out, 1 + 2 * attr_count + has_content);
+        write_string(w, &node.tag);
+        write_attrs(w, node);
     }
     match &node.content {
         Content::None => {}
@@ -97,6 +100,26 @@ fn write_node(w: &mut Writer<'_>, node: &Node) {
             }
         }
     }
+}
+
+/// Writes the attributes with a non-empty value and returns how many.
+fn write_attrs(w: &mut Writer<'_>, node: &Node) -> usize {
+    let mut written = 0;
+    for (key, value) in node.attrs.iter() {
+        match value {
+            Value::Str(s) if s.is_empty() => continue,
+            Value::Str(s) => {
+                write_string(w, key);
+                write_string(w, s);
+            }
+            Value::Jid(jid) => {
+                write_string(w, key);
+                write_jid(w, jid);
+            }
+        }
+        written += 1;
+    }
+    written
 }
 
 fn write_list_start(out: &mut Vec<u8>, size: usize) {
@@ -296,5 +319,22 @@ mod tests {
             Node::new("item").attr("jid", Jid::with_device("123-456", "g.us", 3)),
             "f8033f0cfaff84123a456f1c",
         );
+    }
+
+    /// Skipped empty attributes shrink the size in the header, on both the LIST_8 and the LIST_16 path.
+    #[test]
+    fn empty_attributes_are_not_counted() {
+        for count in [3usize, 200] {
+            let mut node = Node::new("t");
+            for i in 0..count {
+                node.attrs.push(
+                    format!("k{i}"),
+                    if i == 1 { String::new() } else { i.to_string() },
+                );
+            }
+            let decoded = crate::decode(&encode(&node)).unwrap();
+            assert_eq!(decoded.attrs.len(), count - 1);
+            assert!(decoded.attr_value("k1").is_none());
+        }
     }
 }
