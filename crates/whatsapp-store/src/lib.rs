@@ -42,7 +42,7 @@ pub use error::{Result, StoreError};
 pub use memory::{MemoryAccount, MemoryBackend, MemoryTransaction};
 pub use model::{
     APP_STATE_HASH_LEN, AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, Device, KeyPairBytes,
-    Lease, LidMapping, MAX_PREKEY_ID, MutationMac, PreKey, SignedPreKey, UnixMillis,
+    Lease, LidMapping, MAX_PREKEY_ID, MutationMac, PreKey, SignedPreKey, UnixMillis, prekey_id_of,
 };
 pub use traits::{
     AccountStore, AppStateKeyStore, AppStateStore, Backend, EventBufferStore, IdentityStore, LidStore,

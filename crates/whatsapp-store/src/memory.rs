@@ -11,9 +11,9 @@ use whatsapp_binary::Jid;
 
 use crate::{
     AccountId, AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend,
-    BufferedEvent, Device, EventBufferStore, IdentityStore, Lease, LidMapping, LidStore, MAX_PREKEY_ID,
-    MutationMac, PreKey, PreKeyStore, Result, SenderKeyStore, SessionStore, StoreError, StoreTransaction,
-    UnixMillis,
+    BufferedEvent, Device, EventBufferStore, IdentityStore, Lease, LidMapping, LidStore, MutationMac, PreKey,
+    PreKeyStore, Result, SenderKeyStore, SessionStore, StoreError, StoreTransaction, UnixMillis,
+    prekey_id_of,
 };
 
 #[derive(Default)]
@@ -137,12 +137,6 @@ impl SessionStore for MemoryAccount {
     fn delete_all_sessions(&self, user: &str) -> impl Future<Output = Result<u64>> + Send {
         self.with(|a| remove_user(&mut a.sessions, user))
     }
-}
-
-/// The prekey id of the `n`th reservation (0-based): ids run 1..=MAX_PREKEY_ID and wrap.
-pub(crate) fn prekey_id_of(n: u64) -> u32 {
-    // The remainder is below MAX_PREKEY_ID, so the conversion cannot fail.
-    u32::try_from(n % u64::from(MAX_PREKEY_ID)).unwrap_or(0) + 1
 }
 
 impl PreKeyStore for MemoryAccount {
@@ -610,6 +604,7 @@ impl Backend for MemoryBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MAX_PREKEY_ID;
 
     #[test]
     fn prekey_ids_skip_zero_and_wrap_after_24_bits() {
