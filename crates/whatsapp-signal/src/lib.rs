@@ -11,6 +11,8 @@
 //! * [`sender_key`]: [`SenderKeyRecord`], [`group_encrypt`], [`group_decrypt`] — group messages.
 //! * [`message`]: the four wire messages and their parsers.
 //! * [`padding`]: WhatsApp's `n × n` message padding, deliberately separate from the cipher.
+//! * [`store`]: async store traits the client implements, and functions that load records, run the protocol,
+//!   save the results and surface identity trust decisions ([`Error::UntrustedIdentity`]).
 //!
 //! What this crate does not do: no I/O, no clock, no randomness of its own (the caller passes an RNG or a
 //! [`KeySource`]), no Kyber / PQXDH, and no persistence: functions take records and return updated records,
@@ -25,6 +27,7 @@ pub mod message;
 pub mod padding;
 pub mod sender_key;
 pub mod session;
+pub mod store;
 
 pub use curve::{KeyPair, PrivateKey, PublicKey};
 pub use error::Error;
