@@ -1,0 +1,30 @@
+//! The protocol engine of a WhatsApp Web companion device, without I/O.
+//!
+//! This layer knows the rules of the protocol and nothing of sockets, timers or runtimes: functions take stanzas
+//! ([`whatsapp_binary::Node`]), keys and the current time, and return stanzas to send and data to persist. The
+//! `whatsapp-client` crate drives it over a real connection; tests drive it directly.
+//!
+//! What is here:
+//! - [`payload`]: the `ClientPayload` of the handshake (registration of a new device, login of a paired one).
+//! - [`pair`]: QR-code pairing: the QR string and the checks of the phone's `pair-success`.
+//! - [`pair_code`]: pairing with a phone-number code.
+//! - [`iq`]: request/response matching with deadlines on a passed-in clock.
+//! - [`policy`]: keepalive timing and prekey refills.
+//! - [`stream`]: `<success>`, `<failure>` and `<stream:error>` classified into what the client does next.
+//!
+//! It does not open connections, read clocks, sleep, or store anything.
+
+pub mod error;
+pub mod iq;
+pub mod pair;
+pub mod pair_code;
+pub mod payload;
+pub mod policy;
+pub mod stream;
+
+pub use error::PairError;
+
+/// The server's own JID, `s.whatsapp.net`: the `to` of IQs addressed to the server.
+pub fn server_jid() -> whatsapp_binary::Jid {
+    whatsapp_binary::Jid::server_only(whatsapp_binary::Jid::DEFAULT_USER_SERVER)
+}
