@@ -7,8 +7,9 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use whatsapp_binary::Jid;
 use whatsapp_store::{
     AccountId, AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion,
-    BufferedEvent, Device, EventBufferStore, IdentityStore, MutationMac, PreKey, PreKeyStore, Result,
-    SenderKeyStore, SessionStore, StoreTransaction, UnixMillis,
+    BufferedEvent, ChatSettings, ChatSettingsStore, Contact, ContactName, ContactStore, Device,
+    EventBufferStore, IdentityStore, MessageSecret, MutationMac, PreKey, PreKeyStore, PrivacyToken, Result,
+    SecretStore, SenderKeyStore, SessionStore, StoreTransaction, UnixMillis,
 };
 
 use crate::query::{self as q, db_err};
@@ -220,6 +221,78 @@ impl EventBufferStore for SqlAccount {
     }
     fn delete_old_outgoing_events(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
         q::delete_old(&self.db, "wa_outgoing_event", self.id, cutoff)
+    }
+}
+
+impl ContactStore for SqlAccount {
+    fn put_push_name(&self, jid: &Jid, name: &str) -> impl Future<Output = Result<Option<String>>> + Send {
+        q::put_contact_field(&self.db, self.id, "push_name", jid, name)
+    }
+    fn put_business_name(
+        &self,
+        jid: &Jid,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        q::put_contact_field(&self.db, self.id, "business_name", jid, name)
+    }
+    fn put_contact_names(&self, names: &[ContactName]) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let tx = self.db.begin().await.map_err(db_err)?;
+            q::put_contact_names(&tx, self.id, names).await?;
+            tx.commit().await.map_err(db_err)
+        }
+    }
+    fn contact(&self, jid: &Jid) -> impl Future<Output = Result<Option<Contact>>> + Send {
+        q::contact(&self.db, self.id, jid)
+    }
+    fn contacts(&self) -> impl Future<Output = Result<Vec<Contact>>> + Send {
+        q::contacts(&self.db, self.id)
+    }
+}
+
+impl ChatSettingsStore for SqlAccount {
+    fn put_muted_until(&self, chat: &Jid, until: i64) -> impl Future<Output = Result<()>> + Send {
+        q::put_chat_setting(&self.db, self.id, "muted_until", chat, until.into())
+    }
+    fn put_pinned(&self, chat: &Jid, pinned: bool) -> impl Future<Output = Result<()>> + Send {
+        q::put_chat_setting(&self.db, self.id, "pinned", chat, pinned.into())
+    }
+    fn put_archived(&self, chat: &Jid, archived: bool) -> impl Future<Output = Result<()>> + Send {
+        q::put_chat_setting(&self.db, self.id, "archived", chat, archived.into())
+    }
+    fn chat_settings(&self, chat: &Jid) -> impl Future<Output = Result<Option<ChatSettings>>> + Send {
+        q::chat_settings(&self.db, self.id, chat)
+    }
+}
+
+impl SecretStore for SqlAccount {
+    fn put_message_secrets(&self, secrets: &[MessageSecret]) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let tx = self.db.begin().await.map_err(db_err)?;
+            q::put_message_secrets(&tx, self.id, secrets).await?;
+            tx.commit().await.map_err(db_err)
+        }
+    }
+    fn message_secret(
+        &self,
+        chat: &Jid,
+        sender: &Jid,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        q::message_secret(&self.db, self.id, chat, sender, id)
+    }
+    fn put_privacy_tokens(&self, tokens: &[PrivacyToken]) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let tx = self.db.begin().await.map_err(db_err)?;
+            q::put_privacy_tokens(&tx, self.id, tokens).await?;
+            tx.commit().await.map_err(db_err)
+        }
+    }
+    fn privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<PrivacyToken>>> + Send {
+        q::privacy_token(&self.db, self.id, user)
+    }
+    fn delete_expired_privacy_tokens(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
+        q::delete_expired_privacy_tokens(&self.db, self.id, cutoff)
     }
 }
 

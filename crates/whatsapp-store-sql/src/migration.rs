@@ -1,7 +1,8 @@
 //! Schema migrations (sea-orm-migration): one step per schema version, each written once for both dialects.
 //!
-//! Version 1 is the first schema. A later change adds a new step; a database at any earlier version is brought
-//! forward by running the missing steps in order (tested once there is more than one step).
+//! Version 1 is the first schema, version 2 adds contacts, chat settings, message secrets and privacy tokens. A
+//! later change adds a new step; a database at any earlier version is brought forward by running the missing
+//! steps in order (the tests migrate a database filled at every earlier version).
 
 use sea_orm::DbBackend;
 use sea_orm_migration::async_trait::async_trait;
@@ -12,7 +13,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(V1Initial)]
+        vec![Box::new(V1Initial), Box::new(V2Contacts)]
     }
 }
 
@@ -125,6 +126,66 @@ CREATE TABLE wa_lease (
 );
 ";
 
+/// Version 2: contacts, chat settings, message secrets and privacy tokens.
+struct V2Contacts;
+
+impl MigrationName for V2Contacts {
+    fn name(&self) -> &str {
+        "m0002_contacts"
+    }
+}
+
+const V2_SCHEMA: &str = "
+CREATE TABLE wa_contact (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    jid TEXT NOT NULL,
+    first_name TEXT NOT NULL DEFAULT '',
+    full_name TEXT NOT NULL DEFAULT '',
+    push_name TEXT NOT NULL DEFAULT '',
+    business_name TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (account, jid)
+);
+CREATE TABLE wa_chat_settings (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    chat TEXT NOT NULL,
+    muted_until BIGINT NOT NULL DEFAULT 0,
+    pinned BOOLEAN NOT NULL DEFAULT false,
+    archived BOOLEAN NOT NULL DEFAULT false,
+    PRIMARY KEY (account, chat)
+);
+CREATE TABLE wa_message_secret (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    chat TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    secret {BLOB} NOT NULL,
+    PRIMARY KEY (account, chat, sender, message_id)
+);
+CREATE TABLE wa_privacy_token (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    user_jid TEXT NOT NULL,
+    token {BLOB} NOT NULL,
+    token_timestamp BIGINT NOT NULL,
+    PRIMARY KEY (account, user_jid)
+);
+";
+
+#[async_trait]
+impl MigrationTrait for V2Contacts {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_schema(manager, V2_SCHEMA).await
+    }
+}
+
+async fn run_schema(manager: &SchemaManager<'_>, schema: &str) -> Result<(), DbErr> {
+    let sql = dialect(schema, manager.get_database_backend());
+    let conn = manager.get_connection();
+    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        sea_orm::ConnectionTrait::execute_unprepared(conn, statement).await?;
+    }
+    Ok(())
+}
+
 /// The schema text for one dialect: byte strings and the account id column differ.
 fn dialect(schema: &str, backend: DbBackend) -> String {
     let (id, blob) = match backend {
@@ -138,11 +199,6 @@ fn dialect(schema: &str, backend: DbBackend) -> String {
 #[async_trait]
 impl MigrationTrait for V1Initial {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let sql = dialect(V1_SCHEMA, manager.get_database_backend());
-        let conn = manager.get_connection();
-        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sea_orm::ConnectionTrait::execute_unprepared(conn, statement).await?;
-        }
-        Ok(())
+        run_schema(manager, V1_SCHEMA).await
     }
 }

@@ -6,8 +6,8 @@ use std::fmt::Display;
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, TryGetable, Value};
 use whatsapp_store::{
-    AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, Device, KeyPairBytes, MutationMac, PreKey,
-    Result, SignedPreKey, StoreError,
+    AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, ChatSettings, Contact, ContactName, Device,
+    KeyPairBytes, MessageSecret, MutationMac, PreKey, PrivacyToken, Result, SignedPreKey, StoreError,
 };
 
 /// Rows per multi-row statement. Keeps every statement under SQLite's 32,766 bound variables and PostgreSQL's
@@ -911,4 +911,273 @@ pub(crate) async fn outgoing_event<C: ConnectionTrait>(
         .get("plaintext")
     })
     .transpose()
+}
+
+// --- Contacts, chat settings, secrets ---
+
+fn parse_jid(table: &'static str, key: impl Display, text: &str) -> Result<whatsapp_binary::Jid> {
+    text.parse()
+        .map_err(|e| corrupt(table, key, format!("JID {text:?}: {e}")))
+}
+
+/// Sets one name column of a contact; returns `Some(previous)` when it changed. Not a transaction: the read and
+/// the write race only with another writer of the same name, and the last writer wins either way.
+pub(crate) async fn put_contact_field<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    column: &'static str,
+    jid: &whatsapp_binary::Jid,
+    name: &str,
+) -> Result<Option<String>> {
+    let key = jid.to_string();
+    let row = one(
+        c,
+        &format!("SELECT {column} FROM wa_contact WHERE account = $1 AND jid = $2"),
+        vec![account.0.into(), key.clone().into()],
+    )
+    .await?;
+    let previous: String = match row {
+        Some(row) => Row {
+            row: &row,
+            table: "wa_contact",
+            key: format!("account {account}, jid {key}"),
+        }
+        .get(column)?,
+        None => String::new(),
+    };
+    if previous == name {
+        return Ok(None);
+    }
+    let sql = format!(
+        "INSERT INTO wa_contact (account, jid, {column}) VALUES ($1, $2, $3) \
+         ON CONFLICT (account, jid) DO UPDATE SET {column} = excluded.{column}"
+    );
+    exec(c, &sql, vec![account.0.into(), key.into(), name.into()]).await?;
+    Ok(Some(previous))
+}
+
+pub(crate) async fn put_contact_names<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    names: &[ContactName],
+) -> Result<()> {
+    let rows = last_wins(names, |n| n.jid.to_string())
+        .into_iter()
+        .map(|n| {
+            vec![
+                account.0.into(),
+                n.jid.to_string().into(),
+                n.first_name.clone().into(),
+                n.full_name.clone().into(),
+            ]
+        })
+        .collect();
+    upsert_rows(
+        c,
+        "INSERT INTO wa_contact (account, jid, first_name, full_name) VALUES",
+        "ON CONFLICT (account, jid) DO UPDATE SET first_name = excluded.first_name, full_name = excluded.full_name",
+        4,
+        rows,
+    )
+    .await
+}
+
+const CONTACT_COLUMNS: &str = "jid, first_name, full_name, push_name, business_name";
+
+fn contact_row(row: &QueryResult, account: AccountId) -> Result<Contact> {
+    let r = Row {
+        row,
+        table: "wa_contact",
+        key: format!("account {account}"),
+    };
+    let jid: String = r.get("jid")?;
+    let r = Row {
+        key: format!("account {account}, jid {jid}"),
+        ..r
+    };
+    Ok(Contact {
+        jid: parse_jid("wa_contact", &r.key, &jid)?,
+        first_name: r.get("first_name")?,
+        full_name: r.get("full_name")?,
+        push_name: r.get("push_name")?,
+        business_name: r.get("business_name")?,
+    })
+}
+
+pub(crate) async fn contact<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    jid: &whatsapp_binary::Jid,
+) -> Result<Option<Contact>> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM wa_contact WHERE account = $1 AND jid = $2");
+    let row = one(c, &sql, vec![account.0.into(), jid.to_string().into()]).await?;
+    row.map(|row| contact_row(&row, account)).transpose()
+}
+
+pub(crate) async fn contacts<C: ConnectionTrait>(c: &C, account: AccountId) -> Result<Vec<Contact>> {
+    let sql = format!("SELECT {CONTACT_COLUMNS} FROM wa_contact WHERE account = $1 ORDER BY jid");
+    all(c, &sql, vec![account.0.into()])
+        .await?
+        .iter()
+        .map(|row| contact_row(row, account))
+        .collect()
+}
+
+pub(crate) async fn put_chat_setting<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    column: &'static str,
+    chat: &whatsapp_binary::Jid,
+    value: Value,
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO wa_chat_settings (account, chat, {column}) VALUES ($1, $2, $3) \
+         ON CONFLICT (account, chat) DO UPDATE SET {column} = excluded.{column}"
+    );
+    exec(c, &sql, vec![account.0.into(), chat.to_string().into(), value])
+        .await
+        .map(drop)
+}
+
+pub(crate) async fn chat_settings<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    chat: &whatsapp_binary::Jid,
+) -> Result<Option<ChatSettings>> {
+    let row = one(
+        c,
+        "SELECT muted_until, pinned, archived FROM wa_chat_settings WHERE account = $1 AND chat = $2",
+        vec![account.0.into(), chat.to_string().into()],
+    )
+    .await?;
+    row.map(|row| {
+        let r = Row {
+            row: &row,
+            table: "wa_chat_settings",
+            key: format!("account {account}, chat {chat}"),
+        };
+        Ok(ChatSettings {
+            muted_until: r.get("muted_until")?,
+            pinned: r.get("pinned")?,
+            archived: r.get("archived")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn put_message_secrets<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    secrets: &[MessageSecret],
+) -> Result<()> {
+    // DO NOTHING keeps the first secret of a message, also within one statement.
+    let rows = secrets
+        .iter()
+        .map(|m| {
+            vec![
+                account.0.into(),
+                m.chat.to_string().into(),
+                m.sender.to_string().into(),
+                m.id.clone().into(),
+                m.secret.clone().into(),
+            ]
+        })
+        .collect();
+    upsert_rows(
+        c,
+        "INSERT INTO wa_message_secret (account, chat, sender, message_id, secret) VALUES",
+        "ON CONFLICT (account, chat, sender, message_id) DO NOTHING",
+        5,
+        rows,
+    )
+    .await
+}
+
+pub(crate) async fn message_secret<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    chat: &whatsapp_binary::Jid,
+    sender: &whatsapp_binary::Jid,
+    id: &str,
+) -> Result<Option<Vec<u8>>> {
+    let row = one(
+        c,
+        "SELECT secret FROM wa_message_secret WHERE account = $1 AND chat = $2 AND sender = $3 AND message_id = $4",
+        vec![account.0.into(), chat.to_string().into(), sender.to_string().into(), id.into()],
+    )
+    .await?;
+    row.map(|row| {
+        Row {
+            row: &row,
+            table: "wa_message_secret",
+            key: format!("account {account}, chat {chat}, id {id}"),
+        }
+        .get("secret")
+    })
+    .transpose()
+}
+
+pub(crate) async fn put_privacy_tokens<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    tokens: &[PrivacyToken],
+) -> Result<()> {
+    let rows = last_wins(tokens, |t| t.user.to_string())
+        .into_iter()
+        .map(|t| {
+            vec![
+                account.0.into(),
+                t.user.to_string().into(),
+                t.token.clone().into(),
+                t.timestamp.into(),
+            ]
+        })
+        .collect();
+    upsert_rows(
+        c,
+        "INSERT INTO wa_privacy_token (account, user_jid, token, token_timestamp) VALUES",
+        "ON CONFLICT (account, user_jid) DO UPDATE SET token = excluded.token, token_timestamp = excluded.token_timestamp",
+        4,
+        rows,
+    )
+    .await
+}
+
+pub(crate) async fn privacy_token<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &whatsapp_binary::Jid,
+) -> Result<Option<PrivacyToken>> {
+    let row = one(
+        c,
+        "SELECT token, token_timestamp FROM wa_privacy_token WHERE account = $1 AND user_jid = $2",
+        vec![account.0.into(), user.to_string().into()],
+    )
+    .await?;
+    row.map(|row| {
+        let r = Row {
+            row: &row,
+            table: "wa_privacy_token",
+            key: format!("account {account}, user {user}"),
+        };
+        Ok(PrivacyToken {
+            user: user.clone(),
+            token: r.get("token")?,
+            timestamp: r.get("token_timestamp")?,
+        })
+    })
+    .transpose()
+}
+
+pub(crate) async fn delete_expired_privacy_tokens<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    cutoff: i64,
+) -> Result<u64> {
+    exec(
+        c,
+        "DELETE FROM wa_privacy_token WHERE account = $1 AND token_timestamp < $2",
+        vec![account.0.into(), cutoff.into()],
+    )
+    .await
 }

@@ -9,8 +9,9 @@
 use whatsapp_binary::Jid;
 
 use crate::{
-    AccountId, AccountStore, AppStateSyncKey, AppStateVersion, Backend, BufferedEvent, Device, KeyPairBytes,
-    LidMapping, MutationMac, PreKey, PreKeyStore, SessionStore, SignedPreKey, StoreError, StoreTransaction,
+    AccountId, AccountStore, AppStateSyncKey, AppStateVersion, Backend, BufferedEvent, ChatSettings, Contact,
+    ContactName, Device, KeyPairBytes, LidMapping, MessageSecret, MutationMac, PreKey, PreKeyStore,
+    PrivacyToken, SessionStore, SignedPreKey, StoreError, StoreTransaction,
 };
 
 /// A deterministic device record whose every field depends on `seed` (for tests and benchmarks).
@@ -70,6 +71,9 @@ pub async fn run<B: Backend>(backend: &B) {
     app_state(&a, &b).await;
     event_buffer(&a, &b).await;
     transactions(&a).await;
+    contacts(&a, &b).await;
+    chat_settings(&a, &b).await;
+    secrets(&a, &b).await;
     lid_map(backend).await;
     leases(backend, a.id()).await;
     // Deleting an account removes all its data and leaves the other one alone.
@@ -587,4 +591,139 @@ async fn leases<B: Backend>(backend: &B, account: AccountId) {
         .await
         .expect("acquire released");
     backend.release_lease(&l3).await.expect("release");
+}
+
+async fn contacts<A: AccountStore>(a: &A, b: &A) {
+    let jid = |n: u32| Jid::new(format!("1555000{n:04}"), Jid::DEFAULT_USER_SERVER);
+    assert_eq!(a.contact(&jid(1)).await.expect("get"), None);
+    assert_eq!(
+        a.put_push_name(&jid(1), "Ann").await.expect("push"),
+        Some(String::new())
+    );
+    assert_eq!(a.put_push_name(&jid(1), "Ann").await.expect("push same"), None);
+    assert_eq!(
+        a.put_push_name(&jid(1), "Anna").await.expect("push new"),
+        Some("Ann".into())
+    );
+    assert_eq!(
+        a.put_business_name(&jid(2), "Shop").await.expect("business"),
+        Some(String::new())
+    );
+    let names: Vec<ContactName> = (0..400)
+        .map(|n| ContactName {
+            jid: jid(n),
+            first_name: format!("F{n}"),
+            full_name: format!("F{n} L"),
+        })
+        .collect();
+    a.put_contact_names(&names).await.expect("names");
+    let one = a.contact(&jid(1)).await.expect("get").expect("contact 1");
+    assert_eq!(
+        one,
+        Contact {
+            jid: jid(1),
+            first_name: "F1".into(),
+            full_name: "F1 L".into(),
+            push_name: "Anna".into(),
+            business_name: String::new()
+        }
+    );
+    assert_eq!(
+        a.contact(&jid(2)).await.expect("get").map(|c| c.business_name),
+        Some("Shop".into())
+    );
+    let all = a.contacts().await.expect("all");
+    assert_eq!(all.len(), 400);
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].jid.to_string() < w[1].jid.to_string()),
+        "ordered by JID"
+    );
+    assert!(b.contacts().await.expect("b all").is_empty());
+}
+
+async fn chat_settings<A: AccountStore>(a: &A, b: &A) {
+    let chat = Jid::new("120363000000000009", Jid::GROUP_SERVER);
+    assert_eq!(a.chat_settings(&chat).await.expect("get"), None);
+    a.put_pinned(&chat, true).await.expect("pin");
+    assert_eq!(
+        a.chat_settings(&chat).await.expect("get"),
+        Some(ChatSettings {
+            muted_until: 0,
+            pinned: true,
+            archived: false
+        })
+    );
+    a.put_muted_until(&chat, -1).await.expect("mute");
+    a.put_archived(&chat, true).await.expect("archive");
+    a.put_pinned(&chat, false).await.expect("unpin");
+    assert_eq!(
+        a.chat_settings(&chat).await.expect("get"),
+        Some(ChatSettings {
+            muted_until: -1,
+            pinned: false,
+            archived: true
+        })
+    );
+    assert_eq!(b.chat_settings(&chat).await.expect("get b"), None);
+}
+
+async fn secrets<A: AccountStore>(a: &A, b: &A) {
+    let chat = Jid::new("120363000000000009", Jid::GROUP_SERVER);
+    let sender = Jid::new("15550001111", Jid::DEFAULT_USER_SERVER);
+    let secret = |id: &str, byte: u8| MessageSecret {
+        chat: chat.clone(),
+        sender: sender.clone(),
+        id: id.into(),
+        secret: vec![byte; 32],
+    };
+    a.put_message_secrets(&[secret("M1", 1), secret("M2", 2)])
+        .await
+        .expect("put");
+    a.put_message_secrets(&[secret("M1", 9)])
+        .await
+        .expect("put again");
+    a.put_message_secrets(&[]).await.expect("put none");
+    assert_eq!(
+        a.message_secret(&chat, &sender, "M1").await.expect("get"),
+        Some(vec![1; 32])
+    );
+    assert_eq!(
+        a.message_secret(&chat, &sender, "M2").await.expect("get"),
+        Some(vec![2; 32])
+    );
+    assert_eq!(a.message_secret(&chat, &chat, "M2").await.expect("get"), None);
+    assert_eq!(b.message_secret(&chat, &sender, "M1").await.expect("get b"), None);
+
+    let token = |user: &str, ts: i64| PrivacyToken {
+        user: Jid::new(user, Jid::DEFAULT_USER_SERVER),
+        token: user.as_bytes().to_vec(),
+        timestamp: ts,
+    };
+    a.put_privacy_tokens(&[token("1555", 100), token("1666", 200)])
+        .await
+        .expect("put tokens");
+    a.put_privacy_tokens(&[token("1555", 300)])
+        .await
+        .expect("replace token");
+    assert_eq!(a.privacy_token(&sender).await.expect("get"), None);
+    assert_eq!(
+        a.privacy_token(&Jid::new("1555", Jid::DEFAULT_USER_SERVER))
+            .await
+            .expect("get"),
+        Some(token("1555", 300))
+    );
+    assert_eq!(a.delete_expired_privacy_tokens(250).await.expect("expire"), 1);
+    assert_eq!(
+        a.privacy_token(&Jid::new("1666", Jid::DEFAULT_USER_SERVER))
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        b.privacy_token(&Jid::new("1555", Jid::DEFAULT_USER_SERVER))
+            .await
+            .expect("get b"),
+        None
+    );
 }

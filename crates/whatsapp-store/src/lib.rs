@@ -4,7 +4,8 @@
 //! Layer: storage API, below the protocol engine. Entry types: [`Backend`] (hosts many accounts and the global
 //! LID map, hands out leases), [`AccountStore`] (one account's cheap-to-clone handle implementing every
 //! per-account trait: [`IdentityStore`], [`SessionStore`], [`PreKeyStore`], [`SenderKeyStore`],
-//! [`AppStateKeyStore`], [`AppStateStore`], [`EventBufferStore`]), [`StoreTransaction`], the [`Device`] record,
+//! [`AppStateKeyStore`], [`AppStateStore`], [`EventBufferStore`], [`ContactStore`], [`ChatSettingsStore`],
+//! [`SecretStore`]), [`StoreTransaction`], the [`Device`] record,
 //! [`MemoryBackend`], and [`conformance::run`].
 //!
 //! How a client holds a store: it opens (or creates) its account on a shared backend once, and keeps the
@@ -41,10 +42,12 @@ pub mod conformance;
 pub use error::{Result, StoreError};
 pub use memory::{MemoryAccount, MemoryBackend, MemoryTransaction};
 pub use model::{
-    APP_STATE_HASH_LEN, AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, Device, KeyPairBytes,
-    Lease, LidMapping, MAX_PREKEY_ID, MutationMac, PreKey, SignedPreKey, UnixMillis, prekey_id_of,
+    APP_STATE_HASH_LEN, AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, ChatSettings, Contact,
+    ContactName, Device, KeyPairBytes, Lease, LidMapping, MAX_PREKEY_ID, MessageSecret, MutationMac, PreKey,
+    PrivacyToken, SignedPreKey, UnixMillis, prekey_id_of,
 };
 pub use traits::{
-    AccountStore, AppStateKeyStore, AppStateStore, Backend, EventBufferStore, IdentityStore, LidStore,
-    PreKeyStore, SenderKeyStore, SessionStore, StoreTransaction,
+    AccountStore, AppStateKeyStore, AppStateStore, Backend, ChatSettingsStore, ContactStore,
+    EventBufferStore, IdentityStore, LidStore, PreKeyStore, SecretStore, SenderKeyStore, SessionStore,
+    StoreTransaction,
 };

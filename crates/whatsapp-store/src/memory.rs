@@ -11,9 +11,10 @@ use whatsapp_binary::Jid;
 
 use crate::{
     AccountId, AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend,
-    BufferedEvent, Device, EventBufferStore, IdentityStore, Lease, LidMapping, LidStore, MutationMac, PreKey,
-    PreKeyStore, Result, SenderKeyStore, SessionStore, StoreError, StoreTransaction, UnixMillis,
-    prekey_id_of,
+    BufferedEvent, ChatSettings, ChatSettingsStore, Contact, ContactName, ContactStore, Device,
+    EventBufferStore, IdentityStore, Lease, LidMapping, LidStore, MessageSecret, MutationMac, PreKey,
+    PreKeyStore, PrivacyToken, Result, SecretStore, SenderKeyStore, SessionStore, StoreError,
+    StoreTransaction, UnixMillis, prekey_id_of,
 };
 
 #[derive(Default)]
@@ -29,6 +30,21 @@ struct AccountData {
     mutation_macs: BTreeMap<(String, [u8; 32]), [u8; 32]>,
     buffered_events: BTreeMap<[u8; 32], BufferedEvent>,
     outgoing_events: BTreeMap<(String, String), (Vec<u8>, UnixMillis)>,
+    contacts: BTreeMap<String, Contact>,
+    chat_settings: BTreeMap<String, ChatSettings>,
+    message_secrets: BTreeMap<(String, String, String), Vec<u8>>,
+    privacy_tokens: BTreeMap<String, PrivacyToken>,
+}
+
+fn contact_entry<'a>(a: &'a mut AccountData, jid: &Jid) -> &'a mut Contact {
+    a.contacts.entry(jid.to_string()).or_insert_with(|| Contact {
+        jid: jid.clone(),
+        ..Contact::default()
+    })
+}
+
+fn replace_name(slot: &mut String, name: &str) -> Option<String> {
+    (slot != name).then(|| core::mem::replace(slot, name.to_owned()))
 }
 
 #[derive(Default)]
@@ -343,6 +359,90 @@ impl EventBufferStore for MemoryAccount {
             let before = a.outgoing_events.len();
             a.outgoing_events.retain(|_, (_, t)| *t >= cutoff);
             (before - a.outgoing_events.len()) as u64
+        })
+    }
+}
+
+impl ContactStore for MemoryAccount {
+    fn put_push_name(&self, jid: &Jid, name: &str) -> impl Future<Output = Result<Option<String>>> + Send {
+        self.with(|a| replace_name(&mut contact_entry(a, jid).push_name, name))
+    }
+    fn put_business_name(
+        &self,
+        jid: &Jid,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send {
+        self.with(|a| replace_name(&mut contact_entry(a, jid).business_name, name))
+    }
+    fn put_contact_names(&self, names: &[ContactName]) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            for n in names {
+                let c = contact_entry(a, &n.jid);
+                c.first_name = n.first_name.clone();
+                c.full_name = n.full_name.clone();
+            }
+        })
+    }
+    fn contact(&self, jid: &Jid) -> impl Future<Output = Result<Option<Contact>>> + Send {
+        self.with(|a| a.contacts.get(&jid.to_string()).cloned())
+    }
+    fn contacts(&self) -> impl Future<Output = Result<Vec<Contact>>> + Send {
+        self.with(|a| a.contacts.values().cloned().collect())
+    }
+}
+
+impl ChatSettingsStore for MemoryAccount {
+    fn put_muted_until(&self, chat: &Jid, until: i64) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| a.chat_settings.entry(chat.to_string()).or_default().muted_until = until)
+    }
+    fn put_pinned(&self, chat: &Jid, pinned: bool) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| a.chat_settings.entry(chat.to_string()).or_default().pinned = pinned)
+    }
+    fn put_archived(&self, chat: &Jid, archived: bool) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| a.chat_settings.entry(chat.to_string()).or_default().archived = archived)
+    }
+    fn chat_settings(&self, chat: &Jid) -> impl Future<Output = Result<Option<ChatSettings>>> + Send {
+        self.with(|a| a.chat_settings.get(&chat.to_string()).copied())
+    }
+}
+
+impl SecretStore for MemoryAccount {
+    fn put_message_secrets(&self, secrets: &[MessageSecret]) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            for m in secrets {
+                a.message_secrets
+                    .entry((m.chat.to_string(), m.sender.to_string(), m.id.clone()))
+                    .or_insert_with(|| m.secret.clone());
+            }
+        })
+    }
+    fn message_secret(
+        &self,
+        chat: &Jid,
+        sender: &Jid,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        self.with(|a| {
+            a.message_secrets
+                .get(&(chat.to_string(), sender.to_string(), id.to_owned()))
+                .cloned()
+        })
+    }
+    fn put_privacy_tokens(&self, tokens: &[PrivacyToken]) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            for t in tokens {
+                a.privacy_tokens.insert(t.user.to_string(), t.clone());
+            }
+        })
+    }
+    fn privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<PrivacyToken>>> + Send {
+        self.with(|a| a.privacy_tokens.get(&user.to_string()).cloned())
+    }
+    fn delete_expired_privacy_tokens(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
+        self.with(|a| {
+            let before = a.privacy_tokens.len();
+            a.privacy_tokens.retain(|_, t| t.timestamp >= cutoff);
+            (before - a.privacy_tokens.len()) as u64
         })
     }
 }

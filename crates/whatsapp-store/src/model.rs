@@ -207,6 +207,84 @@ impl LidMapping {
     }
 }
 
+/// What is known about one contact (protocol-facts §2, contact store).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Contact {
+    /// The contact's user JID.
+    pub jid: Jid,
+    /// First name from the address book (app-state contact action).
+    pub first_name: String,
+    /// Full name from the address book.
+    pub full_name: String,
+    /// The name the contact set for itself.
+    pub push_name: String,
+    /// The verified business name.
+    pub business_name: String,
+}
+
+/// Address-book names of one contact, as an app-state contact action carries them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ContactName {
+    /// The contact's user JID.
+    pub jid: Jid,
+    /// First name.
+    pub first_name: String,
+    /// Full name.
+    pub full_name: String,
+}
+
+/// Per-chat settings synchronised through app state.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct ChatSettings {
+    /// Muted until this time (unix milliseconds); 0 when not muted, -1 for ever.
+    pub muted_until: i64,
+    /// Pinned to the top.
+    pub pinned: bool,
+    /// Archived.
+    pub archived: bool,
+}
+
+/// The secret of one message (polls, reactions encryption), keyed by chat, sender and message id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageSecret {
+    /// The chat.
+    pub chat: Jid,
+    /// The message's sender.
+    pub sender: Jid,
+    /// The message id.
+    pub id: String,
+    /// The 32-byte secret (kept as bytes; the length is not checked here).
+    pub secret: Vec<u8>,
+}
+
+impl Drop for MessageSecret {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl fmt::Debug for MessageSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessageSecret")
+            .field("chat", &self.chat)
+            .field("sender", &self.sender)
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A privacy token received from a contact (trusted-contact token), sent back with messages to them.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PrivacyToken {
+    /// The contact's user JID.
+    pub user: Jid,
+    /// The token.
+    pub token: Vec<u8>,
+    /// The token's timestamp (unix milliseconds).
+    pub timestamp: UnixMillis,
+}
+
 /// A lease: the right of one owner (one process) to drive an account until `expires_at_ms`.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Lease {

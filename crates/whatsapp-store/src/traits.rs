@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use whatsapp_binary::Jid;
 
 use crate::{
-    AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, Device, Lease, LidMapping, MutationMac,
-    PreKey, Result, UnixMillis,
+    AccountId, AppStateSyncKey, AppStateVersion, BufferedEvent, ChatSettings, Contact, ContactName, Device,
+    Lease, LidMapping, MessageSecret, MutationMac, PreKey, PrivacyToken, Result, UnixMillis,
 };
 
 /// Identity keys of remote Signal addresses (`user[_agent]:device`), protocol-facts §2.
@@ -156,6 +156,53 @@ pub trait EventBufferStore {
     fn delete_old_outgoing_events(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send;
 }
 
+/// Contacts: address-book names, push names and business names.
+pub trait ContactStore {
+    /// Stores a contact's push name; returns `Some(previous)` (empty if there was none) when the name changed,
+    /// `None` when it already was `name`.
+    fn put_push_name(&self, jid: &Jid, name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Stores a contact's business name; returns `Some(previous)` when it changed, like `put_push_name`.
+    fn put_business_name(&self, jid: &Jid, name: &str)
+    -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Stores the address-book names of many contacts at once, atomically.
+    fn put_contact_names(&self, names: &[ContactName]) -> impl Future<Output = Result<()>> + Send;
+    /// One contact.
+    fn contact(&self, jid: &Jid) -> impl Future<Output = Result<Option<Contact>>> + Send;
+    /// Every contact, ordered by JID text.
+    fn contacts(&self) -> impl Future<Output = Result<Vec<Contact>>> + Send;
+}
+
+/// Per-chat settings (mute, pin, archive).
+pub trait ChatSettingsStore {
+    /// Sets the mute end time of `chat`.
+    fn put_muted_until(&self, chat: &Jid, until: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Pins or unpins `chat`.
+    fn put_pinned(&self, chat: &Jid, pinned: bool) -> impl Future<Output = Result<()>> + Send;
+    /// Archives or unarchives `chat`.
+    fn put_archived(&self, chat: &Jid, archived: bool) -> impl Future<Output = Result<()>> + Send;
+    /// The settings of `chat` (`None` if nothing was ever set).
+    fn chat_settings(&self, chat: &Jid) -> impl Future<Output = Result<Option<ChatSettings>>> + Send;
+}
+
+/// Message secrets and privacy tokens.
+pub trait SecretStore {
+    /// Stores many message secrets at once, atomically (an existing secret is kept: the first one wins).
+    fn put_message_secrets(&self, secrets: &[MessageSecret]) -> impl Future<Output = Result<()>> + Send;
+    /// The secret of one message.
+    fn message_secret(
+        &self,
+        chat: &Jid,
+        sender: &Jid,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Stores (or replaces) many privacy tokens at once.
+    fn put_privacy_tokens(&self, tokens: &[PrivacyToken]) -> impl Future<Output = Result<()>> + Send;
+    /// The privacy token of `user`.
+    fn privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<PrivacyToken>>> + Send;
+    /// Deletes tokens older than `cutoff`; returns how many.
+    fn delete_expired_privacy_tokens(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send;
+}
+
 /// The write half of a transaction: the changes a decryption makes, applied together or not at all.
 ///
 /// `commit` persists every change; dropping the transaction (or `rollback`) persists none.
@@ -196,6 +243,9 @@ pub trait AccountStore:
     + AppStateKeyStore
     + AppStateStore
     + EventBufferStore
+    + ContactStore
+    + ChatSettingsStore
+    + SecretStore
     + Clone
     + Send
     + Sync
