@@ -277,6 +277,8 @@ fn codec(c: &mut Criterion) {
         total_bytes as f64 / total_nodes as f64
     );
 
+    interleaved_summary(&ours, &peers, &encoded, total_bytes, total_nodes);
+
     let mut group = c.benchmark_group("binary_decode");
     group.throughput(Throughput::Bytes(total_bytes as u64));
     group.bench_function("ours_tree", |b| {
@@ -346,6 +348,109 @@ fn codec(c: &mut Criterion) {
         });
     });
     group.finish();
+}
+
+/// Times each codec alternately, round after round, and prints the median of each: on a shared machine the load
+/// drifts between criterion's consecutive benchmarks, while alternating rounds see the same load.
+fn interleaved_summary(
+    ours: &[Node],
+    peers: &[wacore_binary::Node],
+    encoded: &[Bytes],
+    bytes: usize,
+    nodes: usize,
+) {
+    use std::time::{Duration, Instant};
+    const ROUNDS: usize = 41;
+    const PASSES: usize = 20;
+    fn time(f: &mut dyn FnMut()) -> Duration {
+        let start = Instant::now();
+        for _ in 0..PASSES {
+            f();
+        }
+        start.elapsed() / PASSES as u32
+    }
+    type Case<'c> = (&'static str, Box<dyn FnMut() + 'c>, Vec<Duration>);
+    let mut cases: Vec<Case<'_>> = vec![
+        (
+            "decode ours (NodeTree)",
+            Box::new(|| {
+                for b in encoded {
+                    black_box(NodeTree::parse(black_box(b)).unwrap().root().tag());
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "decode wacore (unmarshal_ref)",
+            Box::new(|| {
+                for b in encoded {
+                    black_box(
+                        wacore_binary::marshal::unmarshal_ref(black_box(b))
+                            .unwrap()
+                            .tag
+                            .len(),
+                    );
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "decode ours owned (decode_shared)",
+            Box::new(|| {
+                for b in encoded {
+                    black_box(decode_shared(black_box(b)).unwrap());
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "decode wacore owned (unmarshal_ref + to_owned)",
+            Box::new(|| {
+                for b in encoded {
+                    black_box(
+                        wacore_binary::marshal::unmarshal_ref(black_box(b))
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "encode ours (encode_frame)",
+            Box::new(|| {
+                for n in ours {
+                    black_box(encode_frame(black_box(n)));
+                }
+            }),
+            Vec::new(),
+        ),
+        (
+            "encode wacore (marshal)",
+            Box::new(|| {
+                for n in peers {
+                    black_box(wacore_binary::marshal(black_box(n)).unwrap());
+                }
+            }),
+            Vec::new(),
+        ),
+    ];
+    for _ in 0..ROUNDS {
+        for (_, f, times) in cases.iter_mut() {
+            times.push(time(f.as_mut()));
+        }
+    }
+    eprintln!("interleaved medians over {ROUNDS} rounds (corpus: {bytes} bytes, {nodes} nodes):");
+    for (name, _, times) in cases.iter_mut() {
+        times.sort();
+        let median = times[ROUNDS / 2].as_secs_f64();
+        eprintln!(
+            "  {name:<48} {:>8.1} us  {:>7.1} MB/s  {:>6.2} M nodes/s",
+            median * 1e6,
+            bytes as f64 / median / 1e6,
+            nodes as f64 / median / 1e6
+        );
+    }
 }
 
 criterion_group!(benches, codec);
