@@ -22,6 +22,8 @@ mod cert;
 mod error;
 mod frame;
 mod handshake;
+#[cfg(feature = "tokio")]
+mod socket;
 mod transport;
 
 pub use cert::{
@@ -31,6 +33,11 @@ pub use error::{CertError, FrameError, HandshakeError, TransportError};
 pub use frame::{FrameDecoder, INTRO_HEADER, LENGTH_PREFIX_LEN, MAX_FRAME_LEN, encode_frame};
 pub use handshake::{
     ClientAccepted, Initiator, InitiatorFinish, PROTOCOL_NAME, Responder, ResponderFinish, ResponderIdentity,
+};
+#[cfg(feature = "tokio")]
+pub use socket::{
+    Accepted, ClientParams, Connection, IncomingConnection, NoiseListener, NoiseSocket, ORIGIN, SocketError,
+    Stream, WHATSAPP_URL, connect,
 };
 pub use transport::{TAG_LEN, TransportCipher};
 /// The key types the handshake takes, re-exported from `whatsapp-signal`.
