@@ -400,3 +400,105 @@ impl ResponderFinish {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::cert::{ChainParams, issue_chain};
+
+    /// Cross-check against snow, a standard Noise implementation, with the same keys.
+    ///
+    /// Where WhatsApp's variant agrees with standard `Noise_XX_25519_AESGCM_SHA256`: the initial h and ck (the
+    /// 28-byte name padded with zeros is what the standard does for names shorter than the hash), the prologue,
+    /// the token order of messages 2 and 3 (e, ee, s, es / s, se), MixKey, EncryptAndHash, Split, and the AES-GCM
+    /// nonce (the standard's 4 zero bytes + 64-bit counter equals WhatsApp's 8 zero bytes + 32-bit counter for
+    /// every counter below 2^32, which is all WhatsApp allows).
+    ///
+    /// Where it differs: standard Noise hashes the first message's empty payload (MixHash of zero bytes, since
+    /// no key is set yet), WhatsApp does not; from then on every h differs, so the second message's ciphertexts
+    /// differ. Hashing the empty payload by hand in our initiator makes every later byte agree with snow.
+    #[test]
+    fn agrees_with_snow_except_the_unhashed_empty_payload() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let root = PrivateKey::generate(&mut rng);
+        let intermediate = PrivateKey::generate(&mut rng);
+        let server_static = KeyPair::generate(&mut rng);
+        let server_ephemeral = PrivateKey::generate(&mut rng);
+        let noise_key = KeyPair::generate(&mut rng);
+        let chain = issue_chain(
+            &ChainParams {
+                root: &root,
+                intermediate: &intermediate,
+                server_static: &server_static.public,
+                intermediate_serial: 1,
+                not_before: 0,
+                not_after: 10,
+            },
+            &mut rng,
+        );
+        let trust = TrustRoot::custom(root.public_key());
+        let client_ephemeral = PrivateKey::generate(&mut rng);
+
+        for standard in [true, false] {
+            let params: snow::params::NoiseParams = "Noise_XX_25519_AESGCM_SHA256".parse().unwrap();
+            let mut snow_server = snow::Builder::new(params)
+                .local_private_key(server_static.private.as_bytes())
+                .unwrap()
+                .fixed_ephemeral_key_for_testing_only(server_ephemeral.as_bytes())
+                .prologue(&INTRO_HEADER)
+                .unwrap()
+                .build_responder()
+                .unwrap();
+            let mut initiator = Initiator::new(client_ephemeral.clone());
+            if standard {
+                initiator.state.mix_hash(&[]);
+            }
+            let mut buf = vec![0u8; 65535];
+            // Message 1 is the bare ephemeral key in both.
+            snow_server
+                .read_message(initiator.ephemeral.public.as_bytes(), &mut buf)
+                .unwrap();
+            let len = snow_server.write_message(&chain, &mut buf).unwrap();
+            let (e, rest) = buf[..len].split_at(32);
+            let (static_ct, payload_ct) = rest.split_at(48);
+            let server_hello = HandshakeMessage {
+                server_hello: Some(ServerHello {
+                    ephemeral: Some(e.to_vec()),
+                    r#static: Some(static_ct.to_vec()),
+                    payload: Some(payload_ct.to_vec()),
+                    ..ServerHello::default()
+                }),
+                ..HandshakeMessage::default()
+            }
+            .encode_to_vec();
+            let finish = match initiator.read_server_hello(&server_hello, &trust, 5) {
+                Ok(finish) if standard => finish,
+                Err(HandshakeError::Decrypt("serverHello.static")) if !standard => continue,
+                other => panic!("standard={standard}: {other:?}"),
+            };
+            // Our third message is exactly what snow expects, and the transport ciphers interoperate.
+            let (client_finish, mut transport) = finish.finish(&noise_key, b"payload");
+            let finish = decode(&client_finish).unwrap().client_finish.unwrap();
+            let mut message3 = finish.r#static.unwrap();
+            message3.extend(finish.payload.unwrap());
+            let len = snow_server.read_message(&message3, &mut buf).unwrap();
+            assert_eq!(&buf[..len], b"payload");
+            assert_eq!(
+                snow_server.get_remote_static(),
+                Some(&noise_key.public.as_bytes()[..])
+            );
+            let mut snow_transport = snow_server.into_transport_mode().unwrap();
+            for size in [0, 1, 1000, 60_000] {
+                let plaintext = vec![0xab; size];
+                let sealed = transport.encrypt(&plaintext).unwrap();
+                let len = snow_transport.read_message(&sealed, &mut buf).unwrap();
+                assert_eq!(&buf[..len], &plaintext[..]);
+                let len = snow_transport.write_message(&plaintext, &mut buf).unwrap();
+                assert_eq!(transport.decrypt(&buf[..len]).unwrap(), plaintext);
+            }
+        }
+    }
+}
