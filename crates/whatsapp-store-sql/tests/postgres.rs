@@ -7,12 +7,15 @@
 
 mod common;
 
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use whatsapp_store::conformance;
 use whatsapp_store_sql::SqlBackend;
 
 /// A schema of its own on the test database; `None` (after a note) without `WHATSAPP_TEST_POSTGRES_URL`.
 struct TestSchema {
-    admin: SqlBackend,
+    /// A plain connection for creating and dropping the schema: it runs no migrations, so the test never
+    /// touches the database's `public` schema, whatever another checkout migrated there.
+    admin: DatabaseConnection,
     name: String,
     url: String,
 }
@@ -23,12 +26,12 @@ impl TestSchema {
             println!("skipped: WHATSAPP_TEST_POSTGRES_URL not set");
             return None;
         };
-        let admin = SqlBackend::connect(&base)
+        let admin = sea_orm::Database::connect(&base)
             .await
             .expect("connect to the test database");
         let name = common::unique_name("wa_test");
         admin
-            .execute_sql(&format!("CREATE SCHEMA {name}"))
+            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
             .await
             .expect("create schema");
         let sep = if base.contains('?') { '&' } else { '?' };
@@ -42,7 +45,7 @@ impl TestSchema {
 
     async fn drop_schema(self) {
         self.admin
-            .execute_sql(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
             .await
             .expect("drop schema");
     }
