@@ -59,7 +59,7 @@ fn ci(root: &std::path::Path) -> Result<()> {
     run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args(["test", "--workspace"]))?;
     run(cargo()
-        .args(["doc", "--workspace", "--no-deps"])
+        .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-Dwarnings"))?;
     tidy::run(root)?;
     if std::env::var_os("WHATSAPP_CI_SKIP_FUZZ").is_none() {

@@ -10,7 +10,7 @@
 //! * [`TrustRoot`], [`verify_chain`], [`issue_chain`]: the certificate chain.
 //! * [`FrameDecoder`], [`encode_frame`], [`INTRO_HEADER`]: 3-byte length framing.
 //! * [`TransportCipher`]: per-direction AES-256-GCM after the handshake.
-//! * with feature `tokio`: [`connect`], [`NoiseListener`], [`NoiseSocket`].
+//! * with feature `tokio`: `connect`, `NoiseListener`, `NoiseSocket` (documented when the feature is on).
 //!
 //! The core is sans-IO: time (`now`, unix seconds) and randomness (an RNG, or explicit ephemeral keys) are passed
 //! in. What this crate does not do: it does not build or parse the `ClientPayload` (opaque bytes here), does not
