@@ -11,9 +11,14 @@
 //! - [`iq`]: request/response matching with deadlines on a passed-in clock.
 //! - [`policy`]: keepalive timing and prekey refills.
 //! - [`stream`]: `<success>`, `<failure>` and `<stream:error>` classified into what the client does next.
+//! - [`connection`]: every incoming stanza sorted into the handler it needs, and the small replies (acks, IQ
+//!   results, `active`, logout).
+//! - [`device`]: a new device's keys, prekey generation and the upload stanza.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
 
+pub mod connection;
+pub mod device;
 pub mod error;
 pub mod iq;
 pub mod pair;
