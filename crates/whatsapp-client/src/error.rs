@@ -1,0 +1,50 @@
+//! Errors of the client's operations.
+
+use whatsapp_core::PairError;
+use whatsapp_noise::SocketError;
+use whatsapp_store::StoreError;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The connection or its handshake failed (including a server certificate that does not chain to the trust
+    /// root).
+    #[error("connection failed: {0}")]
+    Socket(#[from] SocketError),
+    /// The handshake did not finish in time.
+    #[error("the handshake did not finish within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A pairing step failed.
+    #[error("pairing: {0}")]
+    Pair(#[from] PairError),
+    /// `connect` was called while a connection task is running.
+    #[error("already connected")]
+    AlreadyConnected,
+    /// The operation needs a live, logged-in connection.
+    #[error("not connected")]
+    NotConnected,
+    /// The operation needs a device that is not paired yet.
+    #[error("this device is already paired")]
+    AlreadyPaired,
+    /// The device was logged out; its store is gone. Build a new client to pair again.
+    #[error("logged out")]
+    LoggedOut,
+    /// The server answered an IQ with an error.
+    #[error("server answered {code} {text}")]
+    Iq {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+    /// An IQ got no answer in time.
+    #[error("no answer to the request in time")]
+    IqTimeout,
+    /// The connection ended while a request was waiting.
+    #[error("the connection closed before the answer arrived")]
+    ConnectionClosed,
+}

@@ -1,0 +1,101 @@
+//! What the client tells its user: the [`Event`] enum and the [`Events`] stream.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use whatsapp_binary::{Jid, Node};
+use whatsapp_core::stream::TempBanReason;
+
+use crate::ClientError;
+
+/// Something that happened on the connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A QR code to show; the phone scans it to link this device. A new one follows after `timeout` until the
+    /// server's references run out ([`Event::QrTimeout`]).
+    Qr {
+        /// The string to encode in the QR code (`https://wa.me/settings/linked_devices#...`).
+        code: String,
+        /// How long this code stays valid.
+        timeout: Duration,
+    },
+    /// Every QR code expired without a scan; the client disconnected. Call `connect` again for new codes.
+    QrTimeout,
+    /// The phone linked this device. The server now restarts the stream and the client logs in by itself.
+    PairSuccess {
+        /// The device's phone-number JID.
+        jid: Jid,
+        /// The device's LID.
+        lid: Jid,
+        /// The business name, for business accounts.
+        business_name: Option<String>,
+        /// The phone's platform.
+        platform: Option<String>,
+    },
+    /// Pairing failed; nothing was stored.
+    PairError {
+        /// Why.
+        error: ClientError,
+    },
+    /// The server accepted the login; the connection is ready.
+    Connected,
+    /// The connection was lost; the client reconnects by itself unless auto-reconnect is off.
+    Disconnected,
+    /// The device was logged out (removed from the phone, or refused at login). The store of the account was
+    /// deleted and the client does not reconnect.
+    LoggedOut {
+        /// Whether the server refused the login (`<failure>`) rather than ending a live stream.
+        on_connect: bool,
+        /// The failure reason or stream error code (401 for a removed device; 0 for [`Client::logout`](crate::Client::logout)).
+        code: u32,
+    },
+    /// Another connection of this device took over; this client stopped.
+    StreamReplaced,
+    /// The account is banned for a while; the client stopped.
+    TemporaryBan {
+        /// Why.
+        reason: TempBanReason,
+        /// How long the ban lasts.
+        expire: Duration,
+    },
+    /// The server considers this client version too old; the client stopped.
+    ClientOutdated,
+    /// The server ended the stream with a code this client does not know; it reconnects.
+    StreamError {
+        /// The code, 0 when absent.
+        code: u32,
+        /// The stanza.
+        node: Node,
+    },
+    /// A keepalive ping went unanswered.
+    KeepaliveTimeout {
+        /// Consecutive unanswered pings.
+        error_count: u32,
+    },
+    /// A keepalive ping was answered after failures.
+    KeepaliveRestored,
+    /// Another process took over the account's store lease (see `LEASE_TTL`); this client stopped.
+    LeaseLost,
+}
+
+/// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.
+#[derive(Debug)]
+pub struct Events(pub(crate) mpsc::UnboundedReceiver<Event>);
+
+impl Events {
+    /// The next event; `None` once the client and its connection task are gone.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+}
+
+impl futures::Stream for Events {
+    type Item = Event;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.0.poll_recv(cx)
+    }
+}

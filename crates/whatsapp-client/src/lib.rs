@@ -1,0 +1,306 @@
+//! A WhatsApp Web multi-device client: link this program to a phone as a companion device and stay connected.
+//!
+//! Layer: the facade. It drives the protocol engine (`whatsapp-core`) over the Noise/WebSocket transport
+//! (`whatsapp-noise`) on tokio, keeps the device in a store (`whatsapp-store`; SQLite or PostgreSQL through the
+//! default `sql` feature), and reports what happens as a stream of [`Event`]s.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use whatsapp_client::{Client, Event, sql::SqlBackend};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = SqlBackend::open_sqlite("whatsapp.db").await?;
+//! let (client, mut events) = Client::builder(store).build().await?;
+//! client.connect().await?;
+//! while let Some(event) = events.next().await {
+//!     match event {
+//!         Event::Qr { code, .. } => println!("scan: {code}"),
+//!         Event::Connected => println!("logged in"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! One [`Client`] drives one account. Many clients may share one backend (one database); each holds a lease on
+//! its account while connected, so two processes never drive the same account at once.
+
+mod error;
+mod event;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+use whatsapp_store::{AccountId, AccountStore, Backend};
+
+pub use error::ClientError;
+pub use event::{Event, Events};
+pub use whatsapp_binary::{Jid, Node};
+pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
+pub use whatsapp_noise::TrustRoot;
+pub use whatsapp_store as store;
+/// The SQL store backends (SQLite and PostgreSQL).
+#[cfg(feature = "sql")]
+pub use whatsapp_store_sql as sql;
+
+use session::Command;
+
+/// How long a lease on the account lasts before it must be renewed; the connection task renews it at a third
+/// of this.
+pub const LEASE_TTL: Duration = Duration::from_secs(60);
+
+/// The handshake must finish within this (protocol-facts §3.1).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) url: String,
+    pub(crate) trust_root: TrustRoot,
+    pub(crate) identity: ClientIdentity,
+    pub(crate) auto_reconnect: bool,
+    pub(crate) iq_timeout: Duration,
+}
+
+/// A client for one account. Cheap to clone; every clone drives the same connection.
+pub struct Client<B: Backend> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B: Backend> Clone for Client<B> {
+    fn clone(&self) -> Self {
+        Client {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Client<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.shared.account.id())
+            .field("url", &self.shared.config.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State shared by the handles and the connection task.
+pub(crate) struct Shared<B: Backend> {
+    pub(crate) backend: B,
+    pub(crate) account: B::Account,
+    pub(crate) config: Config,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
+    /// The lease owner name of this client.
+    pub(crate) owner: String,
+    pub(crate) logged_in: AtomicBool,
+    pub(crate) logged_out: AtomicBool,
+    running: Mutex<Option<Running>>,
+}
+
+impl<B: Backend> Shared<B> {
+    pub(crate) fn emit(&self, event: Event) {
+        // The receiver may be gone (the user dropped `Events`); the connection keeps working without it.
+        let _ = self.events.send(event);
+    }
+}
+
+struct Running {
+    commands: mpsc::Sender<Command>,
+    task: JoinHandle<()>,
+}
+
+/// Builds a [`Client`]: `Client::builder(store).build().await`.
+#[derive(Debug)]
+#[must_use]
+pub struct ClientBuilder<B: Backend> {
+    backend: B,
+    account: Option<AccountId>,
+    config: Config,
+}
+
+impl<B: Backend> ClientBuilder<B> {
+    /// Drives an existing account of the store (a device created, and possibly paired, earlier). Without this,
+    /// `build` creates a new unpaired device.
+    pub fn account(mut self, id: AccountId) -> Self {
+        self.account = Some(id);
+        self
+    }
+
+    /// How the client describes itself (version, OS name shown on the phone).
+    pub fn identity(mut self, identity: ClientIdentity) -> Self {
+        self.config.identity = identity;
+        self
+    }
+
+    /// Connects to another server than WhatsApp's, trusting its certificate root instead of WhatsApp's. This is
+    /// for test servers (`whatsapp-testserver`); a client talking to WhatsApp never calls it.
+    pub fn server(mut self, url: impl Into<String>, trust_root: TrustRoot) -> Self {
+        self.config.url = url.into();
+        self.config.trust_root = trust_root;
+        self
+    }
+
+    /// Whether to reconnect by itself after the connection drops (default: yes).
+    pub fn auto_reconnect(mut self, enabled: bool) -> Self {
+        self.config.auto_reconnect = enabled;
+        self
+    }
+
+    /// How long requests wait for the server's answer (default 75 s).
+    pub fn iq_timeout(mut self, timeout: Duration) -> Self {
+        self.config.iq_timeout = timeout;
+        self
+    }
+
+    /// Opens the account (or creates a new device) and returns the client and its event stream.
+    pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
+        let account = match self.account {
+            Some(id) => self.backend.open_account(id).await?,
+            None => {
+                let device = whatsapp_core::device::new_device(&mut rand::rngs::OsRng);
+                self.backend.create_account(&device).await?
+            }
+        };
+        let (events, receiver) = mpsc::unbounded_channel();
+        let owner = format!("whatsapp-client-{:016x}", rand::random::<u64>());
+        let shared = Shared {
+            backend: self.backend,
+            account,
+            config: self.config,
+            events,
+            owner,
+            logged_in: AtomicBool::new(false),
+            logged_out: AtomicBool::new(false),
+            running: Mutex::new(None),
+        };
+        Ok((
+            Client {
+                shared: Arc::new(shared),
+            },
+            Events(receiver),
+        ))
+    }
+}
+
+impl<B: Backend> Client<B> {
+    /// Starts building a client on `backend`.
+    pub fn builder(backend: B) -> ClientBuilder<B> {
+        ClientBuilder {
+            backend,
+            account: None,
+            config: Config {
+                url: whatsapp_noise::WHATSAPP_URL.to_owned(),
+                trust_root: TrustRoot::whatsapp(),
+                identity: ClientIdentity::default(),
+                auto_reconnect: true,
+                iq_timeout: whatsapp_core::iq::DEFAULT_IQ_TIMEOUT,
+            },
+        }
+    }
+
+    /// The account this client drives in its store; pass it to [`ClientBuilder::account`] after a restart.
+    pub fn account_id(&self) -> AccountId {
+        self.shared.account.id()
+    }
+
+    /// The device's phone-number JID, once paired.
+    pub async fn jid(&self) -> Result<Option<Jid>, ClientError> {
+        Ok(self.shared.account.device().await?.jid.clone())
+    }
+
+    /// Whether the server has accepted the login on the current connection.
+    pub fn is_logged_in(&self) -> bool {
+        self.shared.logged_in.load(Ordering::Acquire)
+    }
+
+    /// Connects and starts the connection task; returns once the Noise handshake succeeded (the login result and
+    /// QR codes arrive as events). Fails if the server cannot be reached, its certificate does not chain to the
+    /// trust root, or the account is leased by another process.
+    pub async fn connect(&self) -> Result<(), ClientError> {
+        if self.shared.logged_out.load(Ordering::Acquire) {
+            return Err(ClientError::LoggedOut);
+        }
+        let mut running = self.shared.running.lock().await;
+        if running.as_ref().is_some_and(|r| !r.task.is_finished()) {
+            return Err(ClientError::AlreadyConnected);
+        }
+        let opened = session::open(&self.shared).await?;
+        let (commands, receiver) = mpsc::channel(32);
+        let span = tracing::info_span!("whatsapp", account = %self.shared.account.id());
+        let task = tokio::spawn(session::run(Arc::clone(&self.shared), opened, receiver).instrument(span));
+        *running = Some(Running { commands, task });
+        Ok(())
+    }
+
+    /// Closes the connection and stops reconnecting. Returns once the connection task has ended.
+    pub async fn disconnect(&self) {
+        let running = self.shared.running.lock().await.take();
+        if let Some(running) = running {
+            let (done, wait) = oneshot::channel();
+            if running.commands.send(Command::Disconnect { done }).await.is_ok() {
+                let _ = wait.await;
+            }
+            let _ = running.task.await;
+        }
+    }
+
+    /// Asks for a phone-number pairing code for `phone` (international form, digits only or with `+`/spaces).
+    /// Show the returned `XXXX-XXXX` code to the user, who types it on the phone; the result arrives as
+    /// [`Event::PairSuccess`] or [`Event::PairError`]. The client must be connected and not yet paired.
+    pub async fn pair_phone(&self, phone: &str) -> Result<String, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::PairPhone {
+            phone: phone.to_owned(),
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| ClientError::ConnectionClosed)?
+    }
+
+    /// Sends an IQ stanza and waits for the server's answer (an `id` is assigned). Returns the `result` stanza,
+    /// or [`ClientError::Iq`] for an `error` answer.
+    pub async fn send_iq(&self, iq: Node) -> Result<Node, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Iq { node: iq, reply }).await?;
+        answer.await.map_err(|_| ClientError::ConnectionClosed)?
+    }
+
+    /// Unlinks this device from the account (as the phone's "log out" would), disconnects and deletes the
+    /// account from the store. Emits [`Event::LoggedOut`].
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        let jid = self.jid().await?.ok_or(ClientError::NotConnected)?;
+        self.send_iq(whatsapp_core::connection::remove_companion_device(&jid))
+            .await?;
+        self.disconnect().await;
+        self.shared.logged_out.store(true, Ordering::Release);
+        self.shared
+            .backend
+            .delete_account(self.shared.account.id())
+            .await?;
+        self.shared.emit(Event::LoggedOut {
+            on_connect: false,
+            code: 0,
+        });
+        Ok(())
+    }
+
+    async fn command(&self, command: Command) -> Result<(), ClientError> {
+        let running = self.shared.running.lock().await;
+        let running = running.as_ref().ok_or(ClientError::NotConnected)?;
+        running
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| ClientError::NotConnected)
+    }
+}
+
+/// Unix time in seconds and milliseconds.
+pub(crate) fn unix_now() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}

@@ -1,0 +1,813 @@
+//! The connection task: one tokio task per connected client owns the socket and the engine state, reads stanzas,
+//! runs the timers (IQ deadlines, keepalive, QR rotation, lease renewal), and reconnects after a drop.
+//!
+//! Everything happens in one `select!` loop, so the state needs no locks: the socket's receive future is
+//! cancel-safe (a frame is either fully buffered or not taken), and sends run to completion inside the handlers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant as TokioInstant;
+use tracing::{debug, info, warn};
+use whatsapp_binary::{Node, decode_frame, encode_frame};
+use whatsapp_core::PairError;
+use whatsapp_core::connection::{Incoming, md_set, set_active};
+use whatsapp_core::device::{generate_prekeys, key_pair, prekey_upload_for, registration_keys};
+use whatsapp_core::iq::{Instant, IqOutcome, IqTracker};
+use whatsapp_core::pair::{PairClientType, PairSuccess, complete_pair_success, pair_error_reply, qr_code};
+use whatsapp_core::pair_code::{CodePairing, phone_jid};
+use whatsapp_core::policy::{
+    KEEPALIVE_RESPONSE_DEADLINE, Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query,
+    prekeys_to_upload,
+};
+use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
+use whatsapp_noise::{ClientParams, NoiseSocket, PrivateKey, Stream};
+use whatsapp_proto::ProtoMessage;
+use whatsapp_store::{AccountStore, Backend, Device, IdentityStore, Lease, PreKeyStore};
+
+use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, Shared, unix_now};
+
+/// The first QR code is shown this long, the others [`QR_TIMEOUT`] (protocol-facts §3.4).
+const FIRST_QR_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long each QR code after the first is shown.
+const QR_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the handles ask of the connection task.
+pub(crate) enum Command {
+    Iq {
+        node: Node,
+        reply: oneshot::Sender<Result<Node, ClientError>>,
+    },
+    PairPhone {
+        phone: String,
+        reply: oneshot::Sender<Result<String, ClientError>>,
+    },
+    Disconnect {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A connection that finished its handshake, with the device it was opened for.
+pub(crate) struct Opened {
+    socket: NoiseSocket<Stream>,
+    device: Device,
+    lease: Lease,
+}
+
+/// Takes the account's lease and opens a connection: login payload for a paired device, registration payload
+/// for a new one.
+pub(crate) async fn open<B: Backend>(shared: &Shared<B>) -> Result<Opened, ClientError> {
+    let now = unix_now();
+    let lease = shared
+        .backend
+        .acquire_lease(
+            shared.account.id(),
+            &shared.owner,
+            now.as_millis() as i64,
+            LEASE_TTL.as_millis() as i64,
+        )
+        .await?;
+    match handshake(shared, now).await {
+        Ok((socket, device)) => Ok(Opened {
+            socket,
+            device,
+            lease,
+        }),
+        Err(error) => {
+            let _ = shared.backend.release_lease(&lease).await;
+            Err(error)
+        }
+    }
+}
+
+async fn handshake<B: Backend>(
+    shared: &Shared<B>,
+    now: Duration,
+) -> Result<(NoiseSocket<Stream>, Device), ClientError> {
+    let device = shared.account.device().await?;
+    let identity = &shared.config.identity;
+    let payload = match device
+        .jid
+        .as_ref()
+        .and_then(|jid| Some((jid.user_int()?, jid.device())))
+    {
+        Some((user, device_id)) => identity.login_payload(user, device_id),
+        None => identity.registration_payload(&registration_keys(&device)),
+    };
+    let noise_key = key_pair(&device.noise_key);
+    let params = ClientParams {
+        noise_key: &noise_key,
+        client_payload: &payload.encode_to_vec(),
+        trust_root: shared.config.trust_root,
+        now: now.as_secs(),
+        ephemeral: PrivateKey::generate(&mut rand::rngs::OsRng),
+        user_agent: None,
+    };
+    let connection = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        whatsapp_noise::connect(&shared.config.url, params),
+    )
+    .await
+    .map_err(|_| ClientError::HandshakeTimeout(HANDSHAKE_TIMEOUT))??;
+    debug!(paired = device.jid.is_some(), "handshake complete");
+    Ok((connection.socket, device))
+}
+
+/// Why a connection ended.
+enum End {
+    /// The user disconnected, or every handle is gone.
+    Stopped,
+    /// The QR codes ran out.
+    QrTimeout,
+    /// The socket closed or failed, or a frame did not decode.
+    Lost,
+    /// Keepalive pings failed for too long.
+    KeepaliveDead,
+    /// The server ended or refused the stream.
+    Server(Disconnect),
+    /// The lease on the account could not be renewed: another process owns the account now.
+    LeaseLost,
+}
+
+impl From<whatsapp_noise::SocketError> for End {
+    fn from(error: whatsapp_noise::SocketError) -> Self {
+        debug!(%error, "send failed");
+        End::Lost
+    }
+}
+
+/// Runs connections until the client stops: the first one is `opened`, later ones are reconnects.
+pub(crate) async fn run<B: Backend>(
+    shared: Arc<Shared<B>>,
+    opened: Opened,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut rng = StdRng::from_entropy();
+    let mut attempt = 0u32;
+    let mut opened = opened;
+    loop {
+        let lease = opened.lease.clone();
+        let mut session = Session::new(&shared, opened, &mut rng);
+        let end = session.run(&mut commands).await;
+        let reached_login = session.reached_login;
+        let lease = session.lease.unwrap_or(lease);
+        shared.logged_in.store(false, Ordering::Release);
+        if reached_login {
+            attempt = 0;
+        }
+        let immediate = match end {
+            End::Stopped | End::QrTimeout => {
+                release(&shared, &lease).await;
+                return;
+            }
+            End::LeaseLost => {
+                shared.emit(Event::LeaseLost);
+                return;
+            }
+            End::Lost | End::KeepaliveDead => {
+                shared.emit(Event::Disconnected);
+                false
+            }
+            End::Server(disconnect) => match disconnect {
+                Disconnect::Reconnect => true,
+                Disconnect::ReconnectWithBackoff { code } => {
+                    debug!(code, "server asked to reconnect later");
+                    shared.emit(Event::Disconnected);
+                    false
+                }
+                Disconnect::Unknown { code, node } => {
+                    shared.emit(Event::StreamError { code, node });
+                    false
+                }
+                stop => {
+                    stopped_by_server(&shared, &lease, stop).await;
+                    return;
+                }
+            },
+        };
+        if !immediate && !shared.config.auto_reconnect {
+            release(&shared, &lease).await;
+            return;
+        }
+        match reconnect(&shared, &mut commands, &mut attempt, immediate, &mut rng).await {
+            Some(next) => opened = next,
+            None => {
+                release(&shared, &lease).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn release<B: Backend>(shared: &Shared<B>, lease: &Lease) {
+    if let Err(error) = shared.backend.release_lease(lease).await {
+        warn!(%error, "could not release the account lease");
+    }
+}
+
+/// The server ended the stream for good: report it, and delete the account if it was logged out.
+async fn stopped_by_server<B: Backend>(shared: &Shared<B>, lease: &Lease, disconnect: Disconnect) {
+    let event = match disconnect {
+        Disconnect::LoggedOut { code, on_connect } => {
+            info!(
+                code,
+                on_connect, "logged out by the server; deleting the account's store"
+            );
+            shared.logged_out.store(true, Ordering::Release);
+            if let Err(error) = shared.backend.delete_account(shared.account.id()).await {
+                warn!(%error, "could not delete the logged-out account");
+            }
+            Event::LoggedOut { on_connect, code }
+        }
+        Disconnect::StreamReplaced => Event::StreamReplaced,
+        Disconnect::TemporaryBan { reason, expire } => Event::TemporaryBan { reason, expire },
+        Disconnect::ClientOutdated => Event::ClientOutdated,
+        other => {
+            warn!(?other, "unexpected end of stream");
+            Event::Disconnected
+        }
+    };
+    if !shared.logged_out.load(Ordering::Acquire) {
+        release(shared, lease).await;
+    }
+    shared.emit(event);
+}
+
+/// Waits out the backoff and reconnects until it works; `None` if the user disconnected meanwhile.
+async fn reconnect<B: Backend>(
+    shared: &Shared<B>,
+    commands: &mut mpsc::Receiver<Command>,
+    attempt: &mut u32,
+    immediate: bool,
+    rng: &mut StdRng,
+) -> Option<Opened> {
+    let mut first = immediate;
+    loop {
+        let delay = if first {
+            Duration::ZERO
+        } else {
+            reconnect_delay(*attempt, rng.r#gen::<f64>())
+        };
+        first = false;
+        *attempt += 1;
+        debug!(?delay, attempt = *attempt, "reconnecting");
+        let wake = tokio::time::sleep(delay);
+        tokio::pin!(wake);
+        loop {
+            tokio::select! {
+                () = &mut wake => break,
+                command = commands.recv() => match command {
+                    None => return None,
+                    Some(Command::Disconnect { done }) => {
+                        let _ = done.send(());
+                        return None;
+                    }
+                    Some(other) => refuse(other),
+                },
+            }
+        }
+        match open(shared).await {
+            Ok(opened) => return Some(opened),
+            Err(ClientError::Store(error)) => {
+                warn!(%error, "cannot reconnect: store failed");
+                if matches!(error, whatsapp_store::StoreError::LeaseHeld { .. }) {
+                    return None;
+                }
+            }
+            Err(error) => debug!(%error, "reconnect failed"),
+        }
+    }
+}
+
+/// Answers a command that needs a connection while there is none.
+fn refuse(command: Command) {
+    match command {
+        Command::Iq { reply, .. } => {
+            let _ = reply.send(Err(ClientError::NotConnected));
+        }
+        Command::PairPhone { reply, .. } => {
+            let _ = reply.send(Err(ClientError::NotConnected));
+        }
+        Command::Disconnect { done } => {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Who waits for an IQ answer.
+enum Waiter {
+    User(oneshot::Sender<Result<Node, ClientError>>),
+    Ping,
+    Active,
+    PrekeyCount,
+    PrekeyUpload(Vec<u32>),
+    CompanionHello(oneshot::Sender<Result<String, ClientError>>),
+    CompanionFinish,
+}
+
+struct Session<'a, B: Backend> {
+    shared: &'a Shared<B>,
+    socket: NoiseSocket<Stream>,
+    device: Device,
+    lease: Option<Lease>,
+    rng: &'a mut StdRng,
+    start: TokioInstant,
+    iqs: IqTracker<Waiter>,
+    keepalive: Option<(Keepalive, Instant)>,
+    qr_refs: VecDeque<Vec<u8>>,
+    qr_expires: Option<Instant>,
+    code_pairing: Option<CodePairing>,
+    lease_renewal: Instant,
+    reached_login: bool,
+}
+
+impl<'a, B: Backend> Session<'a, B> {
+    fn new(shared: &'a Shared<B>, opened: Opened, rng: &'a mut StdRng) -> Self {
+        let iqs = IqTracker::new(&mut *rng);
+        Session {
+            shared,
+            socket: opened.socket,
+            device: opened.device,
+            lease: Some(opened.lease),
+            rng,
+            start: TokioInstant::now(),
+            iqs,
+            keepalive: None,
+            qr_refs: VecDeque::new(),
+            qr_expires: None,
+            code_pairing: None,
+            lease_renewal: LEASE_TTL / 3,
+            reached_login: false,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.start.elapsed()
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut wake = self.lease_renewal;
+        for candidate in [
+            self.iqs.next_deadline(),
+            self.qr_expires,
+            self.keepalive.as_ref().map(|(_, next)| *next),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            wake = wake.min(candidate);
+        }
+        wake
+    }
+
+    async fn run(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
+        let end = self.serve(commands).await;
+        for (_, waiter) in self.iqs.drain() {
+            match waiter {
+                Waiter::User(reply) => {
+                    let _ = reply.send(Err(ClientError::ConnectionClosed));
+                }
+                Waiter::CompanionHello(reply) => {
+                    let _ = reply.send(Err(ClientError::ConnectionClosed));
+                }
+                _ => {}
+            }
+        }
+        if matches!(end, End::Stopped | End::QrTimeout) {
+            let _ = self.socket.close().await;
+        }
+        end
+    }
+
+    async fn serve(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
+        loop {
+            let wake = self.start + self.next_wake();
+            tokio::select! {
+                frame = self.socket.recv_frame() => match frame {
+                    Ok(Some(frame)) => match decode_frame(&frame) {
+                        Ok(node) => {
+                            if let Err(end) = self.handle_node(&node).await {
+                                return end;
+                            }
+                        }
+                        Err(error) => {
+                            warn!(%error, "undecodable stanza; reconnecting so the server redelivers");
+                            return End::Lost;
+                        }
+                    },
+                    Ok(None) => return End::Lost,
+                    Err(error) => {
+                        debug!(%error, "connection lost");
+                        return End::Lost;
+                    }
+                },
+                command = commands.recv() => match command {
+                    None => return End::Stopped,
+                    Some(Command::Disconnect { done }) => {
+                        let _ = done.send(());
+                        return End::Stopped;
+                    }
+                    Some(command) => {
+                        if let Err(end) = self.handle_command(command).await {
+                            return end;
+                        }
+                    }
+                },
+                () = tokio::time::sleep_until(wake) => {
+                    if let Err(end) = self.on_timer().await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, node: &Node) -> Result<(), End> {
+        self.socket.send_frame(&encode_frame(node)).await?;
+        Ok(())
+    }
+
+    async fn send_iq(&mut self, node: Node, waiter: Waiter, timeout: Duration) -> Result<(), End> {
+        let id = self.iqs.register(self.now() + timeout, waiter);
+        self.send(&node.attr("id", id)).await
+    }
+
+    async fn handle_command(&mut self, command: Command) -> Result<(), End> {
+        match command {
+            Command::Iq { node, reply } => {
+                let timeout = self.shared.config.iq_timeout;
+                self.send_iq(node, Waiter::User(reply), timeout).await
+            }
+            Command::PairPhone { phone, reply } => self.start_code_pairing(&phone, reply).await,
+            Command::Disconnect { done } => {
+                let _ = done.send(());
+                Err(End::Stopped)
+            }
+        }
+    }
+
+    async fn handle_node(&mut self, node: &Node) -> Result<(), End> {
+        debug!(tag = %node.tag, "received");
+        match Incoming::classify(node) {
+            Incoming::IqResponse => {
+                if let Some((waiter, outcome)) = self.iqs.resolve(node) {
+                    self.on_iq_answer(waiter, outcome).await?;
+                }
+            }
+            Incoming::PairDevice { refs, ack } => {
+                self.send(&ack).await?;
+                if self.device.jid.is_none() {
+                    self.qr_refs = refs.into();
+                    self.show_next_qr(FIRST_QR_TIMEOUT)?;
+                }
+            }
+            Incoming::PairSuccess(parsed) => self.on_pair_success(node, parsed).await?,
+            Incoming::CodePairingHello { notification, ack } => {
+                self.send(&ack).await?;
+                self.on_code_pairing_hello(notification).await?;
+            }
+            Incoming::Notification { ack } => self.send(&ack).await?,
+            Incoming::LoginSuccess(success) => self.on_login(success).await?,
+            Incoming::LoginFailure(disconnect) | Incoming::StreamError(disconnect) => {
+                return Err(End::Server(disconnect));
+            }
+            Incoming::ServerPing { reply } => self.send(&reply).await?,
+            _ => debug!(tag = %node.tag, "unhandled stanza"),
+        }
+        Ok(())
+    }
+
+    fn show_next_qr(&mut self, timeout: Duration) -> Result<(), End> {
+        let Some(reference) = self.qr_refs.pop_front() else {
+            self.shared.emit(Event::QrTimeout);
+            return Err(End::QrTimeout);
+        };
+        let code = qr_code(
+            &reference,
+            &self.device.noise_key.public,
+            &self.device.identity_key.public,
+            &self.device.adv_secret,
+            PairClientType::Chrome,
+        );
+        self.qr_expires = Some(self.now() + timeout);
+        self.shared.emit(Event::Qr { code, timeout });
+        Ok(())
+    }
+
+    async fn on_pair_success(
+        &mut self,
+        node: &Node,
+        parsed: Result<PairSuccess, PairError>,
+    ) -> Result<(), End> {
+        self.qr_expires = None;
+        let success = match parsed {
+            Ok(success) => success,
+            Err(error) => {
+                if let Some(id) = node.optional_str_attr("id") {
+                    self.send(&pair_error_reply(id, &error)).await?;
+                }
+                self.shared.emit(Event::PairError { error: error.into() });
+                return Ok(());
+            }
+        };
+        let identity = key_pair(&self.device.identity_key);
+        let paired = match complete_pair_success(&success, &identity, &self.device.adv_secret) {
+            Ok(paired) => paired,
+            Err(error) => {
+                warn!(%error, "refusing pair-success");
+                self.send(&pair_error_reply(&success.iq_id, &error)).await?;
+                self.shared.emit(Event::PairError { error: error.into() });
+                return Ok(());
+            }
+        };
+        let mut device = self.device.clone();
+        device.jid = Some(paired.jid.clone());
+        device.lid = Some(paired.lid.clone());
+        device.account_identity = Some(paired.account.encode_to_vec());
+        device.platform = success.platform.clone().unwrap_or_default();
+        device.business_name = success.business_name.clone().unwrap_or_default();
+        let mut primary = paired.lid.clone();
+        primary.set_device(0);
+        // Persist before answering: once the phone gets the signature, the pairing is done on its side.
+        let stored = async {
+            self.shared
+                .account
+                .put_identity(&primary.signal_address(), &paired.primary_identity)
+                .await?;
+            self.shared.account.put_device(&device).await
+        }
+        .await;
+        if let Err(error) = stored {
+            warn!(%error, "could not store the paired device");
+            let internal = PairError::Malformed("stored device");
+            self.send(&pair_error_reply(&success.iq_id, &internal)).await?;
+            self.shared.emit(Event::PairError { error: error.into() });
+            return Ok(());
+        }
+        self.device = device;
+        self.send(&paired.reply).await?;
+        info!(jid = %paired.jid, "paired");
+        self.shared.emit(Event::PairSuccess {
+            jid: paired.jid,
+            lid: paired.lid,
+            business_name: success.business_name,
+            platform: success.platform,
+        });
+        Ok(())
+    }
+
+    async fn start_code_pairing(
+        &mut self,
+        phone: &str,
+        reply: oneshot::Sender<Result<String, ClientError>>,
+    ) -> Result<(), End> {
+        if self.device.jid.is_some() {
+            let _ = reply.send(Err(ClientError::AlreadyPaired));
+            return Ok(());
+        }
+        let phone = match phone_jid(phone) {
+            Ok(phone) => phone,
+            Err(error) => {
+                let _ = reply.send(Err(error.into()));
+                return Ok(());
+            }
+        };
+        let (pairing, content) = CodePairing::start(
+            phone,
+            &self.device.noise_key.public,
+            PairClientType::Chrome,
+            &self.shared.config.identity.os,
+            true,
+            self.rng,
+        );
+        self.code_pairing = Some(pairing);
+        let timeout = self.shared.config.iq_timeout;
+        self.send_iq(md_set(content), Waiter::CompanionHello(reply), timeout)
+            .await
+    }
+
+    async fn on_code_pairing_hello(&mut self, notification: &Node) -> Result<(), End> {
+        let stage = notification
+            .child("link_code_companion_reg")
+            .and_then(|reg| reg.optional_str_attr("stage"));
+        let Some(pairing) = self
+            .code_pairing
+            .as_ref()
+            .filter(|_| stage == Some("primary_hello"))
+        else {
+            debug!(?stage, "code pairing notification without a pending pairing");
+            return Ok(());
+        };
+        let identity = key_pair(&self.device.identity_key);
+        match pairing.finish(notification, &identity, self.rng) {
+            Ok((adv_secret, content)) => {
+                // The phone's pair-success is MACed with this secret instead of the QR code's.
+                self.device.adv_secret = *adv_secret;
+                self.qr_expires = None;
+                let timeout = self.shared.config.iq_timeout;
+                self.send_iq(md_set(content), Waiter::CompanionFinish, timeout)
+                    .await
+            }
+            Err(error) => {
+                self.shared.emit(Event::PairError { error: error.into() });
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_login(&mut self, success: LoginSuccess) -> Result<(), End> {
+        info!(lid = ?success.lid, "logged in");
+        self.reached_login = true;
+        self.qr_expires = None;
+        self.shared.logged_in.store(true, Ordering::Release);
+        let now = self.now();
+        self.keepalive = Some((Keepalive::new(now), Keepalive::next_ping(now, self.rng)));
+        self.shared.emit(Event::Connected);
+        let timeout = self.shared.config.iq_timeout;
+        self.send_iq(set_active(), Waiter::Active, timeout).await?;
+        self.send_iq(prekey_count_query(), Waiter::PrekeyCount, timeout)
+            .await
+    }
+
+    async fn on_iq_answer(&mut self, waiter: Waiter, outcome: IqOutcome) -> Result<(), End> {
+        match (waiter, outcome) {
+            (Waiter::User(reply), IqOutcome::Result(node)) => {
+                let _ = reply.send(Ok(node));
+            }
+            (Waiter::User(reply), IqOutcome::Error { code, text, .. }) => {
+                let _ = reply.send(Err(ClientError::Iq { code, text }));
+            }
+            (Waiter::Ping, _) => {
+                let now = self.now();
+                if let Some((keepalive, _)) = self.keepalive.as_mut()
+                    && keepalive.succeeded(now) == Some(KeepaliveEvent::Restored)
+                {
+                    self.shared.emit(Event::KeepaliveRestored);
+                }
+            }
+            (Waiter::PrekeyCount, IqOutcome::Result(node)) => match parse_prekey_count(&node) {
+                Some(count) => self.refill_prekeys(count).await?,
+                None => warn!("prekey count answer without a count"),
+            },
+            (Waiter::PrekeyUpload(ids), IqOutcome::Result(_)) => {
+                if let Err(error) = self.shared.account.mark_prekeys_uploaded(&ids).await {
+                    warn!(%error, "could not mark prekeys uploaded");
+                } else {
+                    info!(count = ids.len(), "prekeys uploaded");
+                }
+            }
+            (Waiter::CompanionHello(reply), IqOutcome::Result(node)) => {
+                let answer = match self.code_pairing.as_mut() {
+                    Some(pairing) => pairing
+                        .handle_hello_response(&node)
+                        .map(|()| pairing.code.display())
+                        .map_err(ClientError::from),
+                    None => Err(ClientError::ConnectionClosed),
+                };
+                let _ = reply.send(answer);
+            }
+            (Waiter::CompanionHello(reply), IqOutcome::Error { code, text, .. }) => {
+                self.code_pairing = None;
+                let _ = reply.send(Err(ClientError::Iq { code, text }));
+            }
+            (Waiter::CompanionFinish, IqOutcome::Error { code, text, .. }) => {
+                self.code_pairing = None;
+                self.shared.emit(Event::PairError {
+                    error: ClientError::Iq { code, text },
+                });
+            }
+            (Waiter::Active | Waiter::CompanionFinish, IqOutcome::Result(_)) => {}
+            (waiter, outcome) => {
+                warn!(waiter = waiter.name(), ?outcome, "request refused by the server");
+            }
+        }
+        Ok(())
+    }
+
+    /// Uploads prekeys when the server runs low (policy in `whatsapp_core::policy`); keys generated earlier but
+    /// never uploaded are sent first.
+    async fn refill_prekeys(&mut self, server_count: u32) -> Result<(), End> {
+        let account = &self.shared.account;
+        let planned = async {
+            let local = u32::try_from(account.uploaded_prekey_count().await?).unwrap_or(u32::MAX);
+            let wanted = prekeys_to_upload(server_count, local, None);
+            if wanted == 0 {
+                return Ok(Vec::new());
+            }
+            let mut keys = account.pending_prekeys(wanted).await?;
+            let missing = wanted.saturating_sub(keys.len() as u32);
+            if missing > 0 {
+                let ids = account.reserve_prekey_ids(missing).await?;
+                let fresh = generate_prekeys(&ids, &mut rand::rngs::OsRng);
+                account.put_prekeys(&fresh).await?;
+                keys.extend(fresh);
+            }
+            Ok::<_, whatsapp_store::StoreError>(keys)
+        }
+        .await;
+        let keys = match planned {
+            Ok(keys) if keys.is_empty() => return Ok(()),
+            Ok(keys) => keys,
+            Err(error) => {
+                warn!(%error, "could not prepare prekeys");
+                return Ok(());
+            }
+        };
+        debug!(count = keys.len(), server_count, "uploading prekeys");
+        let node = prekey_upload_for(&self.device, &keys);
+        let ids = keys.iter().map(|k| k.id).collect();
+        let timeout = self.shared.config.iq_timeout;
+        self.send_iq(node, Waiter::PrekeyUpload(ids), timeout).await
+    }
+
+    async fn on_timer(&mut self) -> Result<(), End> {
+        let now = self.now();
+        for (id, waiter) in self.iqs.expire(now) {
+            match waiter {
+                Waiter::User(reply) => {
+                    let _ = reply.send(Err(ClientError::IqTimeout));
+                }
+                Waiter::CompanionHello(reply) => {
+                    let _ = reply.send(Err(ClientError::IqTimeout));
+                }
+                Waiter::Ping => {
+                    if let Some((keepalive, _)) = self.keepalive.as_mut() {
+                        for event in keepalive.failed(now) {
+                            match event {
+                                KeepaliveEvent::Timeout { error_count } => {
+                                    self.shared.emit(Event::KeepaliveTimeout { error_count });
+                                }
+                                KeepaliveEvent::Reconnect => return Err(End::KeepaliveDead),
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                other => warn!(id, waiter = other.name(), "request timed out"),
+            }
+        }
+        if self.qr_expires.is_some_and(|at| at <= now) {
+            self.show_next_qr(QR_TIMEOUT)?;
+        }
+        if let Some((_, next)) = self.keepalive
+            && next <= now
+        {
+            let following = Keepalive::next_ping(now, self.rng);
+            if let Some((_, next)) = self.keepalive.as_mut() {
+                *next = following;
+            }
+            self.send_iq(Keepalive::ping(), Waiter::Ping, KEEPALIVE_RESPONSE_DEADLINE)
+                .await?;
+        }
+        if self.lease_renewal <= now {
+            self.renew_lease().await?;
+        }
+        Ok(())
+    }
+
+    async fn renew_lease(&mut self) -> Result<(), End> {
+        self.lease_renewal = self.now() + LEASE_TTL / 3;
+        let Some(lease) = self.lease.as_ref() else {
+            return Ok(());
+        };
+        let renewed = self
+            .shared
+            .backend
+            .renew_lease(lease, unix_now().as_millis() as i64, LEASE_TTL.as_millis() as i64)
+            .await;
+        match renewed {
+            Ok(lease) => {
+                self.lease = Some(lease);
+                Ok(())
+            }
+            Err(whatsapp_store::StoreError::LeaseLost { .. }) => {
+                warn!("another process took the account's lease; stopping");
+                self.lease = None;
+                Err(End::LeaseLost)
+            }
+            Err(error) => {
+                warn!(%error, "could not renew the account lease; retrying later");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Waiter {
+    fn name(&self) -> &'static str {
+        match self {
+            Waiter::User(_) => "user",
+            Waiter::Ping => "ping",
+            Waiter::Active => "active",
+            Waiter::PrekeyCount => "prekey count",
+            Waiter::PrekeyUpload(_) => "prekey upload",
+            Waiter::CompanionHello(_) => "companion hello",
+            Waiter::CompanionFinish => "companion finish",
+        }
+    }
+}
