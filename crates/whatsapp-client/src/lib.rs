@@ -226,7 +226,7 @@ impl<B: Backend> Client<B> {
             return Err(ClientError::LoggedOut);
         }
         let mut running = self.shared.running.lock().await;
-        if running.as_ref().is_some_and(|r| !r.task.is_finished()) {
+        if running.as_ref().is_some_and(|r| !r.commands.is_closed()) {
             return Err(ClientError::AlreadyConnected);
         }
         let opened = session::open(&self.shared).await?;
@@ -277,15 +277,17 @@ impl<B: Backend> Client<B> {
         self.send_iq(whatsapp_core::connection::remove_companion_device(&jid))
             .await?;
         self.disconnect().await;
-        self.shared.logged_out.store(true, Ordering::Release);
-        self.shared
-            .backend
-            .delete_account(self.shared.account.id())
-            .await?;
-        self.shared.emit(Event::LoggedOut {
-            on_connect: false,
-            code: 0,
-        });
+        // The server may have ended the stream with "device removed" first; then the account is already gone.
+        if !self.shared.logged_out.swap(true, Ordering::AcqRel) {
+            self.shared
+                .backend
+                .delete_account(self.shared.account.id())
+                .await?;
+            self.shared.emit(Event::LoggedOut {
+                on_connect: false,
+                code: 0,
+            });
+        }
         Ok(())
     }
 

@@ -142,17 +142,30 @@ impl From<whatsapp_noise::SocketError> for End {
 }
 
 /// Runs connections until the client stops: the first one is `opened`, later ones are reconnects.
+///
+/// The event that ends the client (logged out, replaced...) is sent after the command channel is closed, so a
+/// handle that sees the event can `connect` again at once.
 pub(crate) async fn run<B: Backend>(
     shared: Arc<Shared<B>>,
     opened: Opened,
-    mut commands: mpsc::Receiver<Command>,
+    commands: mpsc::Receiver<Command>,
 ) {
+    if let Some(event) = run_connections(&shared, opened, commands).await {
+        shared.emit(event);
+    }
+}
+
+async fn run_connections<B: Backend>(
+    shared: &Shared<B>,
+    opened: Opened,
+    mut commands: mpsc::Receiver<Command>,
+) -> Option<Event> {
     let mut rng = StdRng::from_entropy();
     let mut attempt = 0u32;
     let mut opened = opened;
     loop {
         let lease = opened.lease.clone();
-        let mut session = Session::new(&shared, opened, &mut rng);
+        let mut session = Session::new(shared, opened, &mut rng);
         let end = session.run(&mut commands).await;
         let reached_login = session.reached_login;
         let lease = session.lease.unwrap_or(lease);
@@ -161,14 +174,15 @@ pub(crate) async fn run<B: Backend>(
             attempt = 0;
         }
         let immediate = match end {
-            End::Stopped | End::QrTimeout => {
-                release(&shared, &lease).await;
-                return;
+            End::Stopped => {
+                release(shared, &lease).await;
+                return None;
             }
-            End::LeaseLost => {
-                shared.emit(Event::LeaseLost);
-                return;
+            End::QrTimeout => {
+                release(shared, &lease).await;
+                return Some(Event::QrTimeout);
             }
+            End::LeaseLost => return Some(Event::LeaseLost),
             End::Lost | End::KeepaliveDead => {
                 shared.emit(Event::Disconnected);
                 false
@@ -184,21 +198,18 @@ pub(crate) async fn run<B: Backend>(
                     shared.emit(Event::StreamError { code, node });
                     false
                 }
-                stop => {
-                    stopped_by_server(&shared, &lease, stop).await;
-                    return;
-                }
+                stop => return Some(stopped_by_server(shared, &lease, stop).await),
             },
         };
         if !immediate && !shared.config.auto_reconnect {
-            release(&shared, &lease).await;
-            return;
+            release(shared, &lease).await;
+            return None;
         }
-        match reconnect(&shared, &mut commands, &mut attempt, immediate, &mut rng).await {
+        match reconnect(shared, &mut commands, &mut attempt, immediate, &mut rng).await {
             Some(next) => opened = next,
             None => {
-                release(&shared, &lease).await;
-                return;
+                release(shared, &lease).await;
+                return None;
             }
         }
     }
@@ -210,16 +221,17 @@ async fn release<B: Backend>(shared: &Shared<B>, lease: &Lease) {
     }
 }
 
-/// The server ended the stream for good: report it, and delete the account if it was logged out.
-async fn stopped_by_server<B: Backend>(shared: &Shared<B>, lease: &Lease, disconnect: Disconnect) {
+/// The server ended the stream for good: delete the account if it was logged out, and say what to report.
+async fn stopped_by_server<B: Backend>(shared: &Shared<B>, lease: &Lease, disconnect: Disconnect) -> Event {
     let event = match disconnect {
         Disconnect::LoggedOut { code, on_connect } => {
             info!(
                 code,
                 on_connect, "logged out by the server; deleting the account's store"
             );
-            shared.logged_out.store(true, Ordering::Release);
-            if let Err(error) = shared.backend.delete_account(shared.account.id()).await {
+            if !shared.logged_out.swap(true, Ordering::AcqRel)
+                && let Err(error) = shared.backend.delete_account(shared.account.id()).await
+            {
                 warn!(%error, "could not delete the logged-out account");
             }
             Event::LoggedOut { on_connect, code }
@@ -235,7 +247,7 @@ async fn stopped_by_server<B: Backend>(shared: &Shared<B>, lease: &Lease, discon
     if !shared.logged_out.load(Ordering::Acquire) {
         release(shared, lease).await;
     }
-    shared.emit(event);
+    event
 }
 
 /// Waits out the backoff and reconnects until it works; `None` if the user disconnected meanwhile.
@@ -484,7 +496,6 @@ impl<'a, B: Backend> Session<'a, B> {
 
     fn show_next_qr(&mut self, timeout: Duration) -> Result<(), End> {
         let Some(reference) = self.qr_refs.pop_front() else {
-            self.shared.emit(Event::QrTimeout);
             return Err(End::QrTimeout);
         };
         let code = qr_code(
