@@ -56,13 +56,12 @@ impl Keepalive {
         now + KEEPALIVE_INTERVAL_MIN + Duration::from_millis(u64::from(rng.next_u32()) % span)
     }
 
-    /// The ping stanza: `<iq xmlns="w:p" type="get" to="s.whatsapp.net"><ping/></iq>` (the caller adds the id).
+    /// The ping stanza: `<iq xmlns="w:p" type="get" to="s.whatsapp.net"/>` (the caller adds the id).
     pub fn ping() -> Node {
         Node::new("iq")
             .attr("xmlns", "w:p")
             .attr("type", "get")
             .attr("to", crate::server_jid())
-            .children([Node::new("ping")])
     }
 
     /// Records a ping's answer.
