@@ -635,14 +635,23 @@ impl<'a, B: Backend> Session<'a, B> {
         info!(lid = ?success.lid, "logged in");
         self.reached_login = true;
         self.qr_expires = None;
-        self.shared.logged_in.store(true, Ordering::Release);
         let now = self.now();
         self.keepalive = Some((Keepalive::new(now), Keepalive::next_ping(now, self.rng)));
-        self.shared.emit(Event::Connected);
+        // As whatsmeow does: prekey count, a refill if needed, `active`, then `Connected` (protocol-facts §3.3).
+        // A failed step is logged and the sequence goes on.
         let timeout = self.shared.config.iq_timeout;
-        self.send_iq(set_active(), Waiter::Active, timeout).await?;
         self.send_iq(prekey_count_query(), Waiter::PrekeyCount, timeout)
             .await
+    }
+
+    async fn send_active(&mut self) -> Result<(), End> {
+        let timeout = self.shared.config.iq_timeout;
+        self.send_iq(set_active(), Waiter::Active, timeout).await
+    }
+
+    fn connected(&mut self) {
+        self.shared.logged_in.store(true, Ordering::Release);
+        self.shared.emit(Event::Connected);
     }
 
     async fn on_iq_answer(&mut self, waiter: Waiter, outcome: IqOutcome) -> Result<(), End> {
@@ -663,7 +672,10 @@ impl<'a, B: Backend> Session<'a, B> {
             }
             (Waiter::PrekeyCount, IqOutcome::Result(node)) => match parse_prekey_count(&node) {
                 Some(count) => self.refill_prekeys(count).await?,
-                None => warn!("prekey count answer without a count"),
+                None => {
+                    warn!("prekey count answer without a count");
+                    self.send_active().await?;
+                }
             },
             (Waiter::PrekeyUpload(ids), IqOutcome::Result(_)) => {
                 if let Err(error) = self.shared.account.mark_prekeys_uploaded(&ids).await {
@@ -671,6 +683,21 @@ impl<'a, B: Backend> Session<'a, B> {
                 } else {
                     info!(count = ids.len(), "prekeys uploaded");
                 }
+                self.send_active().await?;
+            }
+            (Waiter::Active, outcome) => {
+                if let IqOutcome::Error { code, text, .. } = outcome {
+                    warn!(code, text, "server refused to set the connection active");
+                }
+                self.connected();
+            }
+            (waiter @ (Waiter::PrekeyCount | Waiter::PrekeyUpload(_)), outcome) => {
+                warn!(
+                    waiter = waiter.name(),
+                    ?outcome,
+                    "prekey request refused by the server"
+                );
+                self.send_active().await?;
             }
             (Waiter::CompanionHello(reply), IqOutcome::Result(node)) => {
                 let answer = match self.code_pairing.as_mut() {
@@ -692,7 +719,7 @@ impl<'a, B: Backend> Session<'a, B> {
                     error: ClientError::Iq { code, text },
                 });
             }
-            (Waiter::Active | Waiter::CompanionFinish, IqOutcome::Result(_)) => {}
+            (Waiter::CompanionFinish, IqOutcome::Result(_)) => {}
             (waiter, outcome) => {
                 warn!(waiter = waiter.name(), ?outcome, "request refused by the server");
             }
@@ -722,11 +749,11 @@ impl<'a, B: Backend> Session<'a, B> {
         }
         .await;
         let keys = match planned {
-            Ok(keys) if keys.is_empty() => return Ok(()),
+            Ok(keys) if keys.is_empty() => return self.send_active().await,
             Ok(keys) => keys,
             Err(error) => {
                 warn!(%error, "could not prepare prekeys");
-                return Ok(());
+                return self.send_active().await;
             }
         };
         debug!(count = keys.len(), server_count, "uploading prekeys");
@@ -759,7 +786,20 @@ impl<'a, B: Backend> Session<'a, B> {
                         }
                     }
                 }
-                other => warn!(id, waiter = other.name(), "request timed out"),
+                Waiter::PrekeyCount | Waiter::PrekeyUpload(_) => {
+                    warn!(id, "prekey request timed out");
+                    self.send_active().await?;
+                }
+                Waiter::Active => {
+                    warn!(id, "no answer to `active`");
+                    self.connected();
+                }
+                Waiter::CompanionFinish => {
+                    self.code_pairing = None;
+                    self.shared.emit(Event::PairError {
+                        error: ClientError::IqTimeout,
+                    });
+                }
             }
         }
         if self.qr_expires.is_some_and(|at| at <= now) {
