@@ -14,6 +14,7 @@
 //! - [`connection`]: every incoming stanza sorted into the handler it needs, and the small replies (acks, IQ
 //!   results, `active`, logout).
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
+//! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
 
@@ -25,6 +26,7 @@ pub mod pair;
 pub mod pair_code;
 pub mod payload;
 pub mod policy;
+pub mod signal_store;
 pub mod stream;
 
 pub use error::PairError;

@@ -1,0 +1,361 @@
+//! The Signal stores over an account of `whatsapp-store`, with every change staged and written in one
+//! transaction.
+//!
+//! A decryption changes several records at once (session, peer identity, a consumed prekey, a sender key). The
+//! message may only be acknowledged once all of them are persisted, and if the process dies before that, the
+//! redelivered message must still decrypt. [`StagedSignalStore`] gives both: the Signal functions read through
+//! the staged changes to the account, write only to the stage, and [`StagedSignalStore::commit`] writes the stage
+//! (plus, optionally, the decrypted event) in a single [`StoreTransaction`]. Dropping the stage discards it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+use whatsapp_signal::store::{
+    Direction, IdentityKeyStore, PreKeyStore, ProtocolAddress, SenderKeyName, SenderKeyStore, SessionStore,
+    SignedPreKeyStore,
+};
+use whatsapp_signal::{Error, KeyPair, PublicKey, SenderKeyRecord, SessionRecord};
+use whatsapp_store::{AccountStore, BufferedEvent, Device, StoreError, StoreTransaction};
+
+use crate::device::key_pair;
+
+#[derive(Default)]
+struct Stage {
+    identities: BTreeMap<String, [u8; 32]>,
+    sessions: BTreeMap<String, Vec<u8>>,
+    sender_keys: BTreeMap<(String, String), Vec<u8>>,
+    removed_prekeys: BTreeSet<u32>,
+}
+
+/// The Signal store traits over `account`, staging every write until [`commit`](Self::commit).
+pub struct StagedSignalStore<'a, A: AccountStore> {
+    account: &'a A,
+    identity: KeyPair,
+    registration_id: u32,
+    signed_prekey_id: u32,
+    signed_prekey: KeyPair,
+    stage: Mutex<Stage>,
+}
+
+impl<A: AccountStore> std::fmt::Debug for StagedSignalStore<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedSignalStore")
+            .field("account", &self.account.id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn store_error(error: StoreError) -> Error {
+    Error::Store(error.to_string())
+}
+
+impl<'a, A: AccountStore> StagedSignalStore<'a, A> {
+    /// A stage over `account`, whose own keys are those of `device`.
+    pub fn new(account: &'a A, device: &Device) -> Self {
+        StagedSignalStore {
+            account,
+            identity: key_pair(&device.identity_key),
+            registration_id: device.registration_id,
+            signed_prekey_id: device.signed_prekey.id,
+            signed_prekey: key_pair(&device.signed_prekey.key_pair),
+            stage: Mutex::new(Stage::default()),
+        }
+    }
+
+    fn stage(&self) -> MutexGuard<'_, Stage> {
+        // A panic while the lock was held cannot leave the maps half-updated (every write is one insert).
+        self.stage.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether anything was staged.
+    pub fn has_changes(&self) -> bool {
+        let stage = self.stage();
+        !(stage.identities.is_empty()
+            && stage.sessions.is_empty()
+            && stage.sender_keys.is_empty()
+            && stage.removed_prekeys.is_empty())
+    }
+
+    /// Writes every staged change in one transaction.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.commit_with_event(None).await
+    }
+
+    /// Writes every staged change and, when given, the decrypted event (hash, event) in one transaction, so that
+    /// a redelivered message is recognised by its hash and not processed twice.
+    pub async fn commit_with_event(
+        self,
+        event: Option<(&[u8; 32], &BufferedEvent)>,
+    ) -> Result<(), StoreError> {
+        let stage = self
+            .stage
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut tx = self.account.transaction().await?;
+        for (address, key) in &stage.identities {
+            tx.put_identity(address, key).await?;
+        }
+        for (address, session) in &stage.sessions {
+            tx.put_session(address, session).await?;
+        }
+        for ((group, sender), record) in &stage.sender_keys {
+            tx.put_sender_key(group, sender, record).await?;
+        }
+        for id in &stage.removed_prekeys {
+            tx.remove_prekey(*id).await?;
+        }
+        if let Some((hash, event)) = event {
+            tx.put_buffered_event(hash, event).await?;
+        }
+        tx.commit().await
+    }
+}
+
+impl<A: AccountStore> IdentityKeyStore for StagedSignalStore<'_, A> {
+    async fn identity_key_pair(&self) -> Result<KeyPair, Error> {
+        Ok(self.identity.clone())
+    }
+
+    async fn local_registration_id(&self) -> Result<u32, Error> {
+        Ok(self.registration_id)
+    }
+
+    /// WhatsApp's rule: an unknown identity is trusted on first use; a known one must not change (the caller
+    /// clears it when the server announces an identity change, protocol-facts §3.7).
+    async fn is_trusted_identity(
+        &self,
+        address: &ProtocolAddress,
+        identity: &PublicKey,
+        _direction: Direction,
+    ) -> Result<bool, Error> {
+        let address = address.to_string();
+        let staged = self.stage().identities.get(&address).copied();
+        let known = match staged {
+            Some(key) => Some(key),
+            None => self.account.identity(&address).await.map_err(store_error)?,
+        };
+        Ok(known.is_none_or(|key| &key == identity.as_bytes()))
+    }
+
+    async fn save_identity(&self, address: &ProtocolAddress, identity: &PublicKey) -> Result<(), Error> {
+        self.stage()
+            .identities
+            .insert(address.to_string(), *identity.as_bytes());
+        Ok(())
+    }
+}
+
+impl<A: AccountStore> SessionStore for StagedSignalStore<'_, A> {
+    async fn load_session(&self, address: &ProtocolAddress) -> Result<Option<SessionRecord>, Error> {
+        let address = address.to_string();
+        let staged = self.stage().sessions.get(&address).cloned();
+        let bytes = match staged {
+            Some(bytes) => Some(bytes),
+            None => self.account.session(&address).await.map_err(store_error)?,
+        };
+        bytes.map(|b| SessionRecord::deserialize(&b)).transpose()
+    }
+
+    async fn store_session(&self, address: &ProtocolAddress, record: &SessionRecord) -> Result<(), Error> {
+        self.stage()
+            .sessions
+            .insert(address.to_string(), record.serialize());
+        Ok(())
+    }
+}
+
+impl<A: AccountStore> PreKeyStore for StagedSignalStore<'_, A> {
+    async fn load_pre_key(&self, id: u32) -> Result<Option<KeyPair>, Error> {
+        if self.stage().removed_prekeys.contains(&id) {
+            return Ok(None);
+        }
+        let prekey = self.account.prekey(id).await.map_err(store_error)?;
+        Ok(prekey.map(|k| key_pair(&k.key_pair)))
+    }
+
+    async fn remove_pre_key(&self, id: u32) -> Result<(), Error> {
+        self.stage().removed_prekeys.insert(id);
+        Ok(())
+    }
+}
+
+impl<A: AccountStore> SignedPreKeyStore for StagedSignalStore<'_, A> {
+    async fn load_signed_pre_key(&self, id: u32) -> Result<Option<KeyPair>, Error> {
+        Ok((id == self.signed_prekey_id).then(|| self.signed_prekey.clone()))
+    }
+}
+
+impl<A: AccountStore> SenderKeyStore for StagedSignalStore<'_, A> {
+    async fn load_sender_key(&self, name: &SenderKeyName) -> Result<Option<SenderKeyRecord>, Error> {
+        let key = (name.group.clone(), name.sender.to_string());
+        let staged = self.stage().sender_keys.get(&key).cloned();
+        let bytes = match staged {
+            Some(bytes) => Some(bytes),
+            None => self
+                .account
+                .sender_key(&key.0, &key.1)
+                .await
+                .map_err(store_error)?,
+        };
+        bytes.map(|b| SenderKeyRecord::deserialize(&b)).transpose()
+    }
+
+    async fn store_sender_key(&self, name: &SenderKeyName, record: &SenderKeyRecord) -> Result<(), Error> {
+        self.stage()
+            .sender_keys
+            .insert((name.group.clone(), name.sender.to_string()), record.serialize());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use whatsapp_signal::CiphertextMessage;
+    use whatsapp_signal::session::PreKeyBundle;
+    use whatsapp_signal::store::{decrypt, decrypt_pre_key, encrypt, process_bundle};
+    use whatsapp_store::{Backend, IdentityStore, MemoryBackend, PreKeyStore as _, SessionStore as _};
+
+    use crate::device::{generate_prekeys, new_device};
+
+    struct Party {
+        account: whatsapp_store::MemoryAccount,
+        device: Device,
+        address: ProtocolAddress,
+    }
+
+    async fn party(backend: &MemoryBackend, name: &str, rng: &mut StdRng) -> Party {
+        let device = new_device(rng);
+        let account = backend.create_account(&device).await.unwrap();
+        let ids = account.reserve_prekey_ids(1).await.unwrap();
+        account.put_prekeys(&generate_prekeys(&ids, rng)).await.unwrap();
+        Party {
+            account,
+            device,
+            address: ProtocolAddress::new(name, 0),
+        }
+    }
+
+    async fn bundle(party: &Party) -> PreKeyBundle {
+        let prekey = party.account.pending_prekeys(1).await.unwrap().remove(0);
+        PreKeyBundle {
+            registration_id: party.device.registration_id,
+            identity_key: PublicKey::from_bytes(party.device.identity_key.public),
+            signed_pre_key_id: party.device.signed_prekey.id,
+            signed_pre_key: PublicKey::from_bytes(party.device.signed_prekey.key_pair.public),
+            signed_pre_key_signature: party.device.signed_prekey.signature.to_vec(),
+            pre_key: Some((prekey.id, PublicKey::from_bytes(prekey.key_pair.public))),
+        }
+    }
+
+    /// Alice starts a session with Bob and sends a `pkmsg`; returns it and the prekey id it used.
+    async fn first_message(alice: &Party, bob: &Party, rng: &mut StdRng) -> (CiphertextMessage, u32) {
+        let bundle = bundle(bob).await;
+        let stage = StagedSignalStore::new(&alice.account, &alice.device);
+        process_bundle(&stage, &bob.address, &bundle, rng).await.unwrap();
+        let message = encrypt(&stage, &bob.address, b"hello bob").await.unwrap();
+        stage.commit().await.unwrap();
+        (message, bundle.pre_key.unwrap().0)
+    }
+
+    #[test]
+    fn writes_reach_the_account_only_on_commit() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(11);
+            let backend = MemoryBackend::new();
+            let alice = party(&backend, "alice", &mut rng).await;
+            let bob = party(&backend, "bob", &mut rng).await;
+            let (message, prekey_id) = first_message(&alice, &bob, &mut rng).await;
+            assert!(alice.account.session("bob:0").await.unwrap().is_some());
+            let CiphertextMessage::PreKey(pkmsg) = message else {
+                panic!("the first message is a pkmsg")
+            };
+
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            let plaintext = decrypt_pre_key(&stage, &alice.address, &pkmsg, &mut rng)
+                .await
+                .unwrap();
+            assert_eq!(plaintext, b"hello bob");
+            assert!(stage.has_changes());
+            // Nothing persisted yet: session absent, prekey still there.
+            assert!(bob.account.session("alice:0").await.unwrap().is_none());
+            assert!(bob.account.prekey(prekey_id).await.unwrap().is_some());
+            stage.commit().await.unwrap();
+            assert!(bob.account.session("alice:0").await.unwrap().is_some());
+            assert!(bob.account.prekey(prekey_id).await.unwrap().is_none());
+            assert_eq!(
+                bob.account.identity("alice:0").await.unwrap(),
+                Some(alice.device.identity_key.public)
+            );
+
+            // Bob answers over the new session; Alice decrypts it.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            let reply = encrypt(&stage, &alice.address, b"hi alice").await.unwrap();
+            stage.commit().await.unwrap();
+            let CiphertextMessage::Whisper(reply) = reply else {
+                panic!("an answer is a msg")
+            };
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
+            assert_eq!(
+                decrypt(&stage, &bob.address, &reply, &mut rng).await.unwrap(),
+                b"hi alice"
+            );
+        });
+    }
+
+    #[test]
+    fn an_uncommitted_decryption_can_be_repeated() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(12);
+            let backend = MemoryBackend::new();
+            let alice = party(&backend, "alice", &mut rng).await;
+            let bob = party(&backend, "bob", &mut rng).await;
+            let (message, _) = first_message(&alice, &bob, &mut rng).await;
+            let CiphertextMessage::PreKey(pkmsg) = message else {
+                panic!("the first message is a pkmsg")
+            };
+            // The process dies after decrypting, before the commit: the stage is dropped.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            decrypt_pre_key(&stage, &alice.address, &pkmsg, &mut rng)
+                .await
+                .unwrap();
+            drop(stage);
+            // The redelivered message still decrypts.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            assert_eq!(
+                decrypt_pre_key(&stage, &alice.address, &pkmsg, &mut rng)
+                    .await
+                    .unwrap(),
+                b"hello bob"
+            );
+            let event = BufferedEvent {
+                plaintext: Some(b"hello bob".to_vec()),
+                server_timestamp: 1,
+                insert_time: 2,
+            };
+            stage.commit_with_event(Some((&[7; 32], &event))).await.unwrap();
+            use whatsapp_store::EventBufferStore;
+            assert_eq!(bob.account.buffered_event(&[7; 32]).await.unwrap(), Some(event));
+        });
+    }
+
+    #[test]
+    fn a_changed_identity_is_not_trusted() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(13);
+            let backend = MemoryBackend::new();
+            let alice = party(&backend, "alice", &mut rng).await;
+            let bob = party(&backend, "bob", &mut rng).await;
+            alice.account.put_identity("bob:0", &[9; 32]).await.unwrap();
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
+            let error = process_bundle(&stage, &bob.address, &bundle(&bob).await, &mut rng)
+                .await
+                .unwrap_err();
+            assert!(matches!(error, Error::UntrustedIdentity { .. }), "{error:?}");
+            assert!(!stage.has_changes());
+        });
+    }
+}
