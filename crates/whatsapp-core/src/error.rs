@@ -36,3 +36,23 @@ impl PairError {
         }
     }
 }
+
+/// Why an answer from the server could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// A required element is missing (the path names it).
+    #[error("answer has no {0}")]
+    Missing(&'static str),
+    /// An element has the wrong size or form.
+    #[error("answer has an invalid {0}")]
+    Invalid(&'static str),
+    /// The server reported an error for this item.
+    #[error("server error {code} {text}")]
+    Server {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+}

@@ -14,6 +14,7 @@
 //! - [`connection`]: every incoming stanza sorted into the handler it needs, and the small replies (acks, IQ
 //!   results, `active`, logout).
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
+//! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
@@ -26,10 +27,12 @@ pub mod pair;
 pub mod pair_code;
 pub mod payload;
 pub mod policy;
+pub mod prekeys;
 pub mod signal_store;
 pub mod stream;
+pub mod usync;
 
-pub use error::PairError;
+pub use error::{PairError, ResponseError};
 
 /// The server's own JID, `s.whatsapp.net`: the `to` of IQs addressed to the server.
 pub fn server_jid() -> whatsapp_binary::Jid {
