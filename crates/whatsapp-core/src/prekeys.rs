@@ -23,11 +23,12 @@ pub fn bundle_query(devices: &[Jid]) -> Node {
         }))])
 }
 
+/// One device's bundle, or why the server could not give it.
+pub type BundleAnswer = (Jid, Result<PreKeyBundle, ResponseError>);
+
 /// Reads the answer to [`bundle_query`]: one result per device the server answered for. A missing `<list>` is an
 /// error of the whole answer; a bad entry is an error of that device only.
-pub fn parse_bundles(
-    result: &Node,
-) -> Result<Vec<(Jid, Result<PreKeyBundle, ResponseError>)>, ResponseError> {
+pub fn parse_bundles(result: &Node) -> Result<Vec<BundleAnswer>, ResponseError> {
     let list = result.child("list").ok_or(ResponseError::Missing("list"))?;
     Ok(list
         .children_by_tag("user")
