@@ -15,6 +15,7 @@
 //!   results, `active`, logout).
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
+//! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
@@ -23,6 +24,7 @@ pub mod connection;
 pub mod device;
 pub mod error;
 pub mod iq;
+pub mod message;
 pub mod pair;
 pub mod pair_code;
 pub mod payload;

@@ -1,0 +1,467 @@
+//! One-to-one message stanzas: ids, per-device encryption into `<message><participants>`, and reading and
+//! decrypting an incoming `<message>` (protocol-facts §3.5-3.7).
+//!
+//! Sending: the caller has the recipient's device list ([`crate::usync`]) and sessions (started from
+//! [`crate::prekeys`] bundles); [`encrypt_for_devices`] pads the serialized `Message` and encrypts it once per
+//! device through a [`StagedSignalStore`], and [`message_stanza`] wraps the results. The caller commits the stage
+//! once the stanza is sent. Receiving: [`IncomingMessage::parse`] reads the stanza, [`decrypt`] opens one `<enc>`
+//! and strips the padding; the caller commits the stage before it acknowledges the message.
+
+use bytes::Bytes;
+use rand_core::{CryptoRng, RngCore};
+use sha2::{Digest, Sha256};
+use whatsapp_binary::{Jid, Node};
+use whatsapp_signal::store::ProtocolAddress;
+use whatsapp_signal::{CiphertextMessage, PreKeySignalMessage, SignalMessage, padding};
+use whatsapp_store::AccountStore;
+
+use crate::error::ResponseError;
+use crate::signal_store::StagedSignalStore;
+
+/// The prefix of message ids made by web clients (whatsmeow `WebMessageIDPrefix`).
+pub const WEB_MESSAGE_ID_PREFIX: &str = "3EB0";
+
+/// A new message id: `3EB0` and the upper-case hex of the first 9 bytes of
+/// `SHA-256(unix seconds as 8 bytes BE || own user "@c.us" || 16 random bytes)` (protocol-facts §3.6).
+pub fn message_id(unix_seconds: u64, own_user: Option<&str>, random: &[u8; 16]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(unix_seconds.to_be_bytes());
+    if let Some(user) = own_user {
+        hasher.update(user.as_bytes());
+        hasher.update(b"@c.us");
+    }
+    hasher.update(random);
+    let hash = hasher.finalize();
+    let mut id = String::with_capacity(WEB_MESSAGE_ID_PREFIX.len() + 18);
+    id.push_str(WEB_MESSAGE_ID_PREFIX);
+    for byte in &hash[..9] {
+        id.push_str(&format!("{byte:02X}"));
+    }
+    id
+}
+
+/// The Signal address of a device JID (`user[_agent]`, device).
+pub fn protocol_address(device: &Jid) -> ProtocolAddress {
+    ProtocolAddress::new(device.signal_address_user(), u32::from(device.device()))
+}
+
+/// A message encrypted for one device.
+#[derive(Debug)]
+pub struct Encrypted {
+    /// The device.
+    pub device: Jid,
+    /// `pkmsg` or `msg`.
+    pub message: CiphertextMessage,
+}
+
+/// Pads `plaintext` (a serialized `Message`) and encrypts it for every device, staging the session changes.
+/// Fails on the first device without a usable session, naming it.
+pub async fn encrypt_for_devices<A: AccountStore>(
+    stage: &StagedSignalStore<'_, A>,
+    devices: &[Jid],
+    plaintext: &[u8],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Vec<Encrypted>, (Jid, whatsapp_signal::Error)> {
+    let padded = padding::pad(plaintext, rng);
+    let mut out = Vec::with_capacity(devices.len());
+    for device in devices {
+        let message = whatsapp_signal::store::encrypt(stage, &protocol_address(device), &padded)
+            .await
+            .map_err(|error| (device.clone(), error))?;
+        out.push(Encrypted {
+            device: device.clone(),
+            message,
+        });
+    }
+    Ok(out)
+}
+
+/// `<enc v="2" type="pkmsg|msg">`.
+fn enc_node(message: &CiphertextMessage) -> Node {
+    Node::new("enc")
+        .attr("v", "2")
+        .attr("type", message.kind())
+        .bytes(message.serialized().to_vec())
+}
+
+/// The `<message>` stanza carrying `encrypted` to `to`. `device_identity` (this device's signed ADV identity,
+/// stored at pairing) is attached when any copy is a `pkmsg`, so the recipients can check this device belongs
+/// to the account.
+pub fn message_stanza(
+    id: &str,
+    to: &Jid,
+    kind: &'static str,
+    encrypted: &[Encrypted],
+    device_identity: &[u8],
+) -> Node {
+    let participants = encrypted.iter().map(|copy| {
+        Node::new("to")
+            .attr("jid", copy.device.clone())
+            .children([enc_node(&copy.message)])
+    });
+    let mut children = vec![Node::new("participants").children(participants)];
+    if encrypted
+        .iter()
+        .any(|copy| matches!(copy.message, CiphertextMessage::PreKey(_)))
+    {
+        children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
+    }
+    Node::new("message")
+        .attr("id", id.to_owned())
+        .attr("to", to.clone())
+        .attr("type", kind)
+        .children(children)
+}
+
+/// The kind of an `<enc>` payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncKind {
+    /// `pkmsg`: a PreKeySignalMessage (first message of a session).
+    PreKey,
+    /// `msg`: a SignalMessage.
+    Whisper,
+    /// `skmsg`: a group SenderKeyMessage.
+    SenderKey,
+    /// Anything else (`msmsg`...), not handled here.
+    Other(String),
+}
+
+/// One `<enc>` child of an incoming message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncPayload {
+    /// Its type.
+    pub kind: EncKind,
+    /// The `v` attribute (2: a padded `Message` protobuf).
+    pub version: u32,
+    /// The ciphertext.
+    pub ciphertext: Bytes,
+}
+
+/// What an incoming `<message>` says about itself, and its encrypted payloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IncomingMessage {
+    /// The message id.
+    pub id: String,
+    /// The chat: the sender's user for a direct message, the group for a group message.
+    pub chat: Jid,
+    /// The sending device.
+    pub sender: Jid,
+    /// Whether the chat is a group.
+    pub is_group: bool,
+    /// The server timestamp, unix seconds.
+    pub timestamp: i64,
+    /// The sender's push name, when the server sends it.
+    pub push_name: Option<String>,
+    /// The `type` attribute (`text`, `media`, `reaction`, `poll`...).
+    pub kind: String,
+    /// The `<enc>` payloads, in order.
+    pub payloads: Vec<EncPayload>,
+}
+
+impl IncomingMessage {
+    /// Reads a `<message>` stanza.
+    pub fn parse(node: &Node) -> Result<IncomingMessage, ResponseError> {
+        let from = node
+            .jid_attr("from")
+            .map_err(|_| ResponseError::Missing("from"))?;
+        let is_group = from.is_group();
+        let (chat, sender) = if is_group || from.is_status_broadcast() {
+            let participant = node
+                .jid_attr("participant")
+                .map_err(|_| ResponseError::Missing("participant"))?;
+            (from, participant)
+        } else {
+            (from.to_non_ad(), from)
+        };
+        let payloads = node
+            .children_by_tag("enc")
+            .map(|enc| {
+                let kind = match enc.optional_str_attr("type") {
+                    Some("pkmsg") => EncKind::PreKey,
+                    Some("msg") => EncKind::Whisper,
+                    Some("skmsg") => EncKind::SenderKey,
+                    other => EncKind::Other(other.unwrap_or_default().to_owned()),
+                };
+                Ok(EncPayload {
+                    kind,
+                    version: enc
+                        .optional_str_attr("v")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(2),
+                    ciphertext: enc
+                        .content_bytes()
+                        .cloned()
+                        .ok_or(ResponseError::Missing("enc content"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(IncomingMessage {
+            id: node
+                .str_attr("id")
+                .map_err(|_| ResponseError::Missing("id"))?
+                .to_owned(),
+            chat,
+            sender,
+            is_group,
+            timestamp: node.optional_i64_attr("t").ok().flatten().unwrap_or(0),
+            push_name: node.optional_str_attr("notify").map(str::to_owned),
+            kind: node.optional_str_attr("type").unwrap_or_default().to_owned(),
+            payloads,
+        })
+    }
+}
+
+/// Decrypts a `pkmsg` or `msg` payload from `sender` and strips the padding (version 2 payloads are padded,
+/// protocol-facts §3.5). The session changes are staged; commit them before acknowledging.
+pub async fn decrypt<A: AccountStore>(
+    stage: &StagedSignalStore<'_, A>,
+    sender: &Jid,
+    payload: &EncPayload,
+    rng: &mut (impl RngCore + CryptoRng + Send),
+) -> Result<Vec<u8>, whatsapp_signal::Error> {
+    let address = protocol_address(sender);
+    let padded = match payload.kind {
+        EncKind::PreKey => {
+            let message = PreKeySignalMessage::deserialize(&payload.ciphertext)?;
+            whatsapp_signal::store::decrypt_pre_key(stage, &address, &message, rng).await?
+        }
+        EncKind::Whisper => {
+            let message = SignalMessage::deserialize(&payload.ciphertext)?;
+            whatsapp_signal::store::decrypt(stage, &address, &message, rng).await?
+        }
+        EncKind::SenderKey | EncKind::Other(_) => {
+            return Err(whatsapp_signal::Error::Malformed {
+                what: "enc type for a pairwise session",
+            });
+        }
+    };
+    if payload.version == 3 {
+        return Ok(padded);
+    }
+    Ok(padding::unpad(&padded)?.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+    use whatsapp_proto::ProtoMessage;
+    use whatsapp_proto::e2e::Message;
+    use whatsapp_signal::PublicKey;
+    use whatsapp_signal::session::PreKeyBundle;
+    use whatsapp_store::{Backend, Device, MemoryAccount, MemoryBackend, PreKeyStore, SessionStore};
+
+    use crate::device::{generate_prekeys, new_device};
+
+    #[test]
+    fn message_ids_follow_the_web_format() {
+        let id = message_id(1_700_000_000, Some("15551234567"), &[7; 16]);
+        assert_eq!(id.len(), 22);
+        assert!(id.starts_with("3EB0"));
+        assert!(
+            id[4..]
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        );
+        let mut hasher = Sha256::new();
+        hasher.update(1_700_000_000u64.to_be_bytes());
+        hasher.update(b"15551234567@c.us");
+        hasher.update([7; 16]);
+        let hash = hasher.finalize();
+        let expected: String = hash[..9].iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(&id[4..], expected);
+        assert_ne!(id, message_id(1_700_000_000, Some("15551234567"), &[8; 16]));
+    }
+
+    async fn device_with_prekey(backend: &MemoryBackend, rng: &mut StdRng) -> (MemoryAccount, Device) {
+        let device = new_device(rng);
+        let account = backend.create_account(&device).await.unwrap();
+        let ids = account.reserve_prekey_ids(1).await.unwrap();
+        account.put_prekeys(&generate_prekeys(&ids, rng)).await.unwrap();
+        (account, device)
+    }
+
+    async fn bundle(account: &MemoryAccount, device: &Device) -> PreKeyBundle {
+        let prekey = account.pending_prekeys(1).await.unwrap().remove(0);
+        PreKeyBundle {
+            registration_id: device.registration_id,
+            identity_key: PublicKey::from_bytes(device.identity_key.public),
+            signed_pre_key_id: device.signed_prekey.id,
+            signed_pre_key: PublicKey::from_bytes(device.signed_prekey.key_pair.public),
+            signed_pre_key_signature: device.signed_prekey.signature.to_vec(),
+            pre_key: Some((prekey.id, PublicKey::from_bytes(prekey.key_pair.public))),
+        }
+    }
+
+    /// What the server does with `<participants>`: the copy for `device`, as the stanza that device receives.
+    fn deliver(sent: &Node, device: &Jid, from: &Jid) -> Node {
+        let copy = sent
+            .child("participants")
+            .unwrap()
+            .children_by_tag("to")
+            .find(|to| &to.jid_attr("jid").unwrap() == device)
+            .unwrap();
+        Node::new("message")
+            .attr("from", from.clone())
+            .attr("id", sent.str_attr("id").unwrap().to_owned())
+            .attr("type", "text")
+            .attr("t", "1700000000")
+            .attr("notify", "Alice")
+            .children([copy.child("enc").unwrap().clone()])
+    }
+
+    #[test]
+    fn a_message_reaches_every_device_and_decrypts() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(21);
+            let backend = MemoryBackend::new();
+            let (alice, alice_device) = device_with_prekey(&backend, &mut rng).await;
+            let (bob_phone, bob_phone_device) = device_with_prekey(&backend, &mut rng).await;
+            let (bob_web, bob_web_device) = device_with_prekey(&backend, &mut rng).await;
+            let alice_jid = Jid::with_device("111", Jid::LID_SERVER, 3);
+            let bob = Jid::new("222", Jid::LID_SERVER);
+            let bob_devices = [
+                Jid::with_device("222", Jid::LID_SERVER, 0),
+                Jid::with_device("222", Jid::LID_SERVER, 5),
+            ];
+
+            let stage = StagedSignalStore::new(&alice, &alice_device);
+            for (device, (account, keys)) in bob_devices
+                .iter()
+                .zip([(&bob_phone, &bob_phone_device), (&bob_web, &bob_web_device)])
+            {
+                whatsapp_signal::store::process_bundle(
+                    &stage,
+                    &protocol_address(device),
+                    &bundle(account, keys).await,
+                    &mut rng,
+                )
+                .await
+                .unwrap();
+            }
+            let message = Message {
+                conversation: Some("hello bob".to_owned()),
+                ..Default::default()
+            };
+            let encrypted = encrypt_for_devices(&stage, &bob_devices, &message.encode_to_vec(), &mut rng)
+                .await
+                .unwrap();
+            stage.commit().await.unwrap();
+            let id = message_id(1_700_000_000, Some("111"), &[1; 16]);
+            let stanza = message_stanza(&id, &bob, "text", &encrypted, b"signed identity");
+            assert_eq!(stanza.child("participants").unwrap().child_nodes().len(), 2);
+            assert_eq!(
+                stanza
+                    .child("device-identity")
+                    .unwrap()
+                    .content_bytes()
+                    .unwrap()
+                    .as_ref(),
+                b"signed identity"
+            );
+
+            for (device, (account, keys)) in bob_devices
+                .iter()
+                .zip([(&bob_phone, &bob_phone_device), (&bob_web, &bob_web_device)])
+            {
+                let received = IncomingMessage::parse(&deliver(&stanza, device, &alice_jid)).unwrap();
+                assert_eq!(received.id, id);
+                assert_eq!(received.sender, alice_jid);
+                assert_eq!(received.chat, alice_jid.to_non_ad());
+                assert_eq!(received.push_name.as_deref(), Some("Alice"));
+                assert_eq!(received.payloads[0].kind, EncKind::PreKey);
+                let stage = StagedSignalStore::new(account, keys);
+                let plaintext = decrypt(&stage, &received.sender, &received.payloads[0], &mut rng)
+                    .await
+                    .unwrap();
+                stage.commit().await.unwrap();
+                assert_eq!(Message::decode(plaintext.as_slice()).unwrap(), message);
+                assert!(
+                    account
+                        .session(&alice_jid.signal_address())
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+
+            // The second message to a device that answered nothing yet is still a pkmsg; after a reply it is a msg.
+            let stage = StagedSignalStore::new(&bob_phone, &bob_phone_device);
+            let reply = encrypt_for_devices(&stage, std::slice::from_ref(&alice_jid), b"x", &mut rng)
+                .await
+                .unwrap();
+            stage.commit().await.unwrap();
+            let reply_stanza = message_stanza("r1", &alice_jid.to_non_ad(), "text", &reply, b"");
+            assert!(
+                reply_stanza.child("device-identity").is_none(),
+                "a msg needs no identity"
+            );
+            let received =
+                IncomingMessage::parse(&deliver(&reply_stanza, &alice_jid, &bob_devices[0])).unwrap();
+            assert_eq!(received.payloads[0].kind, EncKind::Whisper);
+            let stage = StagedSignalStore::new(&alice, &alice_device);
+            assert_eq!(
+                decrypt(&stage, &received.sender, &received.payloads[0], &mut rng)
+                    .await
+                    .unwrap(),
+                b"x"
+            );
+        });
+    }
+
+    #[test]
+    fn group_messages_name_chat_and_participant() {
+        let group = Jid::new("123-456", Jid::GROUP_SERVER);
+        let sender = Jid::with_device("222", Jid::LID_SERVER, 5);
+        let node = Node::new("message")
+            .attr("from", group.clone())
+            .attr("participant", sender.clone())
+            .attr("id", "m")
+            .attr("type", "text")
+            .children([Node::new("enc")
+                .attr("v", "2")
+                .attr("type", "skmsg")
+                .bytes(vec![1, 2])]);
+        let parsed = IncomingMessage::parse(&node).unwrap();
+        assert!(parsed.is_group);
+        assert_eq!(parsed.chat, group);
+        assert_eq!(parsed.sender, sender);
+        assert_eq!(parsed.payloads[0].kind, EncKind::SenderKey);
+        let without_participant = Node::new("message").attr("from", group).attr("id", "m");
+        assert_eq!(
+            IncomingMessage::parse(&without_participant),
+            Err(ResponseError::Missing("participant"))
+        );
+        let empty_enc = Node::new("message")
+            .attr("from", sender)
+            .attr("id", "m")
+            .children([Node::new("enc").attr("type", "msg")]);
+        assert_eq!(
+            IncomingMessage::parse(&empty_enc),
+            Err(ResponseError::Missing("enc content"))
+        );
+    }
+
+    #[test]
+    fn garbage_ciphertext_is_an_error_not_a_panic() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(22);
+            let backend = MemoryBackend::new();
+            let (bob, bob_device) = device_with_prekey(&backend, &mut rng).await;
+            let stage = StagedSignalStore::new(&bob, &bob_device);
+            let sender = Jid::with_device("1", Jid::DEFAULT_USER_SERVER, 0);
+            for kind in [EncKind::PreKey, EncKind::Whisper, EncKind::SenderKey] {
+                let payload = EncPayload {
+                    kind,
+                    version: 2,
+                    ciphertext: Bytes::from_static(&[0x33, 1, 2, 3]),
+                };
+                assert!(decrypt(&stage, &sender, &payload, &mut rng).await.is_err());
+            }
+            assert!(!stage.has_changes());
+        });
+    }
+}
