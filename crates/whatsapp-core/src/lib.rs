@@ -34,6 +34,9 @@ pub mod signal_store;
 pub mod stream;
 pub mod usync;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{PairError, ResponseError};
 
 /// The server's own JID, `s.whatsapp.net`: the `to` of IQs addressed to the server.

@@ -250,11 +250,9 @@ mod tests {
     use rand::rngs::StdRng;
     use whatsapp_proto::ProtoMessage;
     use whatsapp_proto::e2e::Message;
-    use whatsapp_signal::PublicKey;
-    use whatsapp_signal::session::PreKeyBundle;
-    use whatsapp_store::{Backend, Device, MemoryAccount, MemoryBackend, PreKeyStore, SessionStore};
+    use whatsapp_store::{MemoryBackend, SessionStore};
 
-    use crate::device::{generate_prekeys, new_device};
+    use crate::testing::{bundle, device_with_prekey};
 
     #[test]
     fn message_ids_follow_the_web_format() {
@@ -274,26 +272,6 @@ mod tests {
         let expected: String = hash[..9].iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(&id[4..], expected);
         assert_ne!(id, message_id(1_700_000_000, Some("15551234567"), &[8; 16]));
-    }
-
-    async fn device_with_prekey(backend: &MemoryBackend, rng: &mut StdRng) -> (MemoryAccount, Device) {
-        let device = new_device(rng);
-        let account = backend.create_account(&device).await.unwrap();
-        let ids = account.reserve_prekey_ids(1).await.unwrap();
-        account.put_prekeys(&generate_prekeys(&ids, rng)).await.unwrap();
-        (account, device)
-    }
-
-    async fn bundle(account: &MemoryAccount, device: &Device) -> PreKeyBundle {
-        let prekey = account.pending_prekeys(1).await.unwrap().remove(0);
-        PreKeyBundle {
-            registration_id: device.registration_id,
-            identity_key: PublicKey::from_bytes(device.identity_key.public),
-            signed_pre_key_id: device.signed_prekey.id,
-            signed_pre_key: PublicKey::from_bytes(device.signed_prekey.key_pair.public),
-            signed_pre_key_signature: device.signed_prekey.signature.to_vec(),
-            pre_key: Some((prekey.id, PublicKey::from_bytes(prekey.key_pair.public))),
-        }
     }
 
     /// What the server does with `<participants>`: the copy for `device`, as the stanza that device receives.

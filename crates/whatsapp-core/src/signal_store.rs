@@ -215,11 +215,10 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
     use whatsapp_signal::CiphertextMessage;
-    use whatsapp_signal::session::PreKeyBundle;
     use whatsapp_signal::store::{decrypt, decrypt_pre_key, encrypt, process_bundle};
-    use whatsapp_store::{Backend, IdentityStore, MemoryBackend, PreKeyStore as _, SessionStore as _};
+    use whatsapp_store::{IdentityStore, MemoryBackend, PreKeyStore as _, SessionStore as _};
 
-    use crate::device::{generate_prekeys, new_device};
+    use crate::testing::{bundle, device_with_prekey};
 
     struct Party {
         account: whatsapp_store::MemoryAccount,
@@ -228,10 +227,7 @@ mod tests {
     }
 
     async fn party(backend: &MemoryBackend, name: &str, rng: &mut StdRng) -> Party {
-        let device = new_device(rng);
-        let account = backend.create_account(&device).await.unwrap();
-        let ids = account.reserve_prekey_ids(1).await.unwrap();
-        account.put_prekeys(&generate_prekeys(&ids, rng)).await.unwrap();
+        let (account, device) = device_with_prekey(backend, rng).await;
         Party {
             account,
             device,
@@ -239,21 +235,9 @@ mod tests {
         }
     }
 
-    async fn bundle(party: &Party) -> PreKeyBundle {
-        let prekey = party.account.pending_prekeys(1).await.unwrap().remove(0);
-        PreKeyBundle {
-            registration_id: party.device.registration_id,
-            identity_key: PublicKey::from_bytes(party.device.identity_key.public),
-            signed_pre_key_id: party.device.signed_prekey.id,
-            signed_pre_key: PublicKey::from_bytes(party.device.signed_prekey.key_pair.public),
-            signed_pre_key_signature: party.device.signed_prekey.signature.to_vec(),
-            pre_key: Some((prekey.id, PublicKey::from_bytes(prekey.key_pair.public))),
-        }
-    }
-
     /// Alice starts a session with Bob and sends a `pkmsg`; returns it and the prekey id it used.
     async fn first_message(alice: &Party, bob: &Party, rng: &mut StdRng) -> (CiphertextMessage, u32) {
-        let bundle = bundle(bob).await;
+        let bundle = bundle(&bob.account, &bob.device).await;
         let stage = StagedSignalStore::new(&alice.account, &alice.device);
         process_bundle(&stage, &bob.address, &bundle, rng).await.unwrap();
         let message = encrypt(&stage, &bob.address, b"hello bob").await.unwrap();
@@ -351,9 +335,14 @@ mod tests {
             let bob = party(&backend, "bob", &mut rng).await;
             alice.account.put_identity("bob:0", &[9; 32]).await.unwrap();
             let stage = StagedSignalStore::new(&alice.account, &alice.device);
-            let error = process_bundle(&stage, &bob.address, &bundle(&bob).await, &mut rng)
-                .await
-                .unwrap_err();
+            let error = process_bundle(
+                &stage,
+                &bob.address,
+                &bundle(&bob.account, &bob.device).await,
+                &mut rng,
+            )
+            .await
+            .unwrap_err();
             assert!(matches!(error, Error::UntrustedIdentity { .. }), "{error:?}");
             assert!(!stage.has_changes());
         });
