@@ -11,10 +11,7 @@ use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use whatsapp_noise::{
-    ChainParams, FrameDecoder, Initiator, KeyPair, PrivateKey, Responder, ResponderIdentity, TransportCipher,
-    TrustRoot, issue_chain,
-};
+use whatsapp_noise::{FrameDecoder, Initiator, KeyPair, Responder, TransportCipher, self_issued_identity};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -55,25 +52,7 @@ fn transport(c: &mut Criterion) {
 
 fn handshake(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(3);
-    let root = PrivateKey::generate(&mut rng);
-    let intermediate = PrivateKey::generate(&mut rng);
-    let server_static = KeyPair::generate(&mut rng);
-    let chain = issue_chain(
-        &ChainParams {
-            root: &root,
-            intermediate: &intermediate,
-            server_static: &server_static.public,
-            intermediate_serial: 1,
-            not_before: 0,
-            not_after: NOW + 3600,
-        },
-        &mut rng,
-    );
-    let identity = ResponderIdentity {
-        static_key: server_static,
-        cert_chain: chain,
-    };
-    let trust = TrustRoot::custom(root.public_key());
+    let (identity, trust) = self_issued_identity(&mut rng, 0, NOW + 3600);
     let noise_key = KeyPair::generate(&mut rng);
     let payload = vec![7u8; 120];
     let mut group = c.benchmark_group("noise_handshake");

@@ -7,9 +7,9 @@ use rand_core::{CryptoRng, RngCore};
 use whatsapp_proto::cert::CertChain;
 use whatsapp_proto::cert::cert_chain::NoiseCertificate;
 use whatsapp_proto::cert::cert_chain::noise_certificate::Details;
-use whatsapp_signal::{PrivateKey, PublicKey};
+use whatsapp_signal::{KeyPair, PrivateKey, PublicKey};
 
-use crate::CertError;
+use crate::{CertError, ResponderIdentity};
 
 /// WhatsApp's root certificate key, `WACertPubKey` (protocol-facts §3.1).
 pub const WHATSAPP_ROOT_KEY: [u8; 32] = [
@@ -196,4 +196,37 @@ fn sign_cert(key: &PrivateKey, details: &Details, rng: &mut (impl RngCore + Cryp
         details: Some(details),
         signature: Some(signature.to_vec()),
     }
+}
+
+/// A fresh server identity under a fresh root, **for test servers and tests only**: a new root key, a new
+/// intermediate (serial 1) and a new Noise static key, certified from `not_before` to `not_after` (unix seconds).
+///
+/// Returns what the server presents and the [`TrustRoot`] its clients must be given. The root and intermediate
+/// private keys are dropped: nobody can issue a second chain under this root.
+pub fn self_issued_identity(
+    rng: &mut (impl RngCore + CryptoRng),
+    not_before: u64,
+    not_after: u64,
+) -> (ResponderIdentity, TrustRoot) {
+    let root = PrivateKey::generate(rng);
+    let intermediate = PrivateKey::generate(rng);
+    let static_key = KeyPair::generate(rng);
+    let cert_chain = issue_chain(
+        &ChainParams {
+            root: &root,
+            intermediate: &intermediate,
+            server_static: &static_key.public,
+            intermediate_serial: 1,
+            not_before,
+            not_after,
+        },
+        rng,
+    );
+    (
+        ResponderIdentity {
+            static_key,
+            cert_chain,
+        },
+        TrustRoot::custom(root.public_key()),
+    )
 }

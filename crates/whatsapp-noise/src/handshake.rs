@@ -407,7 +407,7 @@ mod tests {
     use rand::rngs::StdRng;
 
     use super::*;
-    use crate::cert::{ChainParams, issue_chain};
+    use crate::cert::self_issued_identity;
 
     /// Cross-check against snow, a standard Noise implementation, with the same keys.
     ///
@@ -423,23 +423,11 @@ mod tests {
     #[test]
     fn agrees_with_snow_except_the_unhashed_empty_payload() {
         let mut rng = StdRng::seed_from_u64(1);
-        let root = PrivateKey::generate(&mut rng);
-        let intermediate = PrivateKey::generate(&mut rng);
-        let server_static = KeyPair::generate(&mut rng);
+        let (identity, trust) = self_issued_identity(&mut rng, 0, 10);
+        let server_static = identity.static_key;
+        let chain = identity.cert_chain;
         let server_ephemeral = PrivateKey::generate(&mut rng);
         let noise_key = KeyPair::generate(&mut rng);
-        let chain = issue_chain(
-            &ChainParams {
-                root: &root,
-                intermediate: &intermediate,
-                server_static: &server_static.public,
-                intermediate_serial: 1,
-                not_before: 0,
-                not_after: 10,
-            },
-            &mut rng,
-        );
-        let trust = TrustRoot::custom(root.public_key());
         let client_ephemeral = PrivateKey::generate(&mut rng);
 
         for standard in [true, false] {

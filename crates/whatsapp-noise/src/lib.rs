@@ -7,7 +7,7 @@
 //! Entry types:
 //! * [`Initiator`] → [`InitiatorFinish`] → ([ClientFinish bytes], [`TransportCipher`]): the client side.
 //! * [`Responder`] → [`ResponderFinish`] → [`ClientAccepted`]: the server side, for test servers.
-//! * [`TrustRoot`], [`verify_chain`], [`issue_chain`]: the certificate chain.
+//! * [`TrustRoot`], [`verify_chain`], [`issue_chain`], [`self_issued_identity`]: the certificate chain.
 //! * [`FrameDecoder`], [`encode_frame`], [`INTRO_HEADER`]: 3-byte length framing.
 //! * [`TransportCipher`]: per-direction AES-256-GCM after the handshake.
 //! * with feature `tokio`: `connect`, `NoiseListener`, `NoiseSocket` (documented when the feature is on).
@@ -27,7 +27,8 @@ mod socket;
 mod transport;
 
 pub use cert::{
-    ChainParams, ROOT_SERIAL, TrustRoot, VerifiedChain, WHATSAPP_ROOT_KEY, issue_chain, verify_chain,
+    ChainParams, ROOT_SERIAL, TrustRoot, VerifiedChain, WHATSAPP_ROOT_KEY, issue_chain, self_issued_identity,
+    verify_chain,
 };
 pub use error::{CertError, FrameError, HandshakeError, TransportError};
 pub use frame::{FrameDecoder, INTRO_HEADER, LENGTH_PREFIX_LEN, MAX_FRAME_LEN, encode_frame};

@@ -8,8 +8,8 @@ use bytes::BytesMut;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use whatsapp_noise::{
-    ChainParams, ClientParams, KeyPair, NoiseListener, NoiseSocket, PrivateKey, ResponderIdentity,
-    SocketError, TrustRoot, connect, issue_chain,
+    ClientParams, KeyPair, NoiseListener, NoiseSocket, PrivateKey, SocketError, TrustRoot, connect,
+    self_issued_identity,
 };
 
 const NOW: u64 = 1_700_000_000;
@@ -56,29 +56,9 @@ where
 #[tokio::test]
 async fn handshake_and_frames_over_real_sockets() {
     let mut rng = StdRng::seed_from_u64(7);
-    let root = PrivateKey::generate(&mut rng);
-    let intermediate = PrivateKey::generate(&mut rng);
-    let server_static = KeyPair::generate(&mut rng);
-    let chain = issue_chain(
-        &ChainParams {
-            root: &root,
-            intermediate: &intermediate,
-            server_static: &server_static.public,
-            intermediate_serial: 1,
-            not_before: 0,
-            not_after: NOW + 3600,
-        },
-        &mut rng,
-    );
-    let listener = NoiseListener::bind(
-        "127.0.0.1:0",
-        ResponderIdentity {
-            static_key: server_static.clone(),
-            cert_chain: chain,
-        },
-    )
-    .await
-    .unwrap();
+    let (identity, trust_root) = self_issued_identity(&mut rng, 0, NOW + 3600);
+    let server_static = identity.static_key.clone();
+    let listener = NoiseListener::bind("127.0.0.1:0", identity).await.unwrap();
     let url = format!("ws://{}/ws/chat", listener.local_addr().unwrap());
     let server_ephemeral = PrivateKey::generate(&mut rng);
     let server = tokio::spawn(async move {
@@ -97,7 +77,7 @@ async fn handshake_and_frames_over_real_sockets() {
         ClientParams {
             noise_key: &noise_key,
             client_payload: b"client payload",
-            trust_root: TrustRoot::custom(root.public_key()),
+            trust_root,
             now: NOW,
             ephemeral: PrivateKey::generate(&mut rng),
             user_agent: Some("whatsapp-noise test"),
@@ -118,28 +98,9 @@ async fn handshake_and_frames_over_real_sockets() {
 #[tokio::test]
 async fn untrusted_server_is_refused() {
     let mut rng = StdRng::seed_from_u64(8);
-    let root = PrivateKey::generate(&mut rng);
-    let server_static = KeyPair::generate(&mut rng);
-    let chain = issue_chain(
-        &ChainParams {
-            root: &root,
-            intermediate: &PrivateKey::generate(&mut rng),
-            server_static: &server_static.public,
-            intermediate_serial: 1,
-            not_before: 0,
-            not_after: NOW + 3600,
-        },
-        &mut rng,
-    );
-    let listener = NoiseListener::bind(
-        "127.0.0.1:0",
-        ResponderIdentity {
-            static_key: server_static,
-            cert_chain: chain,
-        },
-    )
-    .await
-    .unwrap();
+    // A chain under a root of its own, presented to a client that trusts only WhatsApp's root.
+    let (identity, _own_root) = self_issued_identity(&mut rng, 0, NOW + 3600);
+    let listener = NoiseListener::bind("127.0.0.1:0", identity).await.unwrap();
     let url = format!("ws://{}/ws/chat", listener.local_addr().unwrap());
     let server_ephemeral = PrivateKey::generate(&mut rng);
     let server = tokio::spawn(async move {
