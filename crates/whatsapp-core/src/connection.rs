@@ -36,6 +36,19 @@ pub enum Incoming<'a> {
         /// The `<ack>` for the notification.
         ack: Node,
     },
+    /// `<message>`: read it with [`IncomingMessage::parse`](crate::message::IncomingMessage::parse), decrypt,
+    /// persist, then send `ack`.
+    Message {
+        /// The `<ack>` to send once the message's state is persisted.
+        ack: Node,
+    },
+    /// `<receipt>`: a delivery, read or retry receipt for a message we sent; acknowledge it.
+    Receipt {
+        /// The `<ack>` to send.
+        ack: Node,
+    },
+    /// `<ack>`: the server accepted a stanza we sent (its `id` names it).
+    ServerAck,
     /// Any other `<notification>`: acknowledge it.
     Notification {
         /// The `<ack>` to send.
@@ -72,6 +85,9 @@ impl<'a> Incoming<'a> {
                     Incoming::Notification { ack }
                 }
             }
+            "message" => Incoming::Message { ack: ack(node) },
+            "receipt" => Incoming::Receipt { ack: ack(node) },
+            "ack" => Incoming::ServerAck,
             "success" => Incoming::LoginSuccess(LoginSuccess::parse(node)),
             "failure" => Incoming::LoginFailure(classify_failure(node)),
             "stream:error" => Incoming::StreamError(classify_stream_error(node)),
@@ -261,6 +277,18 @@ mod tests {
         assert!(matches!(
             Incoming::classify(&Node::new("presence")),
             Incoming::Unhandled
+        ));
+        assert!(matches!(
+            Incoming::classify(&Node::new("message").attr("id", "m").attr("from", server())),
+            Incoming::Message { .. }
+        ));
+        assert!(matches!(
+            Incoming::classify(&Node::new("receipt").attr("id", "m").attr("from", server())),
+            Incoming::Receipt { .. }
+        ));
+        assert!(matches!(
+            Incoming::classify(&Node::new("ack").attr("id", "m")),
+            Incoming::ServerAck
         ));
     }
 

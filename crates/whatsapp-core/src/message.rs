@@ -212,6 +212,28 @@ impl IncomingMessage {
     }
 }
 
+/// The key under which a decrypted payload is remembered (protocol-facts §3.7, decrypt buffer): SHA-256 over the
+/// ciphertext, the kind, the sender and the chat, each separated by a zero byte. A redelivered message has the same
+/// key, so it is recognised without decrypting it again.
+pub fn payload_hash(sender: &Jid, chat: &Jid, payload: &EncPayload) -> [u8; 32] {
+    let kind = match &payload.kind {
+        EncKind::PreKey => "prekey",
+        EncKind::Whisper => "normal",
+        EncKind::SenderKey => "senderkey",
+        EncKind::Other(other) => other.as_str(),
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(&payload.ciphertext);
+    hasher.update([0]);
+    hasher.update(kind.as_bytes());
+    hasher.update([0]);
+    hasher.update(sender.to_string().as_bytes());
+    hasher.update([0]);
+    hasher.update(chat.to_string().as_bytes());
+    hasher.update([0, 0]);
+    hasher.finalize().into()
+}
+
 /// Decrypts a `pkmsg` or `msg` payload from `sender` and strips the padding (version 2 payloads are padded,
 /// protocol-facts §3.5). The session changes are staged; commit them before acknowledging.
 pub async fn decrypt<A: AccountStore>(
@@ -388,6 +410,26 @@ mod tests {
                 b"x"
             );
         });
+    }
+
+    #[test]
+    fn payload_hash_names_one_delivery() {
+        let sender = Jid::with_device("1", Jid::LID_SERVER, 2);
+        let chat = sender.to_non_ad();
+        let payload = EncPayload {
+            kind: EncKind::Whisper,
+            version: 2,
+            ciphertext: Bytes::from_static(b"ciphertext"),
+        };
+        let hash = payload_hash(&sender, &chat, &payload);
+        assert_eq!(hash, payload_hash(&sender, &chat, &payload.clone()));
+        let other_kind = EncPayload {
+            kind: EncKind::PreKey,
+            ..payload.clone()
+        };
+        assert_ne!(hash, payload_hash(&sender, &chat, &other_kind));
+        let other_sender = Jid::with_device("1", Jid::LID_SERVER, 3);
+        assert_ne!(hash, payload_hash(&other_sender, &chat, &payload));
     }
 
     #[test]
