@@ -47,4 +47,16 @@ pub enum ClientError {
     /// The connection ended while a request was waiting.
     #[error("the connection closed before the answer arrived")]
     ConnectionClosed,
+    /// Signal encryption or decryption failed.
+    #[error("signal: {0}")]
+    Signal(#[from] whatsapp_signal::Error),
+    /// The server's answer could not be read.
+    #[error("answer: {0}")]
+    Response(#[from] whatsapp_core::ResponseError),
+    /// A message did not decode.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The operation is not supported for this kind of recipient yet.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::stream::TempBanReason;
+use whatsapp_proto::e2e::Message;
 
 use crate::ClientError;
 
@@ -79,6 +80,40 @@ pub enum Event {
     KeepaliveRestored,
     /// Another process took over the account's store lease (see `LEASE_TTL`); this client stopped.
     LeaseLost,
+    /// A message arrived and was decrypted. Its Signal state is persisted and the server has its ack.
+    Message {
+        /// Who sent it, where, when.
+        info: MessageInfo,
+        /// The message. For a message this account sent from another device, the inner message of the
+        /// `DeviceSentMessage`, with `info.chat` set to its destination.
+        message: Box<Message>,
+    },
+    /// A message arrived that could not be decrypted or decoded.
+    UndecryptableMessage {
+        /// Who sent it, where, when.
+        info: MessageInfo,
+        /// Why it failed.
+        error: ClientError,
+    },
+}
+
+/// The envelope of a received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageInfo {
+    /// The message id.
+    pub id: String,
+    /// The chat: the other user of a direct chat, or the group.
+    pub chat: Jid,
+    /// The sending device.
+    pub sender: Jid,
+    /// Whether another device of this account sent it.
+    pub is_from_me: bool,
+    /// Whether the chat is a group.
+    pub is_group: bool,
+    /// The server timestamp, unix seconds.
+    pub timestamp: i64,
+    /// The sender's push name, when the server sends it.
+    pub push_name: Option<String>,
 }
 
 /// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.

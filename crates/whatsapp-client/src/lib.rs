@@ -27,6 +27,7 @@
 
 mod error;
 mod event;
+mod messages;
 mod session;
 
 use std::sync::Arc;
@@ -39,10 +40,12 @@ use tracing::Instrument;
 use whatsapp_store::{AccountId, AccountStore, Backend};
 
 pub use error::ClientError;
-pub use event::{Event, Events};
+pub use event::{Event, Events, MessageInfo};
+pub use messages::SendResponse;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_noise::TrustRoot;
+pub use whatsapp_proto::e2e::Message;
 pub use whatsapp_store as store;
 /// The SQL store backends (SQLite and PostgreSQL).
 #[cfg(feature = "sql")]
@@ -99,6 +102,9 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) owner: String,
     pub(crate) logged_in: AtomicBool,
     pub(crate) logged_out: AtomicBool,
+    /// Held while Signal records are read, changed and committed, so a send and a receive never interleave on
+    /// one session. Never held while waiting for the network.
+    pub(crate) signal_lock: Mutex<()>,
     running: Mutex<Option<Running>>,
 }
 
@@ -176,6 +182,7 @@ impl<B: Backend> ClientBuilder<B> {
             owner,
             logged_in: AtomicBool::new(false),
             logged_out: AtomicBool::new(false),
+            signal_lock: Mutex::new(()),
             running: Mutex::new(None),
         };
         Ok((
@@ -291,7 +298,7 @@ impl<B: Backend> Client<B> {
         Ok(())
     }
 
-    async fn command(&self, command: Command) -> Result<(), ClientError> {
+    pub(crate) async fn command(&self, command: Command) -> Result<(), ClientError> {
         let running = self.shared.running.lock().await;
         let running = running.as_ref().ok_or(ClientError::NotConnected)?;
         running

@@ -4,7 +4,7 @@
 //! Everything happens in one `select!` loop, so the state needs no locks: the socket's receive future is
 //! cancel-safe (a frame is either fully buffered or not taken), and sends run to completion inside the handlers.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,23 +14,28 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant as TokioInstant;
 use tracing::{debug, info, warn};
-use whatsapp_binary::{Node, decode_frame, encode_frame};
+use whatsapp_binary::{Jid, Node, decode_frame, encode_frame};
 use whatsapp_core::PairError;
 use whatsapp_core::connection::{Incoming, md_set, set_active};
 use whatsapp_core::device::{generate_prekeys, key_pair, prekey_upload_for, registration_keys};
 use whatsapp_core::iq::{Instant, IqOutcome, IqTracker};
+use whatsapp_core::message::{self, EncKind, IncomingMessage, payload_hash};
 use whatsapp_core::pair::{PairClientType, PairSuccess, complete_pair_success, pair_error_reply, qr_code};
 use whatsapp_core::pair_code::{CodePairing, phone_jid};
 use whatsapp_core::policy::{
     KEEPALIVE_RESPONSE_DEADLINE, Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query,
     prekeys_to_upload,
 };
+use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
 use whatsapp_noise::{ClientParams, NoiseSocket, PrivateKey, Stream};
 use whatsapp_proto::ProtoMessage;
-use whatsapp_store::{AccountStore, Backend, Device, IdentityStore, Lease, PreKeyStore};
+use whatsapp_proto::e2e::Message;
+use whatsapp_store::{
+    AccountStore, Backend, BufferedEvent, Device, EventBufferStore, IdentityStore, Lease, PreKeyStore,
+};
 
-use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, Shared, unix_now};
+use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, MessageInfo, Shared, unix_now};
 
 /// The first QR code is shown this long, the others [`QR_TIMEOUT`] (protocol-facts §3.4).
 const FIRST_QR_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,6 +54,11 @@ pub(crate) enum Command {
     },
     Disconnect {
         done: oneshot::Sender<()>,
+    },
+    /// Sends a stanza and answers with the server's `<ack>` of its id.
+    SendNode {
+        node: Node,
+        reply: oneshot::Sender<Result<Node, ClientError>>,
     },
 }
 
@@ -305,6 +315,9 @@ fn refuse(command: Command) {
         Command::PairPhone { reply, .. } => {
             let _ = reply.send(Err(ClientError::NotConnected));
         }
+        Command::SendNode { reply, .. } => {
+            let _ = reply.send(Err(ClientError::NotConnected));
+        }
         Command::Disconnect { done } => {
             let _ = done.send(());
         }
@@ -336,6 +349,8 @@ struct Session<'a, B: Backend> {
     code_pairing: Option<CodePairing>,
     lease_renewal: Instant,
     reached_login: bool,
+    /// Stanzas sent with [`Command::SendNode`], by id, waiting for the server's ack.
+    awaiting_ack: HashMap<String, oneshot::Sender<Result<Node, ClientError>>>,
 }
 
 impl<'a, B: Backend> Session<'a, B> {
@@ -355,6 +370,7 @@ impl<'a, B: Backend> Session<'a, B> {
             code_pairing: None,
             lease_renewal: LEASE_TTL / 3,
             reached_login: false,
+            awaiting_ack: HashMap::new(),
         }
     }
 
@@ -379,6 +395,9 @@ impl<'a, B: Backend> Session<'a, B> {
 
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
         let end = self.serve(commands).await;
+        for (_, reply) in self.awaiting_ack.drain() {
+            let _ = reply.send(Err(ClientError::ConnectionClosed));
+        }
         for (_, waiter) in self.iqs.drain() {
             match waiter {
                 Waiter::User(reply) => {
@@ -456,6 +475,15 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send_iq(node, Waiter::User(reply), timeout).await
             }
             Command::PairPhone { phone, reply } => self.start_code_pairing(&phone, reply).await,
+            Command::SendNode { node, reply } => {
+                let Some(id) = node.optional_str_attr("id").map(str::to_owned) else {
+                    let _ = reply.send(Err(ClientError::Malformed("stanza without an id".to_owned())));
+                    return Ok(());
+                };
+                self.send(&node).await?;
+                self.awaiting_ack.insert(id, reply);
+                Ok(())
+            }
             Command::Disconnect { done } => {
                 let _ = done.send(());
                 Err(End::Stopped)
@@ -483,7 +511,16 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send(&ack).await?;
                 self.on_code_pairing_hello(notification).await?;
             }
-            Incoming::Notification { ack } => self.send(&ack).await?,
+            Incoming::Notification { ack } | Incoming::Receipt { ack } => self.send(&ack).await?,
+            Incoming::Message { ack } => self.on_message(node, ack).await?,
+            Incoming::ServerAck => {
+                if let Some(reply) = node
+                    .optional_str_attr("id")
+                    .and_then(|id| self.awaiting_ack.remove(id))
+                {
+                    let _ = reply.send(Ok(node.clone()));
+                }
+            }
             Incoming::LoginSuccess(success) => self.on_login(success).await?,
             Incoming::LoginFailure(disconnect) | Incoming::StreamError(disconnect) => {
                 return Err(End::Server(disconnect));
@@ -846,6 +883,120 @@ impl<'a, B: Backend> Session<'a, B> {
                 Ok(())
             }
         }
+    }
+}
+
+impl<B: Backend> Session<'_, B> {
+    /// Decrypts a `<message>`, persists the Signal changes with the plaintext (decrypt buffer) in one transaction,
+    /// acknowledges it, emits it, and then marks it handled. A redelivery of a handled message is only acked; one
+    /// that was persisted but not yet handled (a crash in between) is emitted from the buffer.
+    async fn on_message(&mut self, node: &Node, ack: Node) -> Result<(), End> {
+        let parsed = match IncomingMessage::parse(node) {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                warn!(%error, "malformed message stanza");
+                return self.send(&ack).await;
+            }
+        };
+        let info = MessageInfo {
+            id: parsed.id.clone(),
+            chat: parsed.chat.clone(),
+            sender: parsed.sender.clone(),
+            is_from_me: self.is_own_user(&parsed.sender),
+            is_group: parsed.is_group,
+            timestamp: parsed.timestamp,
+            push_name: parsed.push_name.clone(),
+        };
+        let account = &self.shared.account;
+        let mut decrypted = Vec::new();
+        let mut failures = Vec::new();
+        for payload in &parsed.payloads {
+            if !matches!(payload.kind, EncKind::PreKey | EncKind::Whisper) {
+                debug!(kind = ?payload.kind, "message payload kind not handled yet");
+                continue;
+            }
+            let hash = payload_hash(&parsed.sender, &parsed.chat, payload);
+            match account.buffered_event(&hash).await {
+                Ok(Some(buffered)) => {
+                    if let Some(plaintext) = buffered.plaintext {
+                        decrypted.push((hash, plaintext));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    // Not acknowledged: the server redelivers it.
+                    warn!(%error, "cannot read the decrypt buffer; leaving the message for redelivery");
+                    return Ok(());
+                }
+            }
+            let _signal = self.shared.signal_lock.lock().await;
+            let stage = StagedSignalStore::new(account, &self.device);
+            match message::decrypt(&stage, &parsed.sender, payload, self.rng).await {
+                Ok(plaintext) => {
+                    let now = unix_now().as_millis() as i64;
+                    let event = BufferedEvent {
+                        plaintext: Some(plaintext.clone()),
+                        server_timestamp: parsed.timestamp.saturating_mul(1000),
+                        insert_time: now,
+                    };
+                    if let Err(error) = stage.commit_with_event(Some((&hash, &event))).await {
+                        warn!(%error, "cannot persist a decrypted message; leaving it for redelivery");
+                        return Ok(());
+                    }
+                    decrypted.push((hash, plaintext));
+                }
+                Err(error) => failures.push(ClientError::from(error)),
+            }
+        }
+        self.send(&ack).await?;
+        for error in failures {
+            warn!(id = %info.id, %error, "undecryptable message");
+            self.shared.emit(Event::UndecryptableMessage {
+                info: info.clone(),
+                error,
+            });
+        }
+        for (hash, plaintext) in decrypted {
+            match Message::decode(plaintext.as_slice()) {
+                Ok(message) => self.emit_message(info.clone(), message),
+                Err(error) => self.shared.emit(Event::UndecryptableMessage {
+                    info: info.clone(),
+                    error: ClientError::Malformed(error.to_string()),
+                }),
+            }
+            if let Err(error) = account.clear_buffered_plaintext(&hash).await {
+                warn!(%error, "cannot mark a message handled");
+            }
+        }
+        Ok(())
+    }
+
+    fn is_own_user(&self, jid: &Jid) -> bool {
+        [&self.device.jid, &self.device.lid]
+            .into_iter()
+            .flatten()
+            .any(|own| own.user() == jid.user() && own.server() == jid.server())
+    }
+
+    /// Emits a message, unwrapping what another device of this account sent (`DeviceSentMessage`).
+    fn emit_message(&self, mut info: MessageInfo, mut message: Message) {
+        if info.is_from_me
+            && let Some(sent) = message.device_sent_message.take()
+        {
+            if let Some(destination) = sent
+                .destination_jid
+                .as_deref()
+                .and_then(|d| d.parse::<Jid>().ok())
+            {
+                info.chat = destination;
+            }
+            message = sent.message.map(|m| *m).unwrap_or_default();
+        }
+        self.shared.emit(Event::Message {
+            info,
+            message: Box::new(message),
+        });
     }
 }
 
