@@ -1,0 +1,713 @@
+//! One client connection: the handshake, the registration or login decision, then every stanza until the
+//! connection ends (protocol-facts §3.2 to §3.5).
+
+use std::sync::Arc;
+
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use rand::rngs::OsRng;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use whatsapp_binary::{Jid, Node, decode_frame, encode_frame};
+use whatsapp_noise::{IncomingConnection, NoiseSocket, PrivateKey};
+use whatsapp_proto::ProtoMessage;
+use whatsapp_proto::handshake::ClientPayload;
+
+use crate::events::ServerEvent;
+use crate::phone::{check_device_signature, finish_code_pairing, send_pair_success};
+use crate::state::{
+    CodePairingState, Command, ConnEntry, LinkedDevice, Registration, Role, Shared, device_jid, server_jid,
+    unix_now,
+};
+use crate::validate::{self, child_fixed, content_bytes};
+
+/// Browser names a `companion_platform_display` must start with for code pairing (protocol-facts §3.2, the
+/// `DeviceProps.Os` note).
+const BROWSERS: [&str; 7] = ["Chrome", "Firefox", "Safari", "Edge", "Opera", "IE", "Brave"];
+
+/// Length of a generated QR or pairing reference.
+const REF_LEN: usize = 40;
+
+/// Whether the connection goes on after a stanza.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+fn random_ref() -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(REF_LEN)
+        .map(char::from)
+        .collect()
+}
+
+fn iq_result(id: &str) -> Node {
+    Node::new("iq")
+        .attr("from", server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+}
+
+fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
+    Node::new("iq")
+        .attr("from", server_jid())
+        .attr("type", "error")
+        .attr("id", id.to_owned())
+        .children([Node::new("error").attr("code", code.to_string()).attr("text", text)])
+}
+
+fn error_text(code: u16) -> &'static str {
+    match code {
+        401 => "not-authorized",
+        404 => "item-not-found",
+        406 => "not-acceptable",
+        501 => "feature-not-implemented",
+        _ => "bad-request",
+    }
+}
+
+/// Serves one accepted TCP connection to its end.
+pub(crate) async fn serve(shared: Arc<Shared>, incoming: IncomingConnection) {
+    let peer = incoming.peer_addr();
+    let accepted = match incoming.handshake(PrivateKey::generate(&mut OsRng)).await {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "handshake failed");
+            shared.emit(ServerEvent::HandshakeFailed {
+                peer,
+                error: error.to_string(),
+            });
+            return;
+        }
+    };
+    shared.emit(ServerEvent::Connected { peer });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut conn = Conn {
+        shared,
+        id: 0,
+        tx,
+        rx,
+        socket: accepted.socket,
+        client_static: *accepted.client_static.as_bytes(),
+        registration: None,
+        device: None,
+    };
+    if conn.start(&accepted.client_payload).await == Flow::Continue {
+        conn.run().await;
+    }
+    conn.finish();
+}
+
+struct Conn {
+    shared: Arc<Shared>,
+    /// The id in the server's connection table; 0 until registered there.
+    id: u64,
+    tx: mpsc::UnboundedSender<Command>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    socket: NoiseSocket<TcpStream>,
+    client_static: [u8; 32],
+    /// The keys of a registering (unpaired) connection.
+    registration: Option<Registration>,
+    /// The device of a logged-in connection.
+    device: Option<Jid>,
+}
+
+impl Conn {
+    /// Reads the client payload: registration or login.
+    async fn start(&mut self, payload: &[u8]) -> Flow {
+        let payload = match ClientPayload::decode(payload) {
+            Ok(payload) => payload,
+            Err(error) => {
+                self.violation(format!("client payload does not decode: {error}"));
+                return self.fail(400).await;
+            }
+        };
+        match (&payload.device_pairing_data, payload.username) {
+            (Some(data), None) => match validate::registration(data) {
+                Ok(registration) => self.register(registration).await,
+                Err(reason) => {
+                    tracing::info!(%reason, "registration refused");
+                    self.shared.emit(ServerEvent::RegistrationRefused { reason });
+                    self.fail(400).await
+                }
+            },
+            (None, Some(user)) => self.login(user, payload.device.unwrap_or(0)).await,
+            _ => {
+                let reason = "payload must carry either devicePairingData or username".to_owned();
+                self.shared.emit(ServerEvent::RegistrationRefused { reason });
+                self.fail(400).await
+            }
+        }
+    }
+
+    /// Sends `<failure reason=..>` and ends the connection.
+    async fn fail(&mut self, reason: u16) -> Flow {
+        let failure = Node::new("failure").attr("reason", reason.to_string());
+        self.close(Some(failure)).await
+    }
+
+    /// An unpaired connection: record it and send its QR references.
+    async fn register(&mut self, registration: Registration) -> Flow {
+        let refs: Vec<String> = (0..self.shared.qr_refs).map(|_| random_ref()).collect();
+        {
+            let mut state = self.shared.lock();
+            self.id = state.next_conn;
+            state.next_conn += 1;
+            state.conns.insert(
+                self.id,
+                ConnEntry {
+                    tx: self.tx.clone(),
+                    client_static: self.client_static,
+                    role: Role::Unpaired {
+                        registration: registration.clone(),
+                        refs: refs.clone(),
+                    },
+                },
+            );
+        }
+        self.registration = Some(registration);
+        let pair_device = Node::new("iq")
+            .attr("from", server_jid())
+            .attr("type", "set")
+            .attr("id", self.shared.next_stanza_id())
+            .attr("xmlns", "md")
+            .children([Node::new("pair-device").children(
+                refs.iter()
+                    .map(|r| Node::new("ref").bytes(r.clone().into_bytes())),
+            )]);
+        let flow = self.send(pair_device).await;
+        self.shared.emit(ServerEvent::PairDeviceSent { refs });
+        flow
+    }
+
+    /// A login: the device must be linked and the Noise key must be the one it paired with.
+    async fn login(&mut self, user: u64, device: u32) -> Flow {
+        let number = user.to_string();
+        let outcome = {
+            let mut state = self.shared.lock();
+            let checked = if let Some(reason) = state.faults.fail_logins {
+                Err(reason)
+            } else {
+                let device_id = u16::try_from(device).ok().filter(|d| *d != 0);
+                let account = state.accounts.get(&number);
+                match (device_id, account) {
+                    (Some(device_id), Some(account)) => match account.devices.get(&device_id) {
+                        Some(linked) if linked.noise_key == self.client_static => {
+                            Ok((device_id, account.lid_user.clone()))
+                        }
+                        _ => Err(401),
+                    },
+                    _ => Err(401),
+                }
+            };
+            checked.map(|(device_id, lid_user)| {
+                let jid = device_jid(&number, device_id);
+                if let Some((old, entry)) = state.conn_of(&jid) {
+                    let conflict = Node::new("stream:error")
+                        .children([Node::new("conflict").attr("type", "replaced")]);
+                    // The old connection may have ended already; then there is nothing to replace.
+                    let _ = entry.tx.send(Command::Close(Some(conflict)));
+                    tracing::info!(%jid, old, "login replaces an older connection");
+                    self.shared.emit(ServerEvent::StreamReplaced {
+                        device: jid.clone(),
+                    });
+                }
+                self.id = state.next_conn;
+                state.next_conn += 1;
+                state.conns.insert(
+                    self.id,
+                    ConnEntry {
+                        tx: self.tx.clone(),
+                        client_static: self.client_static,
+                        role: Role::Device(jid.clone()),
+                    },
+                );
+                (jid, lid_user)
+            })
+        };
+        match outcome {
+            Ok((jid, lid_user)) => {
+                let now = unix_now().to_string();
+                let success = Node::new("success")
+                    .attr("t", now.clone())
+                    .attr("lid", Jid::new(lid_user, Jid::LID_SERVER))
+                    .attr("display_name", "")
+                    .attr("creation", now);
+                self.device = Some(jid.clone());
+                let flow = self.send(success).await;
+                self.shared.emit(ServerEvent::LoggedIn { device: jid });
+                flow
+            }
+            Err(reason) => {
+                tracing::info!(%number, device, reason, "login refused");
+                self.shared.emit(ServerEvent::LoginRefused { reason });
+                self.fail(reason).await
+            }
+        }
+    }
+
+    /// Stanzas in, commands in, until either side ends the connection.
+    async fn run(&mut self) {
+        loop {
+            let flow = tokio::select! {
+                frame = self.socket.recv_frame() => match frame {
+                    Ok(Some(frame)) => match decode_frame(&frame) {
+                        Ok(node) => self.handle(node).await,
+                        Err(error) => {
+                            self.violation(format!("frame does not decode: {error}"));
+                            self.close(None).await
+                        }
+                    },
+                    Ok(None) => Flow::Close,
+                    Err(error) => {
+                        tracing::debug!(%error, "connection read failed");
+                        Flow::Close
+                    }
+                },
+                command = self.rx.recv() => match command {
+                    Some(Command::Send(node)) => self.send(node).await,
+                    Some(Command::Close(node)) => self.close(node).await,
+                    Some(Command::Abort) | None => Flow::Close,
+                },
+            };
+            if flow == Flow::Close {
+                return;
+            }
+        }
+    }
+
+    /// Forgets the connection and what was pending on it.
+    fn finish(&mut self) {
+        {
+            let mut state = self.shared.lock();
+            state.conns.remove(&self.id);
+            let id = self.id;
+            state.pending_pairs.retain(|_, p| p.conn != id);
+            state.code_pairings.retain(|_, p| p.conn != id);
+        }
+        if self.id != 0 {
+            self.shared.emit(ServerEvent::Disconnected {
+                device: self.device.clone(),
+            });
+        }
+    }
+
+    fn violation(&self, reason: String) {
+        tracing::warn!(device = ?self.device, %reason, "protocol violation");
+        self.shared.emit(ServerEvent::ProtocolViolation {
+            device: self.device.clone(),
+            reason,
+        });
+    }
+
+    async fn send(&mut self, node: Node) -> Flow {
+        tracing::trace!(%node, "send");
+        match self.socket.send_frame(&encode_frame(&node)).await {
+            Ok(()) => Flow::Continue,
+            Err(error) => {
+                tracing::debug!(%error, "send failed");
+                Flow::Close
+            }
+        }
+    }
+
+    async fn close(&mut self, node: Option<Node>) -> Flow {
+        if let Some(node) = node {
+            self.send(node).await;
+        }
+        // The peer may be gone already; the connection ends either way.
+        let _ = self.socket.close().await;
+        Flow::Close
+    }
+
+    /// Sends IQ answers (and what must follow them), after the configured IQ delay.
+    async fn respond(&mut self, nodes: Vec<Node>) -> Flow {
+        let delay = self.shared.lock().faults.iq_delay;
+        if delay.is_zero() {
+            for node in nodes {
+                if self.send(node).await == Flow::Close {
+                    return Flow::Close;
+                }
+            }
+        } else {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                for node in nodes {
+                    // The connection may have ended during the delay.
+                    let _ = tx.send(Command::Send(node));
+                }
+            });
+        }
+        Flow::Continue
+    }
+
+    async fn respond_error(&mut self, id: &str, code: u16) -> Flow {
+        self.respond(vec![iq_error(id, code, error_text(code))]).await
+    }
+
+    async fn handle(&mut self, node: Node) -> Flow {
+        tracing::trace!(%node, "received");
+        match node.tag.as_ref() {
+            "iq" => self.handle_iq(node).await,
+            // Acks of our notifications and anything this server does not route yet are accepted silently.
+            _ => Flow::Continue,
+        }
+    }
+
+    async fn handle_iq(&mut self, iq: Node) -> Flow {
+        let Some(id) = iq.optional_str_attr("id").map(str::to_owned) else {
+            self.violation("iq without id".to_owned());
+            return self.close(None).await;
+        };
+        match iq.optional_str_attr("type") {
+            Some("result") => self.handle_result(&id, &iq).await,
+            Some("error") => {
+                self.handle_error(&id, &iq);
+                Flow::Continue
+            }
+            Some("get" | "set") => self.handle_request(&id, &iq).await,
+            other => {
+                self.violation(format!("iq {id} has type {other:?}"));
+                self.close(None).await
+            }
+        }
+    }
+
+    async fn handle_request(&mut self, id: &str, iq: &Node) -> Flow {
+        if iq.optional_jid_attr("to").ok().flatten() != Some(server_jid()) {
+            return self.respond_error(id, 400).await;
+        }
+        let kind = iq.optional_str_attr("type").unwrap_or_default();
+        match (iq.optional_str_attr("xmlns").unwrap_or_default(), kind) {
+            ("w:p", "get") => self.ping(id).await,
+            ("passive", "set") if iq.child("active").is_some() => {
+                let Some(device) = self.device.clone() else {
+                    return self.respond_error(id, 401).await;
+                };
+                self.shared.emit(ServerEvent::Activated { device });
+                self.respond(vec![iq_result(id)]).await
+            }
+            ("encrypt", "get") if iq.child("count").is_some() => self.prekey_count(id).await,
+            ("encrypt", "set") if iq.child("registration").is_some() => self.prekey_upload(id, iq).await,
+            ("md", "set") if iq.child("link_code_companion_reg").is_some() => self.code_pairing(id, iq).await,
+            ("md", "set") if iq.child("remove-companion-device").is_some() => self.logout(id, iq).await,
+            _ => self.respond_error(id, 501).await,
+        }
+    }
+
+    async fn ping(&mut self, id: &str) -> Flow {
+        let answer = self.shared.lock().faults.answer_pings;
+        self.shared.emit(ServerEvent::Pinged {
+            device: self.device.clone(),
+        });
+        if answer {
+            self.respond(vec![iq_result(id)]).await
+        } else {
+            Flow::Continue
+        }
+    }
+
+    async fn prekey_count(&mut self, id: &str) -> Flow {
+        let Some(device) = self.device.clone() else {
+            return self.respond_error(id, 401).await;
+        };
+        let count = self
+            .shared
+            .lock()
+            .device_mut(&device)
+            .map(|d| d.prekeys.len());
+        match count {
+            Some(count) => {
+                let result = iq_result(id).children([Node::new("count").attr("value", count.to_string())]);
+                self.respond(vec![result]).await
+            }
+            None => self.respond_error(id, 401).await,
+        }
+    }
+
+    async fn prekey_upload(&mut self, id: &str, iq: &Node) -> Flow {
+        let Some(device) = self.device.clone() else {
+            return self.respond_error(id, 401).await;
+        };
+        let Some(registration) = self
+            .shared
+            .lock()
+            .device_mut(&device)
+            .map(|d| d.registration.clone())
+        else {
+            return self.respond_error(id, 401).await;
+        };
+        match validate::prekey_upload(iq, &registration) {
+            Ok(upload) => {
+                let count = upload.prekeys.len();
+                if let Some(linked) = self.shared.lock().device_mut(&device) {
+                    linked.prekeys.extend(upload.prekeys);
+                    linked.registration.signed_prekey_id = upload.signed_prekey_id;
+                    linked.registration.signed_prekey = upload.signed_prekey;
+                    linked.registration.signed_prekey_signature = upload.signed_prekey_signature;
+                }
+                self.shared
+                    .emit(ServerEvent::PrekeysUploaded { device, count });
+                self.respond(vec![iq_result(id)]).await
+            }
+            Err(refusal) => {
+                tracing::info!(%device, reason = %refusal.reason, "prekey upload refused");
+                self.shared.emit(ServerEvent::PrekeyUploadRefused {
+                    device,
+                    code: refusal.code,
+                    reason: refusal.reason,
+                });
+                self.respond_error(id, refusal.code).await
+            }
+        }
+    }
+
+    async fn logout(&mut self, id: &str, iq: &Node) -> Flow {
+        let Some(device) = self.device.clone() else {
+            return self.respond_error(id, 401).await;
+        };
+        let named = iq
+            .child("remove-companion-device")
+            .and_then(|r| r.optional_jid_attr("jid").ok().flatten());
+        if named.as_ref() != Some(&device) {
+            return self.respond_error(id, 400).await;
+        }
+        let removed = {
+            let mut state = self.shared.lock();
+            state
+                .accounts
+                .get_mut(device.user())
+                .and_then(|a| a.devices.remove(&device.device()))
+                .is_some()
+        };
+        if !removed {
+            return self.respond_error(id, 404).await;
+        }
+        self.shared.emit(ServerEvent::LoggedOut { device });
+        self.respond(vec![iq_result(id)]).await
+    }
+
+    async fn code_pairing(&mut self, id: &str, iq: &Node) -> Flow {
+        let Some(reg) = iq.child("link_code_companion_reg") else {
+            return self.respond_error(id, 400).await;
+        };
+        if self.registration.is_none() {
+            // Only a registering connection pairs.
+            return self.respond_error(id, 400).await;
+        }
+        match reg.optional_str_attr("stage") {
+            Some("companion_hello") => self.companion_hello(id, reg).await,
+            Some("companion_finish") => self.companion_finish(id, reg).await,
+            _ => self.respond_error(id, 400).await,
+        }
+    }
+
+    /// Checks a `companion_hello` and answers with a pairing reference.
+    async fn companion_hello(&mut self, id: &str, reg: &Node) -> Flow {
+        let checked = (|| -> Result<(String, [u8; 80]), u16> {
+            let jid = reg.jid_attr("jid").map_err(|_| 400u16)?;
+            if jid.server() != Jid::DEFAULT_USER_SERVER || jid.device() != 0 {
+                return Err(400);
+            }
+            let wrapped =
+                child_fixed::<80>(reg, "link_code_pairing_wrapped_companion_ephemeral_pub").map_err(|_| 400u16)?;
+            let auth_key = child_fixed::<32>(reg, "companion_server_auth_key_pub").map_err(|_| 400u16)?;
+            if auth_key != self.client_static {
+                return Err(400);
+            }
+            let platform_id = reg.child("companion_platform_id").and_then(content_bytes);
+            if platform_id.is_none_or(|p| p.is_empty()) {
+                return Err(400);
+            }
+            let display = reg
+                .child("companion_platform_display")
+                .and_then(content_bytes)
+                .and_then(|d| String::from_utf8(d).ok())
+                .ok_or(400u16)?;
+            if !BROWSERS.iter().any(|b| display.starts_with(b)) {
+                return Err(400);
+            }
+            if !self.shared.lock().accounts.contains_key(jid.user()) {
+                return Err(404);
+            }
+            Ok((jid.user().to_owned(), wrapped))
+        })();
+        let (number, wrapped) = match checked {
+            Ok(checked) => checked,
+            Err(code) => return self.respond_error(id, code).await,
+        };
+        let pairing_ref = random_ref();
+        let sequence = self.shared.next_number();
+        self.shared.lock().code_pairings.insert(
+            pairing_ref.clone(),
+            CodePairingState {
+                conn: self.id,
+                number: number.clone(),
+                sequence,
+                wrapped_companion_ephemeral: wrapped,
+                exchange: None,
+            },
+        );
+        let result = iq_result(id).children([Node::new("link_code_companion_reg")
+            .children([Node::new("link_code_pairing_ref").bytes(pairing_ref.clone().into_bytes())])]);
+        let flow = self.respond(vec![result]).await;
+        self.shared
+            .emit(ServerEvent::CodePairingStarted { number, pairing_ref });
+        flow
+    }
+
+    /// The phone's half of `companion_finish`, then the `pair-success`.
+    async fn companion_finish(&mut self, id: &str, reg: &Node) -> Flow {
+        let pairing_ref = reg
+            .child("link_code_pairing_ref")
+            .and_then(content_bytes)
+            .and_then(|r| String::from_utf8(r).ok());
+        let bundle = reg
+            .child("link_code_pairing_wrapped_key_bundle")
+            .and_then(content_bytes);
+        let identity = child_fixed::<32>(reg, "companion_identity_public").ok();
+        let jid = reg.optional_jid_attr("jid").ok().flatten();
+        let (Some(pairing_ref), Some(bundle), Some(identity), Some(jid)) = (pairing_ref, bundle, identity, jid) else {
+            return self.respond_error(id, 400).await;
+        };
+        if self.registration.as_ref().map(|r| r.identity) != Some(identity) {
+            return self.respond_error(id, 400).await;
+        }
+        let outcome = {
+            let mut state = self.shared.lock();
+            match state.code_pairings.remove(&pairing_ref) {
+                Some(pairing) if pairing.conn == self.id && pairing.number == jid.user() => {
+                    let finished = state
+                        .accounts
+                        .get(&pairing.number)
+                        .ok_or_else(|| "account is gone".to_owned())
+                        .and_then(|account| finish_code_pairing(&pairing, account, &bundle, &identity));
+                    Some(finished.map(|finish| {
+                        let iq_id = self.shared.next_stanza_id();
+                        send_pair_success(
+                            &mut state,
+                            &pairing.number,
+                            self.id,
+                            &finish.companion_identity,
+                            &finish.adv_secret,
+                            None,
+                            iq_id,
+                        )
+                        .0
+                    }))
+                }
+                Some(other) => {
+                    // Not this connection's pairing: leave it for its owner.
+                    state.code_pairings.insert(pairing_ref, other);
+                    None
+                }
+                None => None,
+            }
+        };
+        match outcome {
+            None => self.respond_error(id, 404).await,
+            Some(Ok(pair_success)) => self.respond(vec![iq_result(id), pair_success]).await,
+            Some(Err(reason)) => {
+                tracing::info!(%reason, "code pairing refused");
+                self.shared.emit(ServerEvent::PairRejected { code: 400, text: reason });
+                self.respond_error(id, 400).await
+            }
+        }
+    }
+
+    /// A result: the answer to a `pair-success` is checked; other results (the `pair-device` ack) need nothing.
+    async fn handle_result(&mut self, id: &str, iq: &Node) -> Flow {
+        let checked = {
+            let mut state = self.shared.lock();
+            let pending = match state.pending_pairs.remove(id) {
+                Some(pending) if pending.conn == self.id => pending,
+                Some(other) => {
+                    state.pending_pairs.insert(id.to_owned(), other);
+                    return Flow::Continue;
+                }
+                None => return Flow::Continue,
+            };
+            let account_identity = state
+                .accounts
+                .get(&pending.number)
+                .map(|a| *a.identity.public.as_bytes());
+            let device_identity = iq
+                .child("pair-device-sign")
+                .and_then(|s| s.child("device-identity"));
+            let verdict = match (account_identity, device_identity) {
+                (Some(account_identity), Some(device_identity)) => {
+                    check_device_signature(&pending, &account_identity, device_identity)
+                }
+                (None, _) => Err("account is gone".to_owned()),
+                (_, None) => Err("pair-device-sign/device-identity is missing".to_owned()),
+            };
+            verdict.and_then(|()| {
+                let registration = self
+                    .registration
+                    .clone()
+                    .ok_or_else(|| "connection did not register".to_owned())?;
+                let account = state
+                    .accounts
+                    .get_mut(&pending.number)
+                    .ok_or_else(|| "account is gone".to_owned())?;
+                account.devices.insert(
+                    pending.device_id,
+                    LinkedDevice {
+                        noise_key: self.client_static,
+                        registration,
+                        prekeys: Default::default(),
+                    },
+                );
+                Ok(device_jid(&pending.number, pending.device_id))
+            })
+        };
+        match checked {
+            Ok(device) => {
+                tracing::info!(%device, "device linked");
+                self.shared.emit(ServerEvent::PairSucceeded { device });
+                self.close(Some(Node::new("stream:error").attr("code", "515")))
+                    .await
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "pair-device-sign refused");
+                self.shared.emit(ServerEvent::PairRejected {
+                    code: 401,
+                    text: reason,
+                });
+                self.close(Some(Node::new("stream:error").attr("code", "401")))
+                    .await
+            }
+        }
+    }
+
+    /// An error: a refused `pair-success` is reported; the connection stays open.
+    fn handle_error(&mut self, id: &str, iq: &Node) {
+        let pending = {
+            let mut state = self.shared.lock();
+            match state.pending_pairs.remove(id) {
+                Some(pending) if pending.conn == self.id => Some(pending),
+                Some(other) => {
+                    state.pending_pairs.insert(id.to_owned(), other);
+                    None
+                }
+                None => None,
+            }
+        };
+        if pending.is_some() {
+            let error = iq.child("error");
+            let code = error
+                .and_then(|e| e.optional_str_attr("code"))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let text = error
+                .and_then(|e| e.optional_str_attr("text"))
+                .unwrap_or_default()
+                .to_owned();
+            tracing::info!(code, %text, "client refused pair-success");
+            self.shared.emit(ServerEvent::PairRejected { code, text });
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! What the server reports to tests: one [`ServerEvent`] per thing that happened, delivered to every
+//! [`ServerEvents`] subscriber in order.
+
+use std::net::SocketAddr;
+
+use tokio::sync::broadcast;
+use whatsapp_binary::Jid;
+
+/// How many events a slow subscriber may fall behind before it misses some (it is told in the log).
+pub(crate) const EVENT_BUFFER: usize = 4096;
+
+/// Something the server saw or did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent {
+    /// A client completed the Noise handshake.
+    Connected {
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// A client's handshake failed (bad frames, bad keys, or it went away).
+    HandshakeFailed {
+        /// The client's address.
+        peer: SocketAddr,
+        /// What went wrong.
+        error: String,
+    },
+    /// A registration payload failed a check; the client got `<failure reason="400"/>`.
+    RegistrationRefused {
+        /// The check that failed.
+        reason: String,
+    },
+    /// An unpaired client was sent its QR references.
+    PairDeviceSent {
+        /// The references, in the order sent.
+        refs: Vec<String>,
+    },
+    /// A client asked to pair with a phone-number code; the phone may now [`enter_code`](crate::Phone::enter_code).
+    CodePairingStarted {
+        /// The phone number.
+        number: String,
+        /// The server's reference for the attempt.
+        pairing_ref: String,
+    },
+    /// A device countersigned its identity correctly and is now linked.
+    PairSucceeded {
+        /// The new device.
+        device: Jid,
+    },
+    /// Pairing failed: the client refused the `pair-success` (its `<error code text>`), or the server refused the
+    /// client's answer (code 401 with the failed check as text), or the code-pairing key bundle did not decrypt
+    /// (code 400).
+    PairRejected {
+        /// The error code.
+        code: u16,
+        /// The error text.
+        text: String,
+    },
+    /// A paired device logged in and got `<success>`.
+    LoggedIn {
+        /// The device.
+        device: Jid,
+    },
+    /// A login was answered with `<failure reason=..>`.
+    LoginRefused {
+        /// The reason code sent.
+        reason: u16,
+    },
+    /// A device asked to become active (`<iq xmlns="passive"><active/></iq>`).
+    Activated {
+        /// The device.
+        device: Jid,
+    },
+    /// A device's prekey upload passed the checks and was stored.
+    PrekeysUploaded {
+        /// The device.
+        device: Jid,
+        /// How many one-time prekeys the upload carried.
+        count: usize,
+    },
+    /// A device's prekey upload failed a check and was answered with an IQ error.
+    PrekeyUploadRefused {
+        /// The device.
+        device: Jid,
+        /// The error code sent (400, or 406 for a bad signature).
+        code: u16,
+        /// The check that failed.
+        reason: String,
+    },
+    /// A keepalive ping arrived (whether or not it was answered).
+    Pinged {
+        /// The device, if the connection is logged in.
+        device: Option<Jid>,
+    },
+    /// A device logged itself out (`remove-companion-device`) and was unlinked.
+    LoggedOut {
+        /// The device.
+        device: Jid,
+    },
+    /// The phone unlinked a device ([`Phone::remove_device`](crate::Phone::remove_device)).
+    DeviceRemoved {
+        /// The device.
+        device: Jid,
+    },
+    /// A second login of a device replaced its older connection, which got `<conflict type="replaced"/>`.
+    StreamReplaced {
+        /// The device.
+        device: Jid,
+    },
+    /// A client sent something the protocol does not allow (a frame that does not decode, an IQ without id);
+    /// the server closed the connection.
+    ProtocolViolation {
+        /// The device, if the connection was logged in.
+        device: Option<Jid>,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A connection that completed the handshake ended.
+    Disconnected {
+        /// The device, if the connection was logged in.
+        device: Option<Jid>,
+    },
+}
+
+/// A subscription to the server's events, from the moment of [`TestServer::subscribe`](crate::TestServer::subscribe).
+#[derive(Debug)]
+pub struct ServerEvents {
+    rx: broadcast::Receiver<ServerEvent>,
+}
+
+impl ServerEvents {
+    pub(crate) fn new(rx: broadcast::Receiver<ServerEvent>) -> ServerEvents {
+        ServerEvents { rx }
+    }
+
+    /// The next event; `None` once the server and all its phones are gone.
+    pub async fn next(&mut self) -> Option<ServerEvent> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "event subscriber fell behind; events were dropped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Skips events until one matches `predicate` and returns it; `None` if the server is gone first. Wrap it in
+    /// `tokio::time::timeout` in tests.
+    pub async fn wait_for(&mut self, mut predicate: impl FnMut(&ServerEvent) -> bool) -> Option<ServerEvent> {
+        while let Some(event) = self.next().await {
+            if predicate(&event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,40 @@
+//! A hermetic WhatsApp server for tests: it listens on 127.0.0.1, speaks the server side of the WhatsApp Web
+//! multi-device protocol over real sockets, and hosts simulated primary phones that link companion devices.
+//!
+//! Layer: test support, beside the client. It depends on the transport (`whatsapp-noise`), the codec
+//! (`whatsapp-binary`), the schema (`whatsapp-proto`) and the curve functions (`whatsapp-signal`), and never on the
+//! client's engine: the server's and the phone's checks are written here, independently, so that a bug on one side
+//! shows as a failure on the other.
+//!
+//! Entry types:
+//! - [`TestServer`]: start one with [`TestServer::start`], give clients its [`TestServer::url`] and
+//!   [`TestServer::trust_root`], inject faults ([`TestServer::drop_connections`],
+//!   [`TestServer::send_stream_error`], [`TestServer::fail_logins`], [`TestServer::set_iq_delay`],
+//!   [`TestServer::answer_pings`]) and inspect what it stored.
+//! - [`Phone`]: an account's primary phone: it scans QR codes ([`Phone::scan_qr`]), enters pairing codes
+//!   ([`Phone::enter_code`]) and unlinks devices.
+//! - [`ServerEvent`] and [`ServerEvents`]: everything the server saw, to synchronise tests on instead of sleeping.
+//!
+//! What the server checks, and how it answers, follows protocol-facts §3.1 to §3.5: registration and login
+//! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads.
+//!
+//! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no message routing
+//! between accounts yet, no rate limits), and its certificate root is its own, so only a client explicitly
+//! configured with [`TestServer::trust_root`] talks to it.
+
+#![forbid(unsafe_code)]
+
+mod connection;
+mod events;
+mod phone;
+mod server;
+mod state;
+mod validate;
+
+pub use events::{ServerEvent, ServerEvents};
+pub use phone::{Phone, PhoneError, Tamper};
+pub use server::{ServerConfig, TestServer};
+/// The JID type of stanzas and events, re-exported from `whatsapp-binary`.
+pub use whatsapp_binary::Jid;
+/// The trust root type clients are given, re-exported from `whatsapp-noise`.
+pub use whatsapp_noise::TrustRoot;

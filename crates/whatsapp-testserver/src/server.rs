@@ -1,0 +1,222 @@
+//! [`TestServer`]: the listener, the accept loop, accounts, and the fault-injection switches.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rand::rngs::OsRng;
+use tokio::task::JoinHandle;
+use whatsapp_binary::{Jid, Node};
+use whatsapp_noise::{NoiseListener, TrustRoot, self_issued_identity};
+use whatsapp_signal::KeyPair;
+
+use crate::connection::serve;
+use crate::events::ServerEvents;
+use crate::phone::Phone;
+use crate::state::{Account, Command, Shared, device_jid, unix_now};
+
+/// How a [`TestServer`] starts. Build it with [`ServerConfig::default`] and change the fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The address to listen on; the default `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// How many QR references an unpaired client is sent in its `pair-device` (whatsmeow sees 6).
+    pub qr_refs: usize,
+    /// The validity of the certificate chain, `(not_before, not_after)` in unix seconds; `None` is from a day ago
+    /// to a year ahead. An expired chain tests the client's certificate check.
+    pub chain_validity: Option<(u64, u64)>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            qr_refs: 6,
+            chain_validity: None,
+        }
+    }
+}
+
+/// A running test server. Clones share the server; it stops when the last clone is dropped or on
+/// [`shutdown`](Self::shutdown).
+#[derive(Clone, Debug)]
+pub struct TestServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    trust_root: TrustRoot,
+    accept: JoinHandle<()>,
+}
+
+impl Inner {
+    fn stop(&self) {
+        self.accept.abort();
+        for conn in self.shared.lock().conns.values() {
+            // A connection that already ended needs nothing.
+            let _ = conn.tx.send(Command::Abort);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl TestServer {
+    /// Starts a server on `127.0.0.1` with a free port, a fresh root and certificate chain, 6 QR references per
+    /// pairing attempt, and no accounts. Must be called within a tokio runtime.
+    pub async fn start() -> io::Result<TestServer> {
+        TestServer::start_with(ServerConfig::default()).await
+    }
+
+    /// Starts a server as `config` says.
+    pub async fn start_with(config: ServerConfig) -> io::Result<TestServer> {
+        let now = unix_now();
+        let (not_before, not_after) = config
+            .chain_validity
+            .unwrap_or((now.saturating_sub(DAY), now + 365 * DAY));
+        let (identity, trust_root) = self_issued_identity(&mut OsRng, not_before, not_after);
+        let listener = NoiseListener::bind(config.listen, identity).await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared::new(config.qr_refs);
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        tracing::info!(%addr, "test server listening");
+        Ok(TestServer {
+            inner: Arc::new(Inner {
+                shared,
+                addr,
+                trust_root,
+                accept,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The WebSocket URL clients connect to: `ws://127.0.0.1:PORT/ws/chat`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/chat", self.inner.addr)
+    }
+
+    /// The root key the server's certificate chain leads to; give it to clients as their trust root.
+    pub fn trust_root(&self) -> TrustRoot {
+        self.inner.trust_root
+    }
+
+    /// Creates an account with a primary phone for `number` (digits, international form, no `+`), with a random
+    /// LID and a fresh account identity key, and returns its phone. Calling it again for the same number returns
+    /// the same account's phone.
+    pub fn add_phone(&self, number: &str) -> Phone {
+        let mut state = self.shared().lock();
+        state.accounts.entry(number.to_owned()).or_insert_with(|| {
+            let lid_user = OsRng.gen_range(100_000_000_000_000u64..1_000_000_000_000_000);
+            Account {
+                lid_user: lid_user.to_string(),
+                identity: KeyPair::generate(&mut OsRng),
+                raw_id: OsRng.r#gen(),
+                next_device: 1,
+                devices: Default::default(),
+            }
+        });
+        drop(state);
+        Phone::new(Arc::clone(self.shared()), number.to_owned())
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> ServerEvents {
+        ServerEvents::new(self.shared().subscribe())
+    }
+
+    /// Ends every live connection abruptly: no stream error, no WebSocket close.
+    pub fn drop_connections(&self) {
+        for conn in self.shared().lock().conns.values() {
+            // A connection that already ended needs nothing.
+            let _ = conn.tx.send(Command::Abort);
+        }
+    }
+
+    /// Sends `<stream:error code=CODE>` (with `<conflict type=..>` when `conflict` is given) to the live
+    /// connection of `device`, then closes it. Does nothing if the device is not connected.
+    pub async fn send_stream_error(&self, device: &Jid, code: u16, conflict: Option<&str>) {
+        let mut error = Node::new("stream:error").attr("code", code.to_string());
+        if let Some(kind) = conflict {
+            error = error.children([Node::new("conflict").attr("type", kind.to_owned())]);
+        }
+        if let Some((_, conn)) = self.shared().lock().conn_of(device) {
+            let _ = conn.tx.send(Command::Close(Some(error)));
+        }
+    }
+
+    /// While `Some(reason)`, every login is answered with `<failure reason=REASON/>` and closed.
+    pub fn fail_logins(&self, reason: Option<u16>) {
+        self.shared().lock().faults.fail_logins = reason;
+    }
+
+    /// Delays every IQ answer by `delay` (zero: answer at once).
+    pub fn set_iq_delay(&self, delay: Duration) {
+        self.shared().lock().faults.iq_delay = delay;
+    }
+
+    /// Whether keepalive pings are answered; `false` ignores them (they still raise
+    /// [`ServerEvent::Pinged`](crate::ServerEvent::Pinged)).
+    pub fn answer_pings(&self, yes: bool) {
+        self.shared().lock().faults.answer_pings = yes;
+    }
+
+    /// How many one-time prekeys the server holds for `device` (0 for an unknown device).
+    pub fn prekey_count(&self, device: &Jid) -> usize {
+        self.shared()
+            .lock()
+            .device_mut(device)
+            .map_or(0, |d| d.prekeys.len())
+    }
+
+    /// The companions linked to the account of `number`, in device order.
+    pub fn devices(&self, number: &str) -> Vec<Jid> {
+        self.shared()
+            .lock()
+            .accounts
+            .get(number)
+            .map(|a| a.devices.keys().map(|d| device_jid(number, *d)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Stops accepting connections and ends every live one abruptly. Phones and subscriptions stay usable for
+    /// inspection.
+    pub fn shutdown(&self) {
+        self.inner.stop();
+    }
+}
+
+async fn accept_loop(listener: NoiseListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok(incoming) => {
+                tokio::spawn(serve(Arc::clone(&shared), incoming));
+            }
+            Err(error) => {
+                // Accept errors (a reset before accept, descriptor exhaustion) concern one connection; keep going.
+                tracing::warn!(%error, "accept failed");
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}

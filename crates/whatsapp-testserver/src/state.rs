@@ -1,0 +1,217 @@
+//! The server's shared state: accounts and their linked devices, live connections, pairings in progress and the
+//! fault switches. One mutex guards it; nothing awaits while holding it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc};
+use whatsapp_binary::{Jid, Node};
+use whatsapp_signal::KeyPair;
+
+use crate::events::ServerEvent;
+
+/// The keys a device registered with (its registration payload), kept when it is linked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Registration {
+    pub(crate) registration_id: u32,
+    pub(crate) identity: [u8; 32],
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) signed_prekey: [u8; 32],
+    pub(crate) signed_prekey_signature: [u8; 64],
+}
+
+/// A companion linked to an account.
+#[derive(Debug)]
+pub(crate) struct LinkedDevice {
+    /// The Noise static key the device paired with; its logins must use it.
+    pub(crate) noise_key: [u8; 32],
+    pub(crate) registration: Registration,
+    /// One-time prekeys by id.
+    pub(crate) prekeys: BTreeMap<u32, [u8; 32]>,
+}
+
+/// An account: its phone number, LID, the primary phone's identity key and its companions.
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub(crate) lid_user: String,
+    pub(crate) identity: KeyPair,
+    /// The account's ADV raw id, the same in every device identity it signs.
+    pub(crate) raw_id: u32,
+    /// The next device id to hand out (the phone is 0; companions count up from 1).
+    pub(crate) next_device: u16,
+    pub(crate) devices: BTreeMap<u16, LinkedDevice>,
+}
+
+/// What a connection task is told to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send this stanza.
+    Send(Node),
+    /// Send this stanza (if any), close the WebSocket, end the connection.
+    Close(Option<Node>),
+    /// End the connection at once: no stanza, no WebSocket close.
+    Abort,
+}
+
+/// What a live connection is.
+#[derive(Debug, Clone)]
+pub(crate) enum Role {
+    /// A registering device: its keys and the QR references it was sent.
+    Unpaired { registration: Registration, refs: Vec<String> },
+    /// A logged-in device.
+    Device(Jid),
+}
+
+/// A live connection.
+#[derive(Debug)]
+pub(crate) struct ConnEntry {
+    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) client_static: [u8; 32],
+    pub(crate) role: Role,
+}
+
+/// A `pair-success` sent and not yet answered.
+#[derive(Debug)]
+pub(crate) struct PendingPair {
+    pub(crate) conn: u64,
+    pub(crate) number: String,
+    pub(crate) device_id: u16,
+    pub(crate) key_index: u32,
+    /// The encoded `ADVDeviceIdentity` sent.
+    pub(crate) details: Vec<u8>,
+    pub(crate) account_signature: Vec<u8>,
+    pub(crate) companion_identity: [u8; 32],
+}
+
+/// A phone-number code pairing in progress.
+#[derive(Debug)]
+pub(crate) struct CodePairingState {
+    pub(crate) conn: u64,
+    pub(crate) number: String,
+    /// Orders attempts, so that the phone answers the latest.
+    pub(crate) sequence: u64,
+    pub(crate) wrapped_companion_ephemeral: [u8; 80],
+    /// Set once the phone entered a code: the phone's ephemeral key and the companion's, as unwrapped.
+    pub(crate) exchange: Option<(KeyPair, [u8; 32])>,
+}
+
+/// The fault-injection switches.
+#[derive(Debug, Clone)]
+pub(crate) struct Faults {
+    pub(crate) fail_logins: Option<u16>,
+    pub(crate) iq_delay: Duration,
+    pub(crate) answer_pings: bool,
+}
+
+/// Everything behind the mutex.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) accounts: BTreeMap<String, Account>,
+    pub(crate) conns: HashMap<u64, ConnEntry>,
+    pub(crate) pending_pairs: HashMap<String, PendingPair>,
+    pub(crate) code_pairings: HashMap<String, CodePairingState>,
+    pub(crate) faults: Faults,
+    pub(crate) next_conn: u64,
+}
+
+impl State {
+    /// The live connection of `device`, if it is logged in.
+    pub(crate) fn conn_of(&self, device: &Jid) -> Option<(u64, &ConnEntry)> {
+        self.conns
+            .iter()
+            .find(|(_, c)| matches!(&c.role, Role::Device(jid) if jid == device))
+            .map(|(id, c)| (*id, c))
+    }
+
+    /// The linked device behind a device JID.
+    pub(crate) fn device_mut(&mut self, device: &Jid) -> Option<&mut LinkedDevice> {
+        self.accounts
+            .get_mut(device.user())?
+            .devices
+            .get_mut(&device.device())
+    }
+}
+
+/// What every task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    events: broadcast::Sender<ServerEvent>,
+    next_id: AtomicU64,
+    /// How many QR references an unpaired connection is sent.
+    pub(crate) qr_refs: usize,
+}
+
+impl Shared {
+    pub(crate) fn new(qr_refs: usize) -> Arc<Shared> {
+        let (events, _) = broadcast::channel(crate::events::EVENT_BUFFER);
+        Arc::new(Shared {
+            state: Mutex::new(State {
+                accounts: BTreeMap::new(),
+                conns: HashMap::new(),
+                pending_pairs: HashMap::new(),
+                code_pairings: HashMap::new(),
+                faults: Faults {
+                    fail_logins: None,
+                    iq_delay: Duration::ZERO,
+                    answer_pings: true,
+                },
+                next_conn: 1,
+            }),
+            events,
+            next_id: AtomicU64::new(1),
+            qr_refs,
+        })
+    }
+
+    /// The state. A task that panicked while holding the lock leaves the state as it was mid-update, which is
+    /// still the best information there is; the server keeps going rather than poisoning every test after it.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn emit(&self, event: ServerEvent) {
+        tracing::debug!(?event, "server event");
+        // No subscriber is not an error: tests subscribe to what they need.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<ServerEvent> {
+        self.events.subscribe()
+    }
+
+    /// A number never handed out before by this server.
+    pub(crate) fn next_number(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh id for a server-originated stanza.
+    pub(crate) fn next_stanza_id(&self) -> String {
+        format!("srv-{}", self.next_number())
+    }
+}
+
+/// The server's own JID, `s.whatsapp.net`.
+pub(crate) fn server_jid() -> Jid {
+    Jid::server_only(Jid::DEFAULT_USER_SERVER)
+}
+
+/// The current time, unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A device's phone-number JID.
+pub(crate) fn device_jid(number: &str, device: u16) -> Jid {
+    Jid::with_device(number, Jid::DEFAULT_USER_SERVER, device)
+}
+
+/// A device's LID.
+pub(crate) fn device_lid(lid_user: &str, device: u16) -> Jid {
+    Jid::with_device(lid_user, Jid::LID_SERVER, device)
+}
