@@ -37,16 +37,6 @@ struct Writer<'o> {
 }
 
 impl Writer<'_> {
-    /// The token for `text`, if any.
-    #[inline]
-    fn token(&mut self, text: &str) -> Option<Token> {
-        if token::might_be_token(text.as_bytes()) {
-            token::probe(text)
-        } else {
-            None
-        }
-    }
-
     fn node(&mut self, node: &Node) {
         write_node(self, node);
     }
@@ -221,25 +211,28 @@ fn write_packed(out: &mut Vec<u8>, packing: Packing, text: &[u8]) {
         Packing::Hex => (token::HEX_8, &HEX_CODE),
     };
     let odd = text.len() % 2;
-    // At most 127 characters (checked by `packing`): 64 packed bytes plus the two header bytes.
-    out.reserve(2 + text.len() / 2 + odd);
-    out.push(tag);
-    out.push(((text.len() / 2 + odd) as u8) | ((odd as u8) << 7));
+    let packed_len = text.len() / 2 + odd;
+    // The packed form is assembled on the stack and appended in one copy: at most 127 characters (checked by
+    // `packing`) make 64 bytes after the two header bytes.
+    let mut packed = [0u8; 2 + token::PACKED_MAX.div_ceil(2)];
+    packed[0] = tag;
+    packed[1] = (packed_len as u8) | ((odd as u8) << 7);
     let pairs = text.chunks_exact(2);
     let rest = pairs.remainder();
-    for pair in pairs {
-        out.push(codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])]);
+    let mut slots = packed[2..].iter_mut();
+    for (pair, slot) in pairs.zip(slots.by_ref()) {
+        *slot = codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])];
     }
-    if let [last] = rest {
-        out.push(codes[usize::from(*last)] << 4 | 0x0f);
+    if let ([last], Some(slot)) = (rest, slots.next()) {
+        *slot = codes[usize::from(*last)] << 4 | 0x0f;
     }
+    out.extend_from_slice(packed.get(..2 + packed_len).unwrap_or(&packed));
 }
 
 #[inline]
 fn write_string(w: &mut Writer<'_>, text: &str) {
-    let token = w.token(text);
     let out = &mut *w.out;
-    match token {
+    match token::lookup(text) {
         Some(Token::Single(index)) => out.push(index),
         Some(Token::Double(dictionary, index)) => {
             out.extend_from_slice(&[token::DICTIONARY_0 + dictionary, index]);
@@ -251,32 +244,60 @@ fn write_string(w: &mut Writer<'_>, text: &str) {
     }
 }
 
+/// The wire form a JID takes, decided by one match on its server.
+enum JidForm {
+    /// AD_JID with this agent/domain byte.
+    Device(u8),
+    /// FB_JID.
+    Messenger,
+    /// INTEROP_JID.
+    Interop,
+    /// JID_PAIR (a device number, if any, is dropped as in whatsmeow).
+    Pair,
+}
+
+fn jid_form(jid: &Jid) -> JidForm {
+    let device = jid.device() > 0;
+    match jid.server() {
+        Jid::DEFAULT_USER_SERVER if device => JidForm::Device(Jid::WHATSAPP_DOMAIN),
+        Jid::LID_SERVER if device => JidForm::Device(Jid::LID_DOMAIN),
+        Jid::HOSTED_SERVER => JidForm::Device(Jid::HOSTED_DOMAIN),
+        Jid::HOSTED_LID_SERVER => JidForm::Device(Jid::HOSTED_LID_DOMAIN),
+        Jid::MESSENGER_SERVER => JidForm::Messenger,
+        Jid::INTEROP_SERVER => JidForm::Interop,
+        _ => JidForm::Pair,
+    }
+}
+
 fn write_jid(w: &mut Writer<'_>, jid: &Jid) {
-    let server = jid.server();
-    let device_server = matches!(server, Jid::DEFAULT_USER_SERVER | Jid::LID_SERVER);
-    if (device_server && jid.device() > 0) || jid.is_hosted() {
-        w.out
-            .extend_from_slice(&[token::AD_JID, jid.actual_agent(), jid.device() as u8]);
-        write_string(w, jid.user());
-    } else if server == Jid::MESSENGER_SERVER {
-        w.out.push(token::FB_JID);
-        write_string(w, jid.user());
-        w.out.extend_from_slice(&jid.device().to_be_bytes());
-        write_string(w, server);
-    } else if server == Jid::INTEROP_SERVER {
-        w.out.push(token::INTEROP_JID);
-        write_string(w, jid.user());
-        w.out.extend_from_slice(&jid.device().to_be_bytes());
-        w.out.extend_from_slice(&jid.integrator().to_be_bytes());
-        write_string(w, server);
-    } else {
-        w.out.push(token::JID_PAIR);
-        if jid.user().is_empty() {
-            w.out.push(token::LIST_EMPTY);
-        } else {
+    match jid_form(jid) {
+        JidForm::Device(domain) => {
+            w.out
+                .extend_from_slice(&[token::AD_JID, domain, jid.device() as u8]);
             write_string(w, jid.user());
         }
-        write_string(w, server);
+        JidForm::Messenger => {
+            w.out.push(token::FB_JID);
+            write_string(w, jid.user());
+            w.out.extend_from_slice(&jid.device().to_be_bytes());
+            write_string(w, jid.server());
+        }
+        JidForm::Interop => {
+            w.out.push(token::INTEROP_JID);
+            write_string(w, jid.user());
+            w.out.extend_from_slice(&jid.device().to_be_bytes());
+            w.out.extend_from_slice(&jid.integrator().to_be_bytes());
+            write_string(w, jid.server());
+        }
+        JidForm::Pair => {
+            w.out.push(token::JID_PAIR);
+            if jid.user().is_empty() {
+                w.out.push(token::LIST_EMPTY);
+            } else {
+                write_string(w, jid.user());
+            }
+            write_string(w, jid.server());
+        }
     }
 }
 

@@ -3,23 +3,11 @@
 
 The token tables are WhatsApp's binary-node dictionaries, version 3 (protocol-facts 3.10); data/tokens.json is a copy
 of the project's shared reference file, itself taken from @whiskeysockets/baileys 7.0.0-rc14 and identical to
-whatsmeow's binary/token/token.go. Besides the tables, the script lays out an open-addressing hash table from token
-string to wire code so that encoding looks a token up without hashing the whole string or parsing anything at run time.
+whatsmeow's binary/token/token.go. The encoder's string-to-token table is laid out by the compiler from these
+dictionaries (src/token/lookup.rs), so this script emits only the dictionaries.
 A unit test in src/token/mod.rs checks the committed output against data/tokens.json.
 """
 import json
-
-MUL = 0xD6E8FEB86659FD93
-BITS = 12
-M = (1 << 64) - 1
-
-
-def key(b):
-    n = len(b)
-    if n == 0:
-        return 0
-    return (n | b[0] << 8 | b[-1] << 16 | b[n // 2] << 24 | b[n // 3] << 32 | b[(2 * n) // 3] << 40
-            | b[n - 1 - n // 4] << 48)
 
 
 def rust_str(s):
@@ -31,23 +19,6 @@ def main():
     single = d["single_byte"]
     double = d["double_byte"]
     assert d["dictionary_version"] == 3 and len(single) == 236 and all(len(x) == 256 for x in double)
-    toks = [(s, i) for i, s in enumerate(single) if i > 0]
-    toks += [(s, 0x100 + di * 256 + i) for di, l in enumerate(double) for i, s in enumerate(l)]
-    size = 1 << BITS
-    table = [0] * size
-    max_probe = 0
-    for s, code in toks:
-        h = ((key(s.encode()) * MUL) & M) >> (64 - BITS)
-        p = 0
-        while table[(h + p) % size] != 0:
-            p += 1
-        table[(h + p) % size] = code
-        max_probe = max(max_probe, p)
-    first = [0] * 256
-    for s, _ in toks:
-        b = s.encode()
-        assert 0 < len(b) < 64
-        first[b[0]] |= 1 << len(b)
     out = []
     out.append("//! Token dictionaries of the binary-node format, version 3 (protocol-facts §3.10).")
     out.append("//!")
@@ -68,27 +39,6 @@ def main():
         for s in l:
             out.append(f"        {rust_str(s)},")
         out.append("    ],")
-    out.append("];")
-    out.append("")
-    out.append(f"/// Multiplier of the lookup hash (see `token::slot`).")
-    out.append(f"pub(crate) const HASH_MUL: u64 = 0x{MUL:016X};")
-    out.append(f"/// log2 of the lookup table size.")
-    out.append(f"pub(crate) const HASH_BITS: u32 = {BITS};")
-    out.append(f"/// Longest probe sequence in `LOOKUP` (informational: lookups stop at the first empty slot).")
-    out.append(f"pub(crate) const MAX_PROBE: usize = {max_probe};")
-    out.append("")
-    out.append("/// Open-addressing table from token string to wire code: 0 is an empty slot, 1..=235 a single-byte token,")
-    out.append("/// `0x100 + dictionary * 256 + index` a double-byte token.")
-    out.append(f"pub(crate) static LOOKUP: [u16; {size}] = [")
-    for i in range(0, size, 16):
-        out.append("    " + " ".join(f"{v}," for v in table[i:i + 16]))
-    out.append("];")
-    out.append("")
-    out.append("/// For each first byte, a bit set of the lengths of the tokens starting with it: a one-load filter that")
-    out.append("/// turns most non-token strings (numbers, ids) away before hashing.")
-    out.append("pub(crate) static FIRST_BYTE_LENGTHS: [u64; 256] = [")
-    for i in range(0, 256, 4):
-        out.append("    " + " ".join(f"0x{v:016x}," for v in first[i:i + 4]))
     out.append("];")
     open("src/token/tables.rs", "w").write("\n".join(out) + "\n")
 

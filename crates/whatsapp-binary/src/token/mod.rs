@@ -1,7 +1,9 @@
 //! Wire tags and token dictionaries of the binary-node format (protocol-facts §3.10, dictionary version 3).
 
+mod lookup;
 mod tables;
 
+pub(crate) use lookup::lookup;
 pub(crate) use tables::{DOUBLE_BYTE, SINGLE_BYTE};
 
 /// Version of the token dictionaries, sent in the connection header (`WA 06 03`).
@@ -48,112 +50,6 @@ pub(crate) enum Token {
     Double(u8, u8),
 }
 
-/// The lookup table slot where the search for `bytes` starts: a multiplicative hash of the length and six sampled
-/// bytes, the same function `tools/gen_tables.py` laid the table out with.
-#[inline]
-fn slot(bytes: &[u8]) -> usize {
-    let n = bytes.len();
-    let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
-    let key = n as u64
-        | at(0) << 8
-        | at(n.wrapping_sub(1)) << 16
-        | at(n / 2) << 24
-        | at(n / 3) << 32
-        | at(2 * n / 3) << 40
-        | at(n.wrapping_sub(1).wrapping_sub(n / 4)) << 48;
-    (key.wrapping_mul(tables::HASH_MUL) >> (64 - tables::HASH_BITS)) as usize
-}
-
-/// Longest token string (tokens.json); longer strings skip the lookup.
-const LONGEST_TOKEN: usize = 48;
-
-/// Finds the token that encodes `text`, if any (the encoder calls the two halves itself, caching the probe).
-#[cfg(test)]
-pub(crate) fn lookup(text: &str) -> Option<Token> {
-    if might_be_token(text.as_bytes()) {
-        probe(text)
-    } else {
-        None
-    }
-}
-
-/// A one-load filter on the first byte and the length: `false` means `bytes` is certainly not a token.
-#[inline]
-pub(crate) fn might_be_token(bytes: &[u8]) -> bool {
-    let Some(&first) = bytes.first() else {
-        return false;
-    };
-    let lengths = tables::FIRST_BYTE_LENGTHS
-        .get(usize::from(first))
-        .copied()
-        .unwrap_or(0);
-    bytes.len() <= LONGEST_TOKEN && lengths >> bytes.len() & 1 != 0
-}
-
-/// Searches the lookup table for `text`.
-#[inline]
-pub(crate) fn probe(text: &str) -> Option<Token> {
-    let bytes = text.as_bytes();
-    let mask = tables::LOOKUP.len() - 1;
-    let first = slot(bytes);
-    // Every token sits at most MAX_PROBE slots after its hash slot, so the probe sequence is bounded.
-    for index in first..=first + tables::MAX_PROBE {
-        let code = *tables::LOOKUP.get(index & mask)?;
-        if code == 0 {
-            return None;
-        }
-        let (token, candidate) = decode_code(code);
-        if eq_short(candidate.as_bytes(), bytes) {
-            return Some(token);
-        }
-    }
-    None
-}
-
-/// Byte-string equality for short strings without a call to memcmp: two overlapping word loads cover 4 to 16 bytes.
-#[inline]
-fn eq_short(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word8 = |s: &[u8], at: usize| {
-        s.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map(u64::from_ne_bytes)
-    };
-    let word4 = |s: &[u8], at: usize| {
-        s.get(at..at + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map(u32::from_ne_bytes)
-    };
-    match n {
-        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
-        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
-        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
-        _ => a == b,
-    }
-}
-
-/// Splits a lookup-table code into the token and its string.
-#[inline]
-fn decode_code(code: u16) -> (Token, &'static str) {
-    if code < 0x100 {
-        let index = code as u8;
-        (
-            Token::Single(index),
-            SINGLE_BYTE.get(usize::from(index)).copied().unwrap_or(""),
-        )
-    } else {
-        let dictionary = ((code - 0x100) >> 8) as u8;
-        let index = (code & 0xff) as u8;
-        (
-            Token::Double(dictionary, index),
-            double_token(dictionary, index).unwrap_or(""),
-        )
-    }
-}
-
 /// The string of a double-byte token.
 #[inline]
 pub(crate) fn double_token(dictionary: u8, index: u8) -> Option<&'static str> {
@@ -193,30 +89,7 @@ mod tests {
             .iter()
             .chain(DOUBLE_BYTE.iter().flatten())
             .map(|t| t.len());
-        assert_eq!(longest.max(), Some(LONGEST_TOKEN));
-    }
-
-    #[test]
-    fn short_equality() {
-        for (a, b) in [
-            ("", ""),
-            ("ab", "ab"),
-            ("abcde", "abcde"),
-            ("abcdefghijklmnop", "abcdefghijklmnop"),
-        ] {
-            assert!(eq_short(a.as_bytes(), b.as_bytes()));
-        }
-        for (a, b) in [
-            ("a", ""),
-            ("ab", "ac"),
-            ("abcde", "abcdf"),
-            ("abxde", "abcde"),
-            ("abcdefghij", "abcdefghiJ"),
-        ] {
-            assert!(!eq_short(a.as_bytes(), b.as_bytes()));
-        }
-        let long = "x".repeat(30);
-        assert!(eq_short(long.as_bytes(), long.as_bytes()));
+        assert_eq!(longest.max(), Some(lookup::LONGEST_TOKEN));
     }
 
     #[test]
