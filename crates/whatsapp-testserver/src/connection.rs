@@ -55,7 +55,9 @@ fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
         .attr("from", server_jid())
         .attr("type", "error")
         .attr("id", id.to_owned())
-        .children([Node::new("error").attr("code", code.to_string()).attr("text", text)])
+        .children([Node::new("error")
+            .attr("code", code.to_string())
+            .attr("text", text)])
 }
 
 fn error_text(code: u16) -> &'static str {
@@ -205,14 +207,13 @@ impl Conn {
             checked.map(|(device_id, lid_user)| {
                 let jid = device_jid(&number, device_id);
                 if let Some((old, entry)) = state.conn_of(&jid) {
-                    let conflict = Node::new("stream:error")
-                        .children([Node::new("conflict").attr("type", "replaced")]);
+                    let conflict =
+                        Node::new("stream:error").children([Node::new("conflict").attr("type", "replaced")]);
                     // The old connection may have ended already; then there is nothing to replace.
                     let _ = entry.tx.send(Command::Close(Some(conflict)));
                     tracing::info!(%jid, old, "login replaces an older connection");
-                    self.shared.emit(ServerEvent::StreamReplaced {
-                        device: jid.clone(),
-                    });
+                    self.shared
+                        .emit(ServerEvent::StreamReplaced { device: jid.clone() });
                 }
                 self.id = state.next_conn;
                 state.next_conn += 1;
@@ -414,11 +415,7 @@ impl Conn {
         let Some(device) = self.device.clone() else {
             return self.respond_error(id, 401).await;
         };
-        let count = self
-            .shared
-            .lock()
-            .device_mut(&device)
-            .map(|d| d.prekeys.len());
+        let count = self.shared.lock().device_mut(&device).map(|d| d.prekeys.len());
         match count {
             Some(count) => {
                 let result = iq_result(id).children([Node::new("count").attr("value", count.to_string())]);
@@ -449,8 +446,7 @@ impl Conn {
                     linked.registration.signed_prekey = upload.signed_prekey;
                     linked.registration.signed_prekey_signature = upload.signed_prekey_signature;
                 }
-                self.shared
-                    .emit(ServerEvent::PrekeysUploaded { device, count });
+                self.shared.emit(ServerEvent::PrekeysUploaded { device, count });
                 self.respond(vec![iq_result(id)]).await
             }
             Err(refusal) => {
@@ -512,8 +508,8 @@ impl Conn {
             if jid.server() != Jid::DEFAULT_USER_SERVER || jid.device() != 0 {
                 return Err(400);
             }
-            let wrapped =
-                child_fixed::<80>(reg, "link_code_pairing_wrapped_companion_ephemeral_pub").map_err(|_| 400u16)?;
+            let wrapped = child_fixed::<80>(reg, "link_code_pairing_wrapped_companion_ephemeral_pub")
+                .map_err(|_| 400u16)?;
             let auth_key = child_fixed::<32>(reg, "companion_server_auth_key_pub").map_err(|_| 400u16)?;
             if auth_key != self.client_static {
                 return Err(400);
@@ -570,7 +566,9 @@ impl Conn {
             .and_then(content_bytes);
         let identity = child_fixed::<32>(reg, "companion_identity_public").ok();
         let jid = reg.optional_jid_attr("jid").ok().flatten();
-        let (Some(pairing_ref), Some(bundle), Some(identity), Some(jid)) = (pairing_ref, bundle, identity, jid) else {
+        let (Some(pairing_ref), Some(bundle), Some(identity), Some(jid)) =
+            (pairing_ref, bundle, identity, jid)
+        else {
             return self.respond_error(id, 400).await;
         };
         if self.registration.as_ref().map(|r| r.identity) != Some(identity) {
@@ -612,7 +610,10 @@ impl Conn {
             Some(Ok(pair_success)) => self.respond(vec![iq_result(id), pair_success]).await,
             Some(Err(reason)) => {
                 tracing::info!(%reason, "code pairing refused");
-                self.shared.emit(ServerEvent::PairRejected { code: 400, text: reason });
+                self.shared.emit(ServerEvent::PairRejected {
+                    code: 400,
+                    text: reason,
+                });
                 self.respond_error(id, 400).await
             }
         }

@@ -258,20 +258,21 @@ impl Phone {
                 .ok_or(PhoneError::NoPendingCodePairing)?
         };
         // PBKDF2 with 131072 rounds is slow by design; keep it off the runtime's worker threads.
-        let (phone_ephemeral, companion_ephemeral, wrapped_primary) = tokio::task::spawn_blocking(move || {
-            let (salt, iv, encrypted) = split_wrapped(&wrapped);
-            let companion_ephemeral = code_cipher(&code, &salt, &iv, &encrypted);
-            let phone_ephemeral = KeyPair::generate(&mut OsRng);
-            let mut salt = [0u8; 32];
-            let mut iv = [0u8; 16];
-            OsRng.fill_bytes(&mut salt);
-            OsRng.fill_bytes(&mut iv);
-            let encrypted = code_cipher(&code, &salt, &iv, phone_ephemeral.public.as_bytes());
-            let wrapped_primary = [&salt[..], &iv, &encrypted].concat();
-            (phone_ephemeral, companion_ephemeral, wrapped_primary)
-        })
-        .await
-        .map_err(|_| PhoneError::ConnectionClosed)?;
+        let (phone_ephemeral, companion_ephemeral, wrapped_primary) =
+            tokio::task::spawn_blocking(move || {
+                let (salt, iv, encrypted) = split_wrapped(&wrapped);
+                let companion_ephemeral = code_cipher(&code, &salt, &iv, &encrypted);
+                let phone_ephemeral = KeyPair::generate(&mut OsRng);
+                let mut salt = [0u8; 32];
+                let mut iv = [0u8; 16];
+                OsRng.fill_bytes(&mut salt);
+                OsRng.fill_bytes(&mut iv);
+                let encrypted = code_cipher(&code, &salt, &iv, phone_ephemeral.public.as_bytes());
+                let wrapped_primary = [&salt[..], &iv, &encrypted].concat();
+                (phone_ephemeral, companion_ephemeral, wrapped_primary)
+            })
+            .await
+            .map_err(|_| PhoneError::ConnectionClosed)?;
 
         let mut state = self.shared.lock();
         let identity = state
@@ -494,7 +495,10 @@ pub(crate) fn finish_code_pairing(
         .as_ref()
         .ok_or("the phone has not entered a code yet")?;
     if wrapped_bundle.len() < 32 + 12 + 16 {
-        return Err(format!("wrapped key bundle is only {} bytes", wrapped_bundle.len()));
+        return Err(format!(
+            "wrapped key bundle is only {} bytes",
+            wrapped_bundle.len()
+        ));
     }
     let (salt, rest) = wrapped_bundle.split_at(32);
     let (nonce, ciphertext) = rest.split_at(12);

@@ -59,7 +59,10 @@ pub(crate) enum Command {
 #[derive(Debug, Clone)]
 pub(crate) enum Role {
     /// A registering device: its keys and the QR references it was sent.
-    Unpaired { registration: Registration, refs: Vec<String> },
+    Unpaired {
+        registration: Registration,
+        refs: Vec<String>,
+    },
     /// A logged-in device.
     Device(Jid),
 }
