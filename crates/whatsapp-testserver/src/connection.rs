@@ -288,11 +288,9 @@ impl Conn {
             state.pending_pairs.retain(|_, p| p.conn != id);
             state.code_pairings.retain(|_, p| p.conn != id);
         }
-        if self.id != 0 {
-            self.shared.emit(ServerEvent::Disconnected {
-                device: self.device.clone(),
-            });
-        }
+        self.shared.emit(ServerEvent::Disconnected {
+            device: self.device.clone(),
+        });
     }
 
     fn violation(&self, reason: String) {

@@ -115,7 +115,8 @@ pub enum ServerEvent {
         /// What was wrong.
         reason: String,
     },
-    /// A connection that completed the handshake ended.
+    /// A connection that completed the handshake ended, for whatever reason (refused, closed by either side,
+    /// dropped).
     Disconnected {
         /// The device, if the connection was logged in.
         device: Option<Jid>,
