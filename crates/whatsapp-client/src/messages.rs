@@ -159,9 +159,17 @@ impl<B: Backend> Client<B> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::SendNode { node, reply }).await?;
         let timeout: Duration = self.shared.config.iq_timeout;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(answer) => answer.map_err(|_| ClientError::ConnectionClosed)?,
-            Err(_) => Err(ClientError::IqTimeout),
+        let ack = match tokio::time::timeout(timeout, answer).await {
+            Ok(answer) => answer.map_err(|_| ClientError::ConnectionClosed)??,
+            Err(_) => return Err(ClientError::IqTimeout),
+        };
+        // The server refuses a stanza with an ack carrying an error code.
+        match ack.optional_str_attr("error") {
+            Some(code) => Err(ClientError::Iq {
+                code: code.parse().unwrap_or(0),
+                text: "message refused".to_owned(),
+            }),
+            None => Ok(ack),
         }
     }
 }

@@ -15,6 +15,7 @@ use whatsapp_proto::handshake::ClientPayload;
 
 use crate::events::ServerEvent;
 use crate::phone::{check_device_signature, finish_code_pairing, send_pair_success};
+use crate::routing;
 use crate::state::{
     CodePairingState, Command, ConnEntry, LinkedDevice, Registration, Role, Shared, device_jid, server_jid,
     unix_now,
@@ -351,6 +352,16 @@ impl Conn {
         tracing::trace!(%node, "received");
         match node.tag.as_ref() {
             "iq" => self.handle_iq(node).await,
+            "message" => self.route_message(&node).await,
+            "ack" => {
+                if let Some(device) = self.device.clone() {
+                    let acked = routing::acknowledged(&mut self.shared.lock(), &device, &node);
+                    if let Some(id) = acked {
+                        self.shared.emit(ServerEvent::MessageAcked { device, id });
+                    }
+                }
+                Flow::Continue
+            }
             // Acks of our notifications and anything this server does not route yet are accepted silently.
             _ => Flow::Continue,
         }
@@ -386,14 +397,66 @@ impl Conn {
                 let Some(device) = self.device.clone() else {
                     return self.respond_error(id, 401).await;
                 };
+                // An active device gets everything it has not acknowledged (the offline queue).
+                let queued = routing::inbox(&self.shared.lock(), &device);
                 self.shared.emit(ServerEvent::Activated { device });
-                self.respond(vec![iq_result(id)]).await
+                let mut nodes = vec![iq_result(id)];
+                nodes.extend(queued);
+                self.respond(nodes).await
             }
             ("encrypt", "get") if iq.child("count").is_some() => self.prekey_count(id).await,
+            ("encrypt", "get") if iq.child("key").is_some() && self.device.is_some() => {
+                let answer = routing::bundle_answer(&mut self.shared.lock(), id, iq);
+                self.answer_or_refuse(id, answer).await
+            }
+            ("usync", "get") if self.device.is_some() => {
+                let answer = routing::usync_answer(&self.shared.lock(), id, iq);
+                self.answer_or_refuse(id, answer).await
+            }
             ("encrypt", "set") if iq.child("registration").is_some() => self.prekey_upload(id, iq).await,
             ("md", "set") if iq.child("link_code_companion_reg").is_some() => self.code_pairing(id, iq).await,
             ("md", "set") if iq.child("remove-companion-device").is_some() => self.logout(id, iq).await,
             _ => self.respond_error(id, 501).await,
+        }
+    }
+
+    async fn answer_or_refuse(&mut self, id: &str, answer: Result<Node, &'static str>) -> Flow {
+        match answer {
+            Ok(answer) => self.respond(vec![answer]).await,
+            Err(reason) => {
+                self.violation(reason.to_owned());
+                self.respond_error(id, 400).await
+            }
+        }
+    }
+
+    /// A `<message>` from a logged-in device: fan it out, then ack it (or refuse it with `error="400"`).
+    async fn route_message(&mut self, message: &Node) -> Flow {
+        let Some(sender) = self.device.clone() else {
+            self.violation("message from a connection that is not logged in".to_owned());
+            return self.close(None).await;
+        };
+        let routed = routing::route_message(&mut self.shared.lock(), &sender, message);
+        match routed {
+            Ok((ack, copies)) => {
+                let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
+                self.shared.emit(ServerEvent::MessageRouted {
+                    from: sender,
+                    id,
+                    copies,
+                });
+                self.send(ack).await
+            }
+            Err(reason) => {
+                tracing::info!(%sender, %reason, "message refused");
+                self.shared
+                    .emit(ServerEvent::MessageRefused { from: sender, reason });
+                let mut nack = Node::new("ack").attr("class", "message").attr("error", "400");
+                if let Some(id) = message.attr_value("id") {
+                    nack = nack.attr("id", id.clone());
+                }
+                self.send(nack).await
+            }
         }
     }
 

@@ -71,6 +71,29 @@ pub enum ServerEvent {
         /// The device.
         device: Jid,
     },
+    /// A device sent a message; a copy was queued for each addressed device.
+    MessageRouted {
+        /// The sending device.
+        from: Jid,
+        /// The message id.
+        id: String,
+        /// How many device copies were queued.
+        copies: usize,
+    },
+    /// A device sent a malformed message; it got an `<ack error="400">`.
+    MessageRefused {
+        /// The sending device.
+        from: Jid,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A device acknowledged its copy of a message; the copy left its inbox.
+    MessageAcked {
+        /// The device.
+        device: Jid,
+        /// The message id.
+        id: String,
+    },
     /// A device's prekey upload passed the checks and was stored.
     PrekeysUploaded {
         /// The device.

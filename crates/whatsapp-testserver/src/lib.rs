@@ -16,17 +16,21 @@
 //! - [`ServerEvent`] and [`ServerEvents`]: everything the server saw, to synchronise tests on instead of sleeping.
 //!
 //! What the server checks, and how it answers, follows protocol-facts §3.1 to §3.5: registration and login
-//! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads.
+//! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads; and for
+//! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once) and the fan-out of
+//! one-to-one `<message>` stanzas to every addressed device, queued until each device acknowledges its copy.
 //!
-//! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no message routing
-//! between accounts yet, no rate limits), and its certificate root is its own, so only a client explicitly
-//! configured with [`TestServer::trust_root`] talks to it.
+//! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
+//! does not route group messages, receipts or presence yet, its phones have no Signal keys of their own, and its
+//! certificate root is its own, so only a client explicitly configured with [`TestServer::trust_root`] talks to
+//! it.
 
 #![forbid(unsafe_code)]
 
 mod connection;
 mod events;
 mod phone;
+mod routing;
 mod server;
 mod state;
 mod validate;

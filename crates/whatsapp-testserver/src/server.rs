@@ -181,6 +181,18 @@ impl TestServer {
         self.shared().lock().faults.answer_pings = yes;
     }
 
+    /// Whether message acks empty the devices' inboxes (the default); `false` keeps every copy queued, so each
+    /// login delivers it again (duplicate-delivery tests). Acks still raise
+    /// [`ServerEvent::MessageAcked`](crate::ServerEvent::MessageAcked).
+    pub fn honour_acks(&self, yes: bool) {
+        self.shared().lock().faults.ignore_acks = !yes;
+    }
+
+    /// How many messages `device` has not acknowledged.
+    pub fn inbox_len(&self, device: &Jid) -> usize {
+        self.shared().lock().inboxes.get(device).map_or(0, Vec::len)
+    }
+
     /// How many one-time prekeys the server holds for `device` (0 for an unknown device).
     pub fn prekey_count(&self, device: &Jid) -> usize {
         self.shared()

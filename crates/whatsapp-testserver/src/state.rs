@@ -106,6 +106,8 @@ pub(crate) struct Faults {
     pub(crate) fail_logins: Option<u16>,
     pub(crate) iq_delay: Duration,
     pub(crate) answer_pings: bool,
+    /// Acks of messages are reported but do not empty inboxes, so every copy is delivered again.
+    pub(crate) ignore_acks: bool,
 }
 
 /// Everything behind the mutex.
@@ -117,6 +119,8 @@ pub(crate) struct State {
     pub(crate) code_pairings: HashMap<String, CodePairingState>,
     pub(crate) faults: Faults,
     pub(crate) next_conn: u64,
+    /// Messages each device has not acknowledged yet, by device phone-number JID, oldest first.
+    pub(crate) inboxes: HashMap<Jid, Vec<crate::routing::Queued>>,
 }
 
 impl State {
@@ -160,8 +164,10 @@ impl Shared {
                     fail_logins: None,
                     iq_delay: Duration::ZERO,
                     answer_pings: true,
+                    ignore_acks: false,
                 },
                 next_conn: 1,
+                inboxes: HashMap::new(),
             }),
             events,
             next_id: AtomicU64::new(1),

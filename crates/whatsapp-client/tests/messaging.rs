@@ -1,0 +1,161 @@
+//! End to end: one-to-one messages between two accounts' companions through `whatsapp-testserver`, over real
+//! sockets with SQLite stores: both directions, copies to the sender's other devices, and delivery of what
+//! arrived while a device was offline.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use whatsapp_client::sql::SqlBackend;
+use whatsapp_client::{Client, ClientError, Event, Events, Jid};
+use whatsapp_testserver::{ServerEvent, TestServer};
+
+const BOB: &str = "15557654321";
+
+struct Companion {
+    client: Client<SqlBackend>,
+    events: Events,
+    jid: Jid,
+}
+
+async fn companion(server: &TestServer, phone: &str) -> Companion {
+    let phone = server.add_phone(phone);
+    let (backend, _path) = sqlite().await;
+    let (client, mut events) = client_for(server, backend).await;
+    let jid = pair_with(&phone, &client, &mut events).await;
+    Companion { client, events, jid }
+}
+
+async fn next_message(events: &mut Events) -> (whatsapp_client::MessageInfo, whatsapp_client::Message) {
+    match wait_for(events, "a message", |e| {
+        matches!(e, Event::Message { .. } | Event::UndecryptableMessage { .. })
+    })
+    .await
+    {
+        Event::Message { info, message } => (info, *message),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+fn user(number: &str) -> Jid {
+    Jid::new(number, Jid::DEFAULT_USER_SERVER)
+}
+
+#[tokio::test]
+async fn text_both_ways_and_to_own_devices() {
+    let server = TestServer::start().await.unwrap();
+    let mut alice = companion(&server, PHONE).await;
+    let mut alice_laptop = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+
+    let sent = alice.client.send_text(&user(BOB), "hello bob").await.unwrap();
+    assert!(sent.id.starts_with("3EB0"));
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("hello bob"));
+    assert_eq!(info.id, sent.id);
+    assert_eq!(info.sender, alice.jid);
+    assert_eq!(info.chat, user(PHONE));
+    assert!(!info.is_from_me);
+
+    // Alice's other companion gets the copy, unwrapped, in the chat with Bob.
+    let (info, message) = next_message(&mut alice_laptop.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("hello bob"));
+    assert!(info.is_from_me);
+    assert_eq!(info.chat, user(BOB));
+
+    // Bob answers over the session Alice started; both of Alice's companions read it.
+    bob.client.send_text(&user(PHONE), "hi alice").await.unwrap();
+    for events in [&mut alice.events, &mut alice_laptop.events] {
+        let (info, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("hi alice"));
+        assert_eq!(info.sender, bob.jid);
+    }
+    // A second message in the same direction rides the established sessions.
+    alice.client.send_text(&user(BOB), "second").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("second"));
+
+    for companion in [alice, alice_laptop, bob] {
+        companion.client.disconnect().await;
+    }
+}
+
+#[tokio::test]
+async fn messages_wait_for_an_offline_device() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let bob = companion(&server, BOB).await;
+    let Companion {
+        client: bob_client,
+        events: mut bob_events,
+        ..
+    } = bob;
+    bob_client.disconnect().await;
+
+    alice
+        .client
+        .send_text(&user(BOB), "while you were away")
+        .await
+        .unwrap();
+    bob_client.connect().await.unwrap();
+    let (_, message) = next_message(&mut bob_events).await;
+    assert_eq!(message.conversation.as_deref(), Some("while you were away"));
+    alice.client.disconnect().await;
+    bob_client.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_message_is_not_emitted_twice() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    // The server forgets acks: every copy is delivered again at the next login.
+    server.honour_acks(false);
+
+    let first = alice.client.send_text(&user(BOB), "once").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("once"));
+    server_wait(
+        &mut server_events,
+        "first ack",
+        |e| matches!(e, ServerEvent::MessageAcked { id, .. } if *id == first.id),
+    )
+    .await;
+
+    server.drop_connections();
+    // Bob reconnects, is sent "once" again, and acknowledges it without emitting it.
+    server_wait(
+        &mut server_events,
+        "ack of the redelivery",
+        |e| matches!(e, ServerEvent::MessageAcked { device, id } if *id == first.id && *device == bob.jid),
+    )
+    .await;
+    assert_eq!(server.inbox_len(&bob.jid), 1);
+    server.honour_acks(true);
+    alice.client.send_text(&user(BOB), "twice").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("twice"));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}
+
+#[tokio::test]
+async fn messages_without_a_session_or_to_unknown_users_fail_cleanly() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    // A number the server does not know has no devices.
+    let error = alice
+        .client
+        .send_text(&user("19998887777"), "anyone?")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ClientError::Response(_)), "{error:?}");
+    // Groups are not supported yet.
+    let group = Jid::new("123-456", Jid::GROUP_SERVER);
+    assert!(matches!(
+        alice.client.send_text(&group, "hi").await,
+        Err(ClientError::Unsupported(_))
+    ));
+    alice.client.disconnect().await;
+}

@@ -1,0 +1,218 @@
+//! Messaging between accounts: device lists (`usync`), prekey bundles, and the fan-out of `<message>` stanzas to
+//! every addressed device with an offline queue that redelivers until the device acknowledges
+//! (protocol-facts §3.5-3.7).
+//!
+//! Each device has an inbox of messages it has not acknowledged. A message is sent to a live device when it
+//! arrives, and the whole inbox is sent again when the device next sets itself active after a login, so a message
+//! survives both an offline recipient and a connection lost before the ack.
+
+use whatsapp_binary::{Content, Jid, Node};
+
+use crate::state::{Command, State, device_jid, server_jid, unix_now};
+
+/// A message waiting in a device's inbox.
+#[derive(Debug, Clone)]
+pub(crate) struct Queued {
+    /// The message id (what the device's ack names).
+    pub(crate) id: String,
+    /// The stanza as delivered.
+    pub(crate) stanza: Node,
+}
+
+/// The account number (phone-number user) and device id behind a device JID on either server.
+fn resolve(state: &State, jid: &Jid) -> Option<(String, u16)> {
+    let number = match jid.server() {
+        Jid::DEFAULT_USER_SERVER => state
+            .accounts
+            .contains_key(jid.user())
+            .then(|| jid.user().to_owned())?,
+        Jid::LID_SERVER => state
+            .accounts
+            .iter()
+            .find(|(_, account)| account.lid_user == jid.user())
+            .map(|(number, _)| number.clone())?,
+        _ => return None,
+    };
+    Some((number, jid.device()))
+}
+
+/// The answer to a `usync` device-list query: the linked companions of each listed user, named as the query named
+/// the user (phone number or LID). The phone (device 0) is not listed: simulated phones have no Signal keys.
+pub(crate) fn usync_answer(state: &State, id: &str, iq: &Node) -> Result<Node, &'static str> {
+    let usync = iq.child("usync").ok_or("usync query without <usync>")?;
+    let list = usync.child("list").ok_or("usync query without <list>")?;
+    let users = list.children_by_tag("user").filter_map(|user| {
+        let jid = user.jid_attr("jid").ok()?.to_non_ad();
+        let devices = resolve(state, &jid)
+            .and_then(|(number, _)| state.accounts.get(&number))
+            .map(|account| {
+                account
+                    .devices
+                    .keys()
+                    .map(|device| Node::new("device").attr("id", device.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Some(
+            Node::new("user")
+                .attr("jid", jid)
+                .children([Node::new("devices").children([Node::new("device-list").children(devices)])]),
+        )
+    });
+    let answer = Node::new("usync")
+        .attr(
+            "sid",
+            usync.optional_str_attr("sid").unwrap_or_default().to_owned(),
+        )
+        .children([Node::new("list").children(users.collect::<Vec<_>>())]);
+    Ok(Node::new("iq")
+        .attr("from", server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .children([answer]))
+}
+
+fn id3(id: u32) -> Vec<u8> {
+    id.to_be_bytes()[1..].to_vec()
+}
+
+/// The answer to a prekey-bundle request. Each bundle takes one one-time prekey off the server (the lowest id),
+/// as the real server hands each prekey out once; a device without prekeys left gets a bundle without `<key>`.
+pub(crate) fn bundle_answer(state: &mut State, id: &str, iq: &Node) -> Result<Node, &'static str> {
+    let key = iq.child("key").ok_or("bundle request without <key>")?;
+    let mut users = Vec::new();
+    for user in key.children_by_tag("user") {
+        let jid = user
+            .jid_attr("jid")
+            .map_err(|_| "bundle request user without a jid")?;
+        let linked = resolve(state, &jid)
+            .and_then(|(number, device)| state.accounts.get_mut(&number)?.devices.get_mut(&device));
+        let Some(linked) = linked else {
+            users.push(
+                Node::new("user").attr("jid", jid).children([Node::new("error")
+                    .attr("code", "404")
+                    .attr("text", "item-not-found")]),
+            );
+            continue;
+        };
+        let registration = &linked.registration;
+        let mut children = vec![
+            Node::new("registration").bytes(registration.registration_id.to_be_bytes().to_vec()),
+            Node::new("type").bytes(vec![5]),
+            Node::new("identity").bytes(registration.identity.to_vec()),
+            Node::new("skey").children([
+                Node::new("id").bytes(id3(registration.signed_prekey_id)),
+                Node::new("value").bytes(registration.signed_prekey.to_vec()),
+                Node::new("signature").bytes(registration.signed_prekey_signature.to_vec()),
+            ]),
+        ];
+        if let Some((prekey_id, public)) = linked.prekeys.pop_first() {
+            children.push(Node::new("key").children([
+                Node::new("id").bytes(id3(prekey_id)),
+                Node::new("value").bytes(public.to_vec()),
+            ]));
+        }
+        users.push(Node::new("user").attr("jid", jid).children(children));
+    }
+    Ok(Node::new("iq")
+        .attr("from", server_jid())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .children([Node::new("list").children(users)]))
+}
+
+/// Checks an outgoing `<message>` from `sender`, queues one copy per addressed device, sends the copies to the
+/// devices that are online, and returns the ack for the sender and the number of copies. A malformed stanza is
+/// refused with the reason.
+pub(crate) fn route_message(
+    state: &mut State,
+    sender: &Jid,
+    message: &Node,
+) -> Result<(Node, usize), String> {
+    let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
+    let to = message.jid_attr("to").map_err(|e| e.to_string())?;
+    let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
+    let participants = message
+        .child("participants")
+        .ok_or("message without <participants> (only one-to-one fan-out is routed)")?;
+    let identity = message.child("device-identity").cloned();
+    let mut copies = Vec::new();
+    for target in participants.children_by_tag("to") {
+        let device = target.jid_attr("jid").map_err(|e| e.to_string())?;
+        let enc = target.child("enc").ok_or("<to> without <enc>")?;
+        let enc_type = enc.optional_str_attr("type").unwrap_or_default();
+        if !matches!(enc_type, "pkmsg" | "msg") {
+            return Err(format!("enc type {enc_type:?} in a one-to-one message"));
+        }
+        if !matches!(enc.content, Content::Bytes(ref b) if !b.is_empty()) {
+            return Err("empty <enc>".to_owned());
+        }
+        if enc_type == "pkmsg" && identity.is_none() {
+            return Err("pkmsg without <device-identity>".to_owned());
+        }
+        let (number, device_id) =
+            resolve(state, &device).ok_or_else(|| format!("unknown device {device}"))?;
+        let linked = state
+            .accounts
+            .get(&number)
+            .is_some_and(|account| account.devices.contains_key(&device_id));
+        if !linked {
+            return Err(format!("device {device} is not linked"));
+        }
+        let mut children = vec![enc.clone()];
+        if enc_type == "pkmsg"
+            && let Some(identity) = &identity
+        {
+            children.push(identity.clone());
+        }
+        let stanza = Node::new("message")
+            .attr("from", sender.clone())
+            .attr("id", id.clone())
+            .attr("type", kind.clone())
+            .attr("t", unix_now().to_string())
+            .children(children);
+        copies.push((device_jid(&number, device_id), stanza));
+    }
+    let count = copies.len();
+    for (device, stanza) in copies {
+        if let Some((_, conn)) = state.conn_of(&device) {
+            // A connection that just ended keeps the copy in the inbox for its next login.
+            let _ = conn.tx.send(Command::Send(stanza.clone()));
+        }
+        state.inboxes.entry(device).or_default().push(Queued {
+            id: id.clone(),
+            stanza,
+        });
+    }
+    let ack = Node::new("ack")
+        .attr("class", "message")
+        .attr("id", id)
+        .attr("from", to)
+        .attr("t", unix_now().to_string());
+    Ok((ack, count))
+}
+
+/// Removes what `device` acknowledged from its inbox; returns the id when something was removed.
+pub(crate) fn acknowledged(state: &mut State, device: &Jid, ack: &Node) -> Option<String> {
+    if ack.optional_str_attr("class") != Some("message") {
+        return None;
+    }
+    let id = ack.optional_str_attr("id")?;
+    let ignore = state.faults.ignore_acks;
+    let inbox = state.inboxes.get_mut(device)?;
+    if ignore {
+        return inbox.iter().any(|queued| queued.id == id).then(|| id.to_owned());
+    }
+    let before = inbox.len();
+    inbox.retain(|queued| queued.id != id);
+    (inbox.len() < before).then(|| id.to_owned())
+}
+
+/// Everything `device` has not acknowledged, to send again.
+pub(crate) fn inbox(state: &State, device: &Jid) -> Vec<Node> {
+    state
+        .inboxes
+        .get(device)
+        .map(|queued| queued.iter().map(|q| q.stanza.clone()).collect())
+        .unwrap_or_default()
+}
