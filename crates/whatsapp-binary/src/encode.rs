@@ -27,18 +27,72 @@ pub fn encode_frame(node: &Node) -> Vec<u8> {
 
 /// Appends the node bytes of `node` to `out`.
 pub fn encode_into(node: &Node, out: &mut Vec<u8>) {
-    let mut writer = Writer { out };
-    writer.node(node);
+    let mut writer = Writer {
+        out,
+        seen: [Seen::EMPTY; SEEN_SLOTS],
+    };
+    write_node(&mut writer, node);
 }
 
-/// The output of one `encode` call.
+/// Number of slots in [`Writer::seen`]: enough for the tags, keys and values a stanza repeats without many
+/// collisions, small enough (2 KiB) that clearing it is cheap next to encoding a stanza.
+const SEEN_SLOTS: usize = 128;
+
+/// The output of one `encode` call, and the token lookups it has already done.
 struct Writer<'o> {
     out: &'o mut Vec<u8>,
+    /// Lookup results by string address and length, direct-mapped: a stanza with many children repeats the same
+    /// tag, key and value strings (200 `participant` nodes each with `jid` and `phone_number`), and most of them
+    /// are the same `&'static str` or the same decoded string, so the address identifies the text.
+    /// This is sound only within one call: the node tree is borrowed for the whole call, so no string it holds can
+    /// be freed or changed, and two live strings with the same address and length have the same bytes.
+    seen: [Seen; SEEN_SLOTS],
+}
+
+/// One slot of [`Writer::seen`].
+#[derive(Clone, Copy)]
+struct Seen {
+    /// The string's address; 0 (never the address of a string with bytes) marks an empty slot.
+    addr: usize,
+    /// The string's length.
+    len: u32,
+    /// The token in [`Token::to_code`] form, 0 for "not a token".
+    code: u32,
+}
+
+impl Seen {
+    const EMPTY: Seen = Seen {
+        addr: 0,
+        len: 0,
+        code: 0,
+    };
 }
 
 impl Writer<'_> {
-    fn node(&mut self, node: &Node) {
-        write_node(self, node);
+    /// The token for `text`, if any, looked up at most once per distinct string in this call.
+    #[inline(always)]
+    fn token(&mut self, text: &str) -> Option<Token> {
+        let bytes = text.as_bytes();
+        if !token::might_be_token(bytes) {
+            return None;
+        }
+        let addr = bytes.as_ptr().addr();
+        // Multiplicative hash of the address: its top bits pick the slot.
+        let index = ((addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SEEN_SLOTS.ilog2())) as usize;
+        let Some(slot) = self.seen.get_mut(index) else {
+            return token::search(text);
+        };
+        // `might_be_token` bounds the length by the longest token, so it fits u32.
+        if slot.addr == addr && slot.len == bytes.len() as u32 {
+            return Token::from_code(slot.code);
+        }
+        let found = token::search(text);
+        *slot = Seen {
+            addr,
+            len: bytes.len() as u32,
+            code: found.map_or(0, Token::to_code),
+        };
+        found
     }
 }
 
@@ -212,35 +266,52 @@ fn write_packed(out: &mut Vec<u8>, packing: Packing, text: &[u8]) {
     };
     let odd = text.len() % 2;
     let packed_len = text.len() / 2 + odd;
-    // The packed form is assembled on the stack and appended in one copy: at most 127 characters (checked by
-    // `packing`) make 64 bytes after the two header bytes.
-    let mut packed = [0u8; 2 + token::PACKED_MAX.div_ceil(2)];
-    packed[0] = tag;
-    packed[1] = (packed_len as u8) | ((odd as u8) << 7);
-    let pairs = text.chunks_exact(2);
-    let rest = pairs.remainder();
-    let mut slots = packed[2..].iter_mut();
-    for (pair, slot) in pairs.zip(slots.by_ref()) {
-        *slot = codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])];
+    // The output grows by the largest packed form (at most 127 characters, checked by `packing`, make 64 bytes after
+    // the two header bytes) in one fixed-size append, which compiles to a few vector stores; the bytes are then
+    // written in place and the excess cut off. Assembling on the stack instead and copying would reload freshly
+    // stored bytes with wide loads, which stalls on store forwarding.
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 2 + token::PACKED_MAX.div_ceil(2)]);
+    let packed = out.get_mut(start..).unwrap_or_default();
+    if let [tag_slot, len_slot, packed @ ..] = packed {
+        *tag_slot = tag;
+        *len_slot = (packed_len as u8) | ((odd as u8) << 7);
+        let pairs = text.chunks_exact(2);
+        let rest = pairs.remainder();
+        let mut slots = packed.iter_mut();
+        for (pair, slot) in pairs.zip(slots.by_ref()) {
+            *slot = codes[usize::from(pair[0])] << 4 | codes[usize::from(pair[1])];
+        }
+        if let ([last], Some(slot)) = (rest, slots.next()) {
+            *slot = codes[usize::from(*last)] << 4 | 0x0f;
+        }
     }
-    if let ([last], Some(slot)) = (rest, slots.next()) {
-        *slot = codes[usize::from(*last)] << 4 | 0x0f;
-    }
-    out.extend_from_slice(packed.get(..2 + packed_len).unwrap_or(&packed));
+    out.truncate(start + 2 + packed_len);
 }
 
-#[inline]
+/// Writes a string: a token when the dictionaries have it, else packed or raw ([`write_untokenized`]).
+///
+/// Inlined at every call site: tags, keys and most values are tokens, and for them the lookup and one push are the
+/// whole cost, so a call frame would be a large part of it.
+#[inline(always)]
 fn write_string(w: &mut Writer<'_>, text: &str) {
+    let token = w.token(text);
     let out = &mut *w.out;
-    match token::lookup(text) {
+    match token {
         Some(Token::Single(index)) => out.push(index),
         Some(Token::Double(dictionary, index)) => {
             out.extend_from_slice(&[token::DICTIONARY_0 + dictionary, index]);
         }
-        None => match packing(text.as_bytes()) {
-            Some(packing) => write_packed(out, packing, text.as_bytes()),
-            None => write_bytes(out, text.as_bytes()),
-        },
+        None => write_untokenized(out, text.as_bytes()),
+    }
+}
+
+/// Writes a string that is not a token: NIBBLE_8 or HEX_8 when it fits, else raw bytes.
+#[inline(never)]
+fn write_untokenized(out: &mut Vec<u8>, text: &[u8]) {
+    match packing(text) {
+        Some(packing) => write_packed(out, packing, text),
+        None => write_bytes(out, text),
     }
 }
 
@@ -340,6 +411,82 @@ mod tests {
             Node::new("item").attr("jid", Jid::with_device("123-456", "g.us", 3)),
             "f8033f0cfaff84123a456f1c",
         );
+    }
+
+    /// The packing agrees with a character-by-character reference for every length and character.
+    #[test]
+    fn packed_strings_match_reference() {
+        fn reference(alphabet: &[u8], text: &[u8]) -> Vec<u8> {
+            let code = |c: u8| alphabet.iter().position(|&a| a == c).unwrap() as u8;
+            let mut out = vec![(text.len().div_ceil(2) as u8) | ((text.len() % 2) as u8) << 7];
+            for pair in text.chunks(2) {
+                out.push(code(pair[0]) << 4 | pair.get(1).map_or(0x0f, |&c| code(c)));
+            }
+            out
+        }
+        let cases: [(&[u8], u8, Packing); 2] = [
+            (b"0123456789-.", token::NIBBLE_8, Packing::Nibble),
+            (b"0123456789ABCDEF", token::HEX_8, Packing::Hex),
+        ];
+        for (alphabet, tag, expected) in cases {
+            for len in 1..=token::PACKED_MAX {
+                let text: Vec<u8> = (0..len)
+                    .map(|i| alphabet[(i * 7 + len) % alphabet.len()])
+                    .collect();
+                // Strings of digits only pack as NIBBLE_8.
+                if text.iter().all(u8::is_ascii_digit) {
+                    continue;
+                }
+                assert!(packing(&text) == Some(expected), "{text:?}");
+                let mut out = vec![0xaa];
+                write_packed(&mut out, expected, &text);
+                assert_eq!(out[0], 0xaa);
+                assert_eq!(out[1], tag);
+                assert_eq!(
+                    out[2..],
+                    reference(alphabet, &text),
+                    "{}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
+    }
+
+    /// Strings that share an address but differ in length (prefixes of one static string) are looked up apart, and
+    /// many repeated strings (more than the lookup cache holds) encode the same as fresh copies of them.
+    #[test]
+    fn lookup_cache_tells_strings_apart() {
+        static TEXT: &str = "participants";
+        let shared: Vec<&'static str> = vec![TEXT, &TEXT[..11], &TEXT[..4], &TEXT[..1], &TEXT[..9], TEXT];
+        let mut cached = Node::new(TEXT);
+        let mut fresh = Node::new(TEXT.to_owned());
+        for (i, text) in shared.iter().enumerate() {
+            cached.attrs.push(*text, *text);
+            fresh.attrs.push(text.to_string(), format!("{text}"));
+            cached.attrs.push(format!("k{i}"), *text);
+            fresh.attrs.push(format!("k{i}"), text.to_string());
+        }
+        let many: Vec<String> = (0..300).map(|i| format!("item{}", i % 150)).collect();
+        let children: Vec<Node> = many
+            .iter()
+            .map(|k| Node::new("item").attr("id", "0").attr(k.clone(), "participant"))
+            .collect();
+        let cached = cached.children(children.clone());
+        let fresh = fresh.children(children.iter().map(|c| {
+            let mut copy = Node::new(c.tag.to_string());
+            for (k, v) in c.attrs.iter() {
+                copy.attrs.push(k.to_owned(), v.to_string());
+            }
+            copy
+        }));
+        assert_eq!(encode(&cached), encode(&fresh));
+        let decoded = crate::decode(&encode(&cached)).unwrap();
+        assert_eq!(decoded.attrs.len(), 2 * shared.len());
+        assert_eq!(
+            decoded.attr_value("k1").and_then(Value::as_str),
+            Some("participant")
+        );
+        assert_eq!(decoded.attr_value("k2").and_then(Value::as_str), Some("part"));
     }
 
     /// Skipped empty attributes shrink the size in the header, on both the LIST_8 and the LIST_16 path.

@@ -42,6 +42,10 @@ pub(crate) const LONGEST_TOKEN: usize = 48;
 /// The table and the longest probe sequence it needs, computed by the compiler from the dictionaries.
 static TABLE: ([Slot; SIZE], usize) = build();
 
+/// The code (see [`Token::to_code`]) of each one-character token by its byte, 0 for none: one-character strings
+/// (`t`, `v`, digits) are frequent and need no hash.
+static ONE_CHAR: [u16; 256] = one_char_codes();
+
 /// For each first byte, the set of lengths of the tokens starting with it: a one-load filter that turns most
 /// non-token strings (numbers, ids, names) away before hashing.
 static FIRST_BYTE_LENGTHS: [u64; 256] = first_byte_lengths();
@@ -158,6 +162,20 @@ const fn build() -> ([Slot; SIZE], usize) {
     (table, longest_probe)
 }
 
+const fn one_char_codes() -> [u16; 256] {
+    let mut codes = [0u16; 256];
+    let (table, _) = &TABLE;
+    let mut slot = 0;
+    while slot < SIZE {
+        let entry = table[slot];
+        if entry.meta & 0xff == 1 {
+            codes[entry.head as u8 as usize] = (entry.meta >> 8) as u16;
+        }
+        slot += 1;
+    }
+    codes
+}
+
 const fn first_byte_lengths() -> [u64; 256] {
     const fn add(lengths: &mut [u64; 256], text: &str) {
         let bytes = text.as_bytes();
@@ -182,15 +200,33 @@ const fn first_byte_lengths() -> [u64; 256] {
 }
 
 /// Finds the token that encodes `text`, if any.
-#[inline]
+#[cfg(test)]
 pub(crate) fn lookup(text: &str) -> Option<Token> {
+    if might_be_token(text.as_bytes()) {
+        search(text)
+    } else {
+        None
+    }
+}
+
+/// A one-load filter on the first byte and the length: `false` means `bytes` is certainly not a token (this also
+/// turns away the empty string and strings longer than every token).
+#[inline(always)]
+pub(crate) fn might_be_token(bytes: &[u8]) -> bool {
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    let lengths = FIRST_BYTE_LENGTHS.get(usize::from(first)).copied().unwrap_or(0);
+    bytes.len() <= LONGEST_TOKEN && lengths >> bytes.len() & 1 != 0
+}
+
+/// Searches the table for `text` (call [`might_be_token`] first: it is the cheap half of the answer).
+#[inline(always)]
+pub(crate) fn search(text: &str) -> Option<Token> {
     let bytes = text.as_bytes();
     let n = bytes.len();
-    // The filter: the first byte and the length must match some token (this also rejects "" and long strings).
-    let first = usize::from(*bytes.first()?);
-    let lengths = FIRST_BYTE_LENGTHS.get(first).copied().unwrap_or(0);
-    if n > LONGEST_TOKEN || lengths >> n & 1 == 0 {
-        return None;
+    if let [byte] = bytes {
+        return Token::from_code(u32::from(ONE_CHAR.get(usize::from(*byte)).copied().unwrap_or(0)));
     }
     let (head, tail) = words(bytes);
     let (table, longest_probe) = &TABLE;
@@ -201,7 +237,7 @@ pub(crate) fn lookup(text: &str) -> Option<Token> {
             return None;
         }
         if entry.head == head && entry.tail == tail && (entry.meta & 0xff) as usize == n {
-            let token = token(entry.meta >> 8);
+            let token = Token::from_code(entry.meta >> 8)?;
             // Up to 16 bytes the words are the whole string; longer tokens are confirmed on their text (two long
             // tokens may share their first and last eight bytes, so a mismatch goes on probing).
             if n <= 16 || token_text(token) == Some(text) {
@@ -210,16 +246,6 @@ pub(crate) fn lookup(text: &str) -> Option<Token> {
         }
     }
     None
-}
-
-/// The token of a table code.
-#[inline(always)]
-fn token(code: u32) -> Token {
-    if code < 0x100 {
-        Token::Single(code as u8)
-    } else {
-        Token::Double(((code - 0x100) >> 8) as u8, code as u8)
-    }
 }
 
 /// The text of a token.

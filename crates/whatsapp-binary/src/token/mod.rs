@@ -3,7 +3,9 @@
 mod lookup;
 mod tables;
 
+#[cfg(test)]
 pub(crate) use lookup::lookup;
+pub(crate) use lookup::{might_be_token, search};
 pub(crate) use tables::{DOUBLE_BYTE, SINGLE_BYTE};
 
 /// Version of the token dictionaries, sent in the connection header (`WA 06 03`).
@@ -48,6 +50,28 @@ pub(crate) enum Token {
     Single(u8),
     /// `DICTIONARY_0 + dictionary`, then `index`.
     Double(u8, u8),
+}
+
+impl Token {
+    /// The token as one number: 1..=235 for a single-byte token, `0x100 + dictionary * 256 + index` for a
+    /// double-byte token (0 is left for "no token").
+    #[inline(always)]
+    pub(crate) fn to_code(self) -> u32 {
+        match self {
+            Token::Single(index) => u32::from(index),
+            Token::Double(dictionary, index) => 0x100 + u32::from(dictionary) * 256 + u32::from(index),
+        }
+    }
+
+    /// The inverse of [`to_code`](Self::to_code); `None` for 0.
+    #[inline(always)]
+    pub(crate) fn from_code(code: u32) -> Option<Token> {
+        match code {
+            0 => None,
+            1..0x100 => Some(Token::Single(code as u8)),
+            _ => Some(Token::Double(((code - 0x100) >> 8) as u8, code as u8)),
+        }
+    }
 }
 
 /// The string of a double-byte token.
