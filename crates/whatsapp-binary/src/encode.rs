@@ -462,7 +462,7 @@ mod tests {
         let mut fresh = Node::new(TEXT.to_owned());
         for (i, text) in shared.iter().enumerate() {
             cached.attrs.push(*text, *text);
-            fresh.attrs.push(text.to_string(), format!("{text}"));
+            fresh.attrs.push(text.to_string(), text.to_string());
             cached.attrs.push(format!("k{i}"), *text);
             fresh.attrs.push(format!("k{i}"), text.to_string());
         }
