@@ -8,14 +8,17 @@
 //! cargo run -p whatsapp-client --example pair                       # QR code
 //! cargo run -p whatsapp-client --example pair -- --phone 15551234567  # pairing code instead
 //! cargo run -p whatsapp-client --example pair -- --db other.db
+//! cargo run -p whatsapp-client --example pair -- --server ws://127.0.0.1:PORT/ws/chat --root HEX  # a test server
 //! ```
+//!
+//! `--server` and `--root` point the example at `whatsapp-testserver` (its first output line gives both).
 //!
 //! `RUST_LOG=whatsapp_client=debug` shows the protocol steps.
 
 use futures::StreamExt;
 use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::store::Backend;
-use whatsapp_client::{Client, Event};
+use whatsapp_client::{Client, Event, TrustRoot};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,10 +28,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let mut db = whatsapp_client::sql::DEFAULT_SQLITE_PATH.to_owned();
     let mut phone = None;
+    let mut server = None;
+    let mut root = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--db" => db = args.next().ok_or("--db needs a path")?,
             "--phone" => phone = Some(args.next().ok_or("--phone needs a number")?),
+            "--server" => server = Some(args.next().ok_or("--server needs a URL")?),
+            "--root" => root = Some(parse_key(&args.next().ok_or("--root needs a key in hex")?)?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -38,6 +45,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = Client::builder(store.clone());
     if let Some(&id) = store.accounts().await?.first() {
         builder = builder.account(id);
+    }
+    match (server, root) {
+        (Some(url), Some(root)) => builder = builder.server(url, TrustRoot::custom(root)),
+        (None, None) => {}
+        _ => return Err("--server and --root go together".into()),
     }
     let (client, mut events) = builder.build().await?;
     client.connect().await?;
@@ -56,12 +68,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .render::<qrcode::render::unicode::Dense1x2>()
                         .quiet_zone(true)
                         .build();
-                    println!("{picture}\nScan within {} s", timeout.as_secs());
+                    println!("{picture}\nScan within {} s (QR data: {code})", timeout.as_secs());
                 }
             }
             Event::PairSuccess { jid, .. } => println!("Paired as {jid}"),
             Event::PairError { error } => println!("Pairing failed: {error}"),
-            Event::Connected => println!("Connected as {:?}; press Ctrl-C to quit", client.jid().await?),
+            Event::Connected => {
+                let jid = client.jid().await?.map(|jid| jid.to_string()).unwrap_or_default();
+                println!("Connected as {jid}; press Ctrl-C to quit");
+            }
+            Event::Message { info, message } => {
+                println!(
+                    "{} ({}): {:?}",
+                    info.sender,
+                    info.chat,
+                    message.conversation.unwrap_or_default()
+                );
+            }
             Event::LoggedOut { .. } => {
                 println!("Logged out; the device was deleted from {db}");
                 break;
@@ -74,4 +97,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// A 32-byte public key from 64 hex digits.
+fn parse_key(hex: &str) -> Result<whatsapp_signal::PublicKey, Box<dyn std::error::Error>> {
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(hex.get(i..i + 2).ok_or("odd number of hex digits")?, 16).map_err(Into::into)
+        })
+        .collect::<Result<Vec<u8>, Box<dyn std::error::Error>>>()?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| "the key must be 32 bytes")?;
+    Ok(whatsapp_signal::PublicKey::from_bytes(key))
 }
