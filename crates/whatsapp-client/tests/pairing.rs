@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::store::{AccountStore, Backend, IdentityStore};
@@ -225,6 +227,38 @@ async fn stream_errors_end_the_client_as_documented() {
         matches!(e, Event::ClientOutdated)
     })
     .await;
+
+    // A temporary ban refuses the login; the client stops.
+    server.fail_logins(Some(402));
+    client.connect().await.unwrap();
+    next_is(&mut events, "temporary ban", |e| {
+        matches!(e, Event::TemporaryBan { .. })
+    })
+    .await;
+    assert!(!client.is_logged_in());
+    client.disconnect().await;
+}
+
+#[tokio::test]
+async fn requests_time_out_without_an_answer() {
+    let server = TestServer::start().await.unwrap();
+    let (backend, _path) = sqlite().await;
+    let (client, mut events) = Client::builder(backend)
+        .server(server.url(), server.trust_root())
+        .iq_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    pair_by_qr(&server, &client, &mut events).await;
+    let count = whatsapp_core::policy::prekey_count_query;
+    server.set_iq_delay(Duration::from_secs(10));
+    assert!(matches!(
+        client.send_iq(count()).await,
+        Err(ClientError::IqTimeout)
+    ));
+    server.set_iq_delay(Duration::ZERO);
+    let answer = client.send_iq(count()).await.unwrap();
+    assert_eq!(whatsapp_core::policy::parse_prekey_count(&answer), Some(812));
     client.disconnect().await;
 }
 
