@@ -16,6 +16,7 @@
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
+//! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
@@ -30,6 +31,7 @@ pub mod pair_code;
 pub mod payload;
 pub mod policy;
 pub mod prekeys;
+pub mod receipt;
 pub mod signal_store;
 pub mod stream;
 pub mod usync;
