@@ -229,6 +229,28 @@ mod tests {
         );
     }
 
+    /// The transport path does not copy beyond the one copy of the plaintext into the output: sealing into a buffer
+    /// with room writes there without reallocating, and opening decrypts in the frame's own buffer.
+    #[test]
+    fn seal_and_open_stay_in_their_buffers() {
+        let mut a = TransportCipher::from_keys([1; 32], [2; 32]);
+        let mut b = TransportCipher::from_keys([2; 32], [1; 32]);
+        let plaintext = vec![0x5a; 64 * 1024];
+        let mut out = BytesMut::with_capacity(3 + plaintext.len() + TAG_LEN);
+        let start = out.as_ptr();
+        a.seal_frame(&plaintext, &mut out).unwrap();
+        assert_eq!(out.as_ptr(), start, "sealing reallocated the output");
+        assert_eq!(out.len(), 3 + plaintext.len() + TAG_LEN);
+
+        let mut decoder = crate::FrameDecoder::new();
+        decoder.push(&out);
+        let frame = decoder.next_frame().unwrap().unwrap();
+        let frame_start = frame.as_ptr();
+        let opened = b.open_frame(frame).unwrap();
+        assert_eq!(opened.as_ptr(), frame_start, "opening copied the frame");
+        assert_eq!(opened, plaintext);
+    }
+
     #[test]
     fn oversized_frame_is_refused() {
         let mut a = TransportCipher::from_keys([1; 32], [2; 32]);
