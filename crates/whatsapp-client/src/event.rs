@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
+use whatsapp_core::receipt::Receipt;
 use whatsapp_core::stream::TempBanReason;
 use whatsapp_proto::e2e::Message;
 
@@ -88,6 +89,8 @@ pub enum Event {
         /// `DeviceSentMessage`, with `info.chat` set to its destination.
         message: Box<Message>,
     },
+    /// Someone's device received, read or played messages of ours (or this account's other device did).
+    Receipt(Receipt),
     /// A message arrived that could not be decrypted or decoded.
     UndecryptableMessage {
         /// Who sent it, where, when.

@@ -44,6 +44,7 @@ pub use event::{Event, Events, MessageInfo};
 pub use messages::SendResponse;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
+pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_noise::TrustRoot;
 pub use whatsapp_proto::e2e::Message;
 pub use whatsapp_store as store;

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::message::{encrypt_for_devices, message_id, message_stanza, protocol_address};
+use whatsapp_core::receipt::{ReceiptKind, read_receipt};
 use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::{prekeys, usync};
 use whatsapp_proto::ProtoMessage;
@@ -153,6 +154,21 @@ impl<B: Backend> Client<B> {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),
         })
+    }
+
+    /// Tells the senders that messages of `chat` were read (or, with [`ReceiptKind::Played`], played). `sender`
+    /// names the author of group messages; the first id is the receipt's, the others are listed.
+    pub async fn mark_read(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        ids: &[String],
+        kind: ReceiptKind,
+    ) -> Result<(), ClientError> {
+        let receipt = read_receipt(ids, chat, sender, &kind, unix_now().as_secs() as i64).ok_or(
+            ClientError::Malformed("a receipt needs at least one message id".to_owned()),
+        )?;
+        self.send_and_wait_ack(receipt).await.map(drop)
     }
 
     async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {

@@ -26,6 +26,7 @@ use whatsapp_core::policy::{
     KEEPALIVE_RESPONSE_DEADLINE, Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query,
     prekeys_to_upload,
 };
+use whatsapp_core::receipt::{Receipt, delivery_receipt};
 use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
 use whatsapp_noise::{ClientParams, NoiseSocket, PrivateKey, Stream};
@@ -511,7 +512,14 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send(&ack).await?;
                 self.on_code_pairing_hello(notification).await?;
             }
-            Incoming::Notification { ack } | Incoming::Receipt { ack } => self.send(&ack).await?,
+            Incoming::Notification { ack } => self.send(&ack).await?,
+            Incoming::Receipt { ack } => {
+                self.send(&ack).await?;
+                match Receipt::parse(node) {
+                    Ok(receipt) => self.shared.emit(Event::Receipt(receipt)),
+                    Err(error) => warn!(%error, "malformed receipt"),
+                }
+            }
             Incoming::Message { ack } => self.on_message(node, ack).await?,
             Incoming::ServerAck => {
                 if let Some(reply) = node
@@ -950,6 +958,9 @@ impl<B: Backend> Session<'_, B> {
             }
         }
         self.send(&ack).await?;
+        if !decrypted.is_empty() {
+            self.send(&delivery_receipt(node, info.is_from_me)).await?;
+        }
         for error in failures {
             warn!(id = %info.id, %error, "undecryptable message");
             self.shared.emit(Event::UndecryptableMessage {

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::{Client, ClientError, Event, Events, Jid};
+use whatsapp_client::{Client, ClientError, Event, Events, Jid, ReceiptKind};
 use whatsapp_testserver::{ServerEvent, TestServer};
 
 const BOB: &str = "15557654321";
@@ -119,7 +119,7 @@ async fn a_redelivered_message_is_not_emitted_twice() {
     server_wait(
         &mut server_events,
         "first ack",
-        |e| matches!(e, ServerEvent::MessageAcked { id, .. } if *id == first.id),
+        |e| matches!(e, ServerEvent::Acked { class, id, .. } if class == "message" && *id == first.id),
     )
     .await;
 
@@ -128,7 +128,7 @@ async fn a_redelivered_message_is_not_emitted_twice() {
     server_wait(
         &mut server_events,
         "ack of the redelivery",
-        |e| matches!(e, ServerEvent::MessageAcked { device, id } if *id == first.id && *device == bob.jid),
+        |e| matches!(e, ServerEvent::Acked { device, class, id } if class == "message" && *id == first.id && *device == bob.jid),
     )
     .await;
     assert_eq!(server.inbox_len(&bob.jid), 1);
@@ -158,4 +158,52 @@ async fn messages_without_a_session_or_to_unknown_users_fail_cleanly() {
         Err(ClientError::Unsupported(_))
     ));
     alice.client.disconnect().await;
+}
+
+#[tokio::test]
+async fn delivery_and_read_receipts_reach_the_sender() {
+    let server = TestServer::start().await.unwrap();
+    let mut alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+
+    let first = alice.client.send_text(&user(BOB), "one").await.unwrap();
+    let second = alice.client.send_text(&user(BOB), "two").await.unwrap();
+    for expected in [&first.id, &second.id] {
+        let (info, _) = next_message(&mut bob.events).await;
+        assert_eq!(&info.id, expected);
+    }
+    // Bob's device confirms delivery of each message as it handles it.
+    for expected in [&first.id, &second.id] {
+        let receipt = next_receipt(&mut alice.events).await;
+        assert_eq!(receipt.ids, vec![expected.clone()]);
+        assert_eq!(receipt.kind, ReceiptKind::Inactive);
+        assert_eq!(receipt.sender, bob.jid);
+        assert_eq!(receipt.chat, user(BOB));
+    }
+    // Bob reads both; one receipt names them.
+    let ids = vec![first.id.clone(), second.id.clone()];
+    bob.client
+        .mark_read(&user(PHONE), None, &ids, ReceiptKind::Read)
+        .await
+        .unwrap();
+    let receipt = next_receipt(&mut alice.events).await;
+    assert_eq!(receipt.kind, ReceiptKind::Read);
+    assert_eq!(receipt.ids, ids);
+    assert_eq!(receipt.sender, bob.jid);
+    // A receipt without ids is refused before it is sent.
+    assert!(
+        bob.client
+            .mark_read(&user(PHONE), None, &[], ReceiptKind::Read)
+            .await
+            .is_err()
+    );
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}
+
+async fn next_receipt(events: &mut Events) -> whatsapp_client::Receipt {
+    match wait_for(events, "a receipt", |e| matches!(e, Event::Receipt(_))).await {
+        Event::Receipt(receipt) => receipt,
+        _ => unreachable!(),
+    }
 }

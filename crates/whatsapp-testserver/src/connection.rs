@@ -353,11 +353,12 @@ impl Conn {
         match node.tag.as_ref() {
             "iq" => self.handle_iq(node).await,
             "message" => self.route_message(&node).await,
+            "receipt" => self.route_receipt(&node).await,
             "ack" => {
                 if let Some(device) = self.device.clone() {
                     let acked = routing::acknowledged(&mut self.shared.lock(), &device, &node);
-                    if let Some(id) = acked {
-                        self.shared.emit(ServerEvent::MessageAcked { device, id });
+                    if let Some((class, id)) = acked {
+                        self.shared.emit(ServerEvent::Acked { device, class, id });
                     }
                 }
                 Flow::Continue
@@ -453,6 +454,34 @@ impl Conn {
                     .emit(ServerEvent::MessageRefused { from: sender, reason });
                 let mut nack = Node::new("ack").attr("class", "message").attr("error", "400");
                 if let Some(id) = message.attr_value("id") {
+                    nack = nack.attr("id", id.clone());
+                }
+                self.send(nack).await
+            }
+        }
+    }
+
+    /// A `<receipt>` from a logged-in device: forward it to the addressed account's devices, then ack it.
+    async fn route_receipt(&mut self, receipt: &Node) -> Flow {
+        let Some(sender) = self.device.clone() else {
+            self.violation("receipt from a connection that is not logged in".to_owned());
+            return self.close(None).await;
+        };
+        let routed = routing::route_receipt(&mut self.shared.lock(), &sender, receipt);
+        match routed {
+            Ok((ack, copies)) => {
+                self.shared.emit(ServerEvent::ReceiptRouted {
+                    from: sender,
+                    id: receipt.optional_str_attr("id").unwrap_or_default().to_owned(),
+                    kind: receipt.optional_str_attr("type").map(str::to_owned),
+                    copies,
+                });
+                self.send(ack).await
+            }
+            Err(reason) => {
+                self.violation(reason);
+                let mut nack = Node::new("ack").attr("class", "receipt").attr("error", "400");
+                if let Some(id) = receipt.attr_value("id") {
                     nack = nack.attr("id", id.clone());
                 }
                 self.send(nack).await

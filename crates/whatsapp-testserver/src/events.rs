@@ -87,11 +87,24 @@ pub enum ServerEvent {
         /// What was wrong.
         reason: String,
     },
-    /// A device acknowledged its copy of a message; the copy left its inbox.
-    MessageAcked {
+    /// A device sent a receipt; a copy was queued for each device of the addressed account.
+    ReceiptRouted {
+        /// The sending device.
+        from: Jid,
+        /// The receipt's (first message's) id.
+        id: String,
+        /// The receipt type (`None` for a plain delivery receipt).
+        kind: Option<String>,
+        /// How many device copies were queued.
+        copies: usize,
+    },
+    /// A device acknowledged its copy of a message or receipt; the copy left its inbox.
+    Acked {
         /// The device.
         device: Jid,
-        /// The message id.
+        /// What was acknowledged: `message` or `receipt`.
+        class: String,
+        /// The stanza id.
         id: String,
     },
     /// A device's prekey upload passed the checks and was stored.

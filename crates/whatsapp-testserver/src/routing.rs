@@ -13,7 +13,9 @@ use crate::state::{Command, State, device_jid, server_jid, unix_now};
 /// A message waiting in a device's inbox.
 #[derive(Debug, Clone)]
 pub(crate) struct Queued {
-    /// The message id (what the device's ack names).
+    /// The stanza's tag (`message` or `receipt`), which the device's ack names as its `class`.
+    pub(crate) class: &'static str,
+    /// The stanza id (what the device's ack names).
     pub(crate) id: String,
     /// The stanza as delivered.
     pub(crate) stanza: Node,
@@ -180,6 +182,7 @@ pub(crate) fn route_message(
             let _ = conn.tx.send(Command::Send(stanza.clone()));
         }
         state.inboxes.entry(device).or_default().push(Queued {
+            class: "message",
             id: id.clone(),
             stanza,
         });
@@ -192,20 +195,69 @@ pub(crate) fn route_message(
     Ok((ack, count))
 }
 
-/// Removes what `device` acknowledged from its inbox; returns the id when something was removed.
-pub(crate) fn acknowledged(state: &mut State, device: &Jid, ack: &Node) -> Option<String> {
-    if ack.optional_str_attr("class") != Some("message") {
-        return None;
-    }
+/// Removes what `device` acknowledged from its inbox; returns the class and id when something was removed.
+pub(crate) fn acknowledged(state: &mut State, device: &Jid, ack: &Node) -> Option<(String, String)> {
+    let class = ack.optional_str_attr("class")?;
     let id = ack.optional_str_attr("id")?;
     let ignore = state.faults.ignore_acks;
     let inbox = state.inboxes.get_mut(device)?;
+    let matches = |queued: &Queued| queued.class == class && queued.id == id;
     if ignore {
-        return inbox.iter().any(|queued| queued.id == id).then(|| id.to_owned());
+        return inbox
+            .iter()
+            .any(matches)
+            .then(|| (class.to_owned(), id.to_owned()));
     }
     let before = inbox.len();
-    inbox.retain(|queued| queued.id != id);
-    (inbox.len() < before).then(|| id.to_owned())
+    inbox.retain(|queued| !matches(queued));
+    (inbox.len() < before).then(|| (class.to_owned(), id.to_owned()))
+}
+
+/// Forwards a `<receipt>` from `sender` to every linked device of the account it is addressed to (`to` is the
+/// message's sender device, or the chat for read receipts), queued like messages; returns the ack for the sender
+/// and the number of copies.
+pub(crate) fn route_receipt(
+    state: &mut State,
+    sender: &Jid,
+    receipt: &Node,
+) -> Result<(Node, usize), String> {
+    let id = receipt.str_attr("id").map_err(|e| e.to_string())?.to_owned();
+    let to = receipt.jid_attr("to").map_err(|e| e.to_string())?;
+    let (number, _) = resolve(state, &to).ok_or_else(|| format!("receipt to unknown {to}"))?;
+    let devices: Vec<u16> = state
+        .accounts
+        .get(&number)
+        .map(|account| account.devices.keys().copied().collect())
+        .unwrap_or_default();
+    let mut forwarded = Node::new("receipt")
+        .attr("from", sender.clone())
+        .attr("id", id.clone())
+        .attr("t", unix_now().to_string());
+    if let Some(kind) = receipt.attr_value("type") {
+        forwarded = forwarded.attr("type", kind.clone());
+    }
+    if let Some(list) = receipt.child("list") {
+        forwarded = forwarded.children([list.clone()]);
+    }
+    for device in &devices {
+        let device = device_jid(&number, *device);
+        if let Some((_, conn)) = state.conn_of(&device) {
+            let _ = conn.tx.send(Command::Send(forwarded.clone()));
+        }
+        state.inboxes.entry(device).or_default().push(Queued {
+            class: "receipt",
+            id: id.clone(),
+            stanza: forwarded.clone(),
+        });
+    }
+    let mut ack = Node::new("ack")
+        .attr("class", "receipt")
+        .attr("id", id)
+        .attr("from", to);
+    if let Some(kind) = receipt.attr_value("type") {
+        ack = ack.attr("type", kind.clone());
+    }
+    Ok((ack, devices.len()))
 }
 
 /// Everything `device` has not acknowledged, to send again.

@@ -183,7 +183,7 @@ impl TestServer {
 
     /// Whether message acks empty the devices' inboxes (the default); `false` keeps every copy queued, so each
     /// login delivers it again (duplicate-delivery tests). Acks still raise
-    /// [`ServerEvent::MessageAcked`](crate::ServerEvent::MessageAcked).
+    /// [`ServerEvent::Acked`](crate::ServerEvent::Acked).
     pub fn honour_acks(&self, yes: bool) {
         self.shared().lock().faults.ignore_acks = !yes;
     }
