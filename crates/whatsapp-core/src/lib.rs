@@ -17,6 +17,7 @@
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
+//! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
@@ -32,6 +33,7 @@ pub mod payload;
 pub mod policy;
 pub mod prekeys;
 pub mod receipt;
+pub mod retry;
 pub mod signal_store;
 pub mod stream;
 pub mod usync;

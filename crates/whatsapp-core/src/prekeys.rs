@@ -57,7 +57,10 @@ fn key_id(node: &Node) -> Result<u32, ResponseError> {
     Ok(u32::from_be_bytes([0, a, b, c]))
 }
 
-fn parse_bundle(user: &Node) -> Result<PreKeyBundle, ResponseError> {
+/// Reads one bundle: `<registration>` and the keys, directly inside `node` or in a `<keys>` child (as in bundle
+/// answers and in retry receipts).
+pub fn parse_bundle(node: &Node) -> Result<PreKeyBundle, ResponseError> {
+    let user = node;
     if let Some(error) = user.child("error") {
         return Err(ResponseError::Server {
             code: error

@@ -1,0 +1,213 @@
+//! Retry receipts: asking a sender to encrypt a message again when it did not decrypt, and answering such
+//! requests (protocol-facts §3.7, whatsmeow `retry.go`).
+//!
+//! The receiver sends `<receipt type="retry"><retry count id t v="1"/><registration/>` and, from the second
+//! attempt on, `<keys>` with a fresh prekey so the sender can start a new session. The sender looks the message up
+//! among the ones it sent recently and sends it again to that device alone, with `count` on the `<enc>`.
+
+use whatsapp_binary::{Jid, Node};
+use whatsapp_signal::PreKeyBundle;
+
+use crate::error::ResponseError;
+use crate::message::Encrypted;
+
+/// No retry receipt is sent once a message's counter reaches this (at most 4 per message).
+pub const MAX_RETRY_RECEIPTS: u32 = 5;
+
+/// Requests for the same message from the same device beyond this many are dropped.
+pub const MAX_RETRIES_ANSWERED: u32 = 10;
+
+/// How many sent messages a client keeps to answer retry receipts.
+pub const RECENT_MESSAGES: usize = 256;
+
+/// This device's keys, attached to a retry receipt so the sender can start a new session.
+#[derive(Clone, Debug)]
+pub struct RetryKeys<'a> {
+    /// The identity public key.
+    pub identity: &'a [u8; 32],
+    /// A fresh one-time prekey: id and public key.
+    pub prekey: (u32, [u8; 32]),
+    /// The signed prekey: id, public key and signature.
+    pub signed_prekey: (u32, [u8; 32], [u8; 64]),
+    /// The signed device identity (the `Account`), so the sender can check this device.
+    pub device_identity: &'a [u8],
+}
+
+fn key_node(tag: &'static str, id: u32, public: &[u8; 32]) -> Node {
+    Node::new(tag).children([
+        Node::new("id").bytes(id.to_be_bytes()[1..].to_vec()),
+        Node::new("value").bytes(public.to_vec()),
+    ])
+}
+
+/// The retry receipt for a `<message>` that did not decrypt; `count` is this device's attempt number for it.
+pub fn retry_receipt(message: &Node, count: u32, registration_id: u32, keys: Option<&RetryKeys<'_>>) -> Node {
+    let mut receipt = Node::new("receipt");
+    for key in ["id", "from", "recipient", "participant"] {
+        if let Some(value) = message.attr_value(key) {
+            let key = if key == "from" { "to" } else { key };
+            receipt = receipt.attr(key, value.clone());
+        }
+    }
+    let mut retry = Node::new("retry").attr("count", count.to_string());
+    if let Some(id) = message.attr_value("id") {
+        retry = retry.attr("id", id.clone());
+    }
+    if let Some(t) = message.attr_value("t") {
+        retry = retry.attr("t", t.clone());
+    }
+    let mut children = vec![
+        retry.attr("v", "1"),
+        Node::new("registration").bytes(registration_id.to_be_bytes().to_vec()),
+    ];
+    if let Some(keys) = keys {
+        let (signed_id, signed_public, signature) = &keys.signed_prekey;
+        let skey = Node::new("skey").children([
+            Node::new("id").bytes(signed_id.to_be_bytes()[1..].to_vec()),
+            Node::new("value").bytes(signed_public.to_vec()),
+            Node::new("signature").bytes(signature.to_vec()),
+        ]);
+        children.push(Node::new("keys").children([
+            Node::new("type").bytes(vec![crate::payload::DJB_KEY_TYPE]),
+            Node::new("identity").bytes(keys.identity.to_vec()),
+            key_node("key", keys.prekey.0, &keys.prekey.1),
+            skey,
+            Node::new("device-identity").bytes(keys.device_identity.to_vec()),
+        ]));
+    }
+    receipt.attr("type", "retry").children(children)
+}
+
+/// A retry receipt someone sent for a message of ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryRequest {
+    /// The message id.
+    pub id: String,
+    /// The device that could not decrypt.
+    pub device: Jid,
+    /// The chat (the device's user for a direct chat, the group otherwise).
+    pub chat: Jid,
+    /// The device's attempt number.
+    pub count: u32,
+    /// The keys for a new session, when the receipt carries them.
+    pub bundle: Option<PreKeyBundle>,
+}
+
+impl RetryRequest {
+    /// Reads a `<receipt type="retry">`.
+    pub fn parse(receipt: &Node) -> Result<RetryRequest, ResponseError> {
+        let from = receipt
+            .jid_attr("from")
+            .map_err(|_| ResponseError::Missing("from"))?;
+        let retry = receipt.child("retry").ok_or(ResponseError::Missing("retry"))?;
+        let id = receipt
+            .str_attr("id")
+            .or_else(|_| retry.str_attr("id"))
+            .map_err(|_| ResponseError::Missing("id"))?
+            .to_owned();
+        let count = retry
+            .optional_str_attr("count")
+            .and_then(|c| c.parse().ok())
+            .ok_or(ResponseError::Invalid("retry count"))?;
+        let (chat, device) = match receipt.optional_jid_attr("participant").ok().flatten() {
+            Some(participant) if from.is_group() => (from, participant),
+            _ => (from.to_non_ad(), from),
+        };
+        let bundle = match receipt.child("keys") {
+            Some(_) => Some(crate::prekeys::parse_bundle(receipt)?),
+            None => None,
+        };
+        Ok(RetryRequest {
+            id,
+            device,
+            chat,
+            count,
+            bundle,
+        })
+    }
+}
+
+/// The message sent again to one device: `<message to=device id type t device_fanout="false"><enc count=N/>`,
+/// with the device identity when the copy is a `pkmsg`.
+pub fn resend_stanza(
+    request: &RetryRequest,
+    kind: &'static str,
+    unix_seconds: i64,
+    copy: &Encrypted,
+    device_identity: &[u8],
+) -> Node {
+    let mut stanza = Node::new("message")
+        .attr("to", request.device.clone())
+        .attr("type", kind)
+        .attr("id", request.id.clone())
+        .attr("t", unix_seconds.to_string());
+    if !request.chat.is_group() {
+        stanza = stanza.attr("device_fanout", "false");
+    }
+    let enc = Node::new("enc")
+        .attr("v", "2")
+        .attr("type", copy.message.kind())
+        .attr("count", request.count.to_string())
+        .bytes(copy.message.serialized().to_vec());
+    let mut children = vec![enc];
+    if copy.message.kind() == "pkmsg" {
+        children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
+    }
+    stanza.children(children)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_receipt_round_trips_with_keys() {
+        let alice = Jid::with_device("111", Jid::DEFAULT_USER_SERVER, 3);
+        let message = Node::new("message")
+            .attr("from", alice.clone())
+            .attr("id", "M1")
+            .attr("t", "1700000000");
+        let plain = retry_receipt(&message, 1, 0x0102_0304, None);
+        assert_eq!(plain.str_attr("type").unwrap(), "retry");
+        assert_eq!(plain.jid_attr("to").unwrap(), alice);
+        assert!(plain.child("keys").is_none());
+
+        let keys = RetryKeys {
+            identity: &[7; 32],
+            prekey: (0x00AB_CDEF, [8; 32]),
+            signed_prekey: (1, [9; 32], [10; 64]),
+            device_identity: b"account",
+        };
+        let with_keys = retry_receipt(&message, 2, 0x0102_0304, Some(&keys));
+        // What the sender receives: the same stanza, from the device that failed.
+        let bob = Jid::with_device("222", Jid::DEFAULT_USER_SERVER, 5);
+        let mut received = with_keys.clone();
+        received.attrs.remove("to");
+        received.attrs.insert("from", bob.clone());
+        let request = RetryRequest::parse(&received).unwrap();
+        assert_eq!(request.id, "M1");
+        assert_eq!(request.device, bob);
+        assert_eq!(request.chat, bob.to_non_ad());
+        assert_eq!(request.count, 2);
+        let bundle = request.bundle.unwrap();
+        assert_eq!(bundle.registration_id, 0x0102_0304);
+        assert_eq!(bundle.identity_key.as_bytes(), &[7; 32]);
+        assert_eq!(bundle.pre_key.unwrap().0, 0x00AB_CDEF);
+        assert_eq!(bundle.signed_pre_key_signature, vec![10; 64]);
+
+        received.attrs.remove("id");
+        assert_eq!(
+            RetryRequest::parse(&received).unwrap().id,
+            "M1",
+            "the id also sits in <retry>"
+        );
+        let without_retry = Node::new("receipt")
+            .attr("from", bob)
+            .attr("id", "x")
+            .attr("type", "retry");
+        assert_eq!(
+            RetryRequest::parse(&without_retry),
+            Err(ResponseError::Missing("retry"))
+        );
+    }
+}
