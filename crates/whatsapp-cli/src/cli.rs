@@ -1,0 +1,85 @@
+//! The command line: global options and subcommands, parsed with clap's derive API.
+
+use clap::{Args, Parser, Subcommand};
+
+/// What `wa --help` says after the list of commands.
+const AFTER_HELP: &str = "\
+Not yet possible: sending files, groups, exporting history.
+
+Exit codes: 0 success; 1 the operation failed (network, server, pairing); 2 bad usage or set-up (a wrong
+recipient, not logged in, a database that cannot be opened), with one line saying how to fix it.
+
+Logging: RUST_LOG=whatsapp_client=debug shows the protocol steps on stderr.";
+
+/// `wa`: a WhatsApp Web companion device on the command line.
+#[derive(Debug, Parser)]
+#[command(name = "wa", version, about, after_help = AFTER_HELP)]
+pub(crate) struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// The command to run.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Where the linked device is kept: a SQLite file path, `sqlite:PATH`, or `postgres://USER@HOST/DB`.
+    #[arg(long, global = true, env = "WA_DATABASE", default_value = "./whatsapp.db")]
+    pub(crate) database: String,
+    /// For testing: the WebSocket URL of a `whatsapp-testserver` instead of WhatsApp (needs --root).
+    #[arg(long, global = true, env = "WA_SERVER", requires = "root", value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// For testing: the test server's certificate root key, 64 hex digits (needs --server).
+    #[arg(long, global = true, env = "WA_ROOT", requires = "server", value_name = "HEX")]
+    pub(crate) root: Option<String>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Link this computer to a phone as a companion device (QR code, or a pairing code with --phone).
+    Login {
+        /// Ask for an 8-character pairing code for this phone number (international form) instead of a QR code.
+        #[arg(long, value_name = "NUMBER")]
+        phone: Option<String>,
+    },
+    /// Send a text message to a user.
+    Send {
+        /// A phone number in international form (15551234567, +1 555 123 4567) or a JID (15551234567@s.whatsapp.net).
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// Stay connected and print what happens (messages, receipts, connection changes) until Ctrl-C.
+    Listen {
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Unlink this device from the phone and delete it from the database.
+    Logout,
+    /// Protocol debugging: binary stanzas <-> their JSON form.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Run everything offline: an embedded test server, two accounts, pairing, messages both ways and a read
+    /// receipt, printing each step.
+    Demo,
+}
+
+/// `wa node ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Decode a frame payload (hex, flags byte first) into JSON.
+    Decode {
+        /// The bytes in hex, or `-` to read them from stdin.
+        hex: String,
+    },
+    /// Encode a node given as JSON (`{"tag", "attrs", "content"}`) into a frame payload in hex.
+    Encode {
+        /// The node as JSON, or `-` to read it from stdin.
+        json: String,
+    },
+}

@@ -1,0 +1,152 @@
+//! `wa listen`: stays connected and prints every event, as text or as JSON lines, until Ctrl-C.
+
+use serde_json::{Value, json};
+use whatsapp_client::{Event, Message, MessageInfo, Receipt, ReceiptKind};
+
+use crate::account;
+use crate::cli::Global;
+
+/// Prints the events of the database's linked device until Ctrl-C or an event that stops the client.
+pub(crate) async fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
+    let (client, mut events, jid) = account::linked_client(global, true).await?;
+    account::connect_logged_in(&client, &mut events).await?;
+    print(&Event::Connected, as_json);
+    if !as_json {
+        eprintln!("Listening as {jid}; press Ctrl-C to stop");
+    }
+    let result = loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break Ok(()) };
+                print(&event, as_json);
+                if let Some(error) = account::stopping_error(&event) {
+                    break Err(error);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+        }
+    };
+    client.disconnect().await;
+    result
+}
+
+fn print(event: &Event, as_json: bool) {
+    if as_json {
+        println!("{}", event_json(event));
+    } else {
+        println!("{}", event_text(event));
+    }
+}
+
+/// The text of a message, for the kinds that carry text.
+pub(crate) fn message_text(message: &Message) -> Option<&str> {
+    message.conversation.as_deref().or_else(|| {
+        message
+            .extended_text_message
+            .as_ref()
+            .and_then(|extended| extended.text.as_deref())
+    })
+}
+
+/// The name of a receipt kind as the protocol writes it (`delivered` for the one without a type).
+pub(crate) fn receipt_kind(kind: &ReceiptKind) -> &str {
+    kind.as_attr().unwrap_or("delivered")
+}
+
+/// One line of text for an event.
+pub(crate) fn event_text(event: &Event) -> String {
+    match event {
+        Event::Message { info, message } => {
+            let from = if info.is_from_me {
+                "me (another device)".to_owned()
+            } else {
+                who(info)
+            };
+            match message_text(message) {
+                Some(text) => format!("message {} from {from} in {}: {text}", info.id, info.chat),
+                None => format!("message {} from {from} in {} (not text)", info.id, info.chat),
+            }
+        }
+        Event::Receipt(receipt) => format!(
+            "receipt {} from {} in {} for {}",
+            receipt_kind(&receipt.kind),
+            receipt.sender,
+            receipt.chat,
+            receipt.ids.join(", ")
+        ),
+        Event::UndecryptableMessage { info, error } => {
+            format!("undecryptable message {} from {}: {error}", info.id, who(info))
+        }
+        Event::Connected => "connected".to_owned(),
+        Event::Disconnected => "disconnected; reconnecting".to_owned(),
+        Event::LoggedOut { code, .. } => format!("logged out (code {code})"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn who(info: &MessageInfo) -> String {
+    match &info.push_name {
+        Some(name) => format!("{} ({name})", info.sender),
+        None => info.sender.to_string(),
+    }
+}
+
+/// One JSON object for an event; `"event"` names its kind.
+pub(crate) fn event_json(event: &Event) -> Value {
+    match event {
+        Event::Message { info, message } => {
+            let mut value = info_json("message", info);
+            value["text"] = message_text(message).map_or(Value::Null, |text| json!(text));
+            value
+        }
+        Event::UndecryptableMessage { info, error } => {
+            let mut value = info_json("undecryptable_message", info);
+            value["error"] = json!(error.to_string());
+            value
+        }
+        Event::Receipt(receipt) => receipt_json(receipt),
+        Event::Connected => json!({"event": "connected"}),
+        Event::Disconnected => json!({"event": "disconnected"}),
+        Event::LoggedOut { on_connect, code } => {
+            json!({"event": "logged_out", "on_connect": on_connect, "code": code})
+        }
+        Event::StreamReplaced => json!({"event": "stream_replaced"}),
+        Event::ClientOutdated => json!({"event": "client_outdated"}),
+        Event::TemporaryBan { reason, expire } => {
+            json!({"event": "temporary_ban", "reason": format!("{reason:?}"), "expire_secs": expire.as_secs()})
+        }
+        Event::LeaseLost => json!({"event": "lease_lost"}),
+        Event::KeepaliveTimeout { error_count } => {
+            json!({"event": "keepalive_timeout", "error_count": error_count})
+        }
+        Event::KeepaliveRestored => json!({"event": "keepalive_restored"}),
+        Event::StreamError { code, node } => {
+            json!({"event": "stream_error", "code": code, "node": node.to_string()})
+        }
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
+    }
+}
+
+fn info_json(kind: &str, info: &MessageInfo) -> Value {
+    json!({
+        "event": kind,
+        "id": info.id,
+        "chat": info.chat.to_string(),
+        "sender": info.sender.to_string(),
+        "from_me": info.is_from_me,
+        "group": info.is_group,
+        "timestamp": info.timestamp,
+        "push_name": info.push_name,
+    })
+}
+
+fn receipt_json(receipt: &Receipt) -> Value {
+    json!({
+        "event": "receipt",
+        "kind": receipt_kind(&receipt.kind),
+        "chat": receipt.chat.to_string(),
+        "sender": receipt.sender.to_string(),
+        "ids": receipt.ids,
+        "timestamp": receipt.timestamp,
+    })
+}

@@ -1,0 +1,83 @@
+//! `wa send TO TEXT`: one text message to a user, waiting for the server's ack.
+
+use whatsapp_client::Jid;
+
+use crate::account;
+use crate::cli::Global;
+use crate::failure::{client_error, fix};
+use crate::login::phone_number;
+
+/// Sends `text` to `to` from the database's linked device.
+pub(crate) async fn run(global: &Global, to: &str, text: &str) -> anyhow::Result<()> {
+    // A wrong recipient fails before anything is opened.
+    let to = recipient(to)?;
+    let (client, mut events, _) = account::linked_client(global, false).await?;
+    account::connect_logged_in(&client, &mut events).await?;
+    let sent = client.send_text(&to, text).await;
+    client.disconnect().await;
+    let sent = sent.map_err(|error| client_error(error, &format!("sending to {to}")))?;
+    println!("Sent to {to} (id {})", sent.id);
+    Ok(())
+}
+
+/// The user JID of a recipient given as a phone number or a JID.
+pub(crate) fn recipient(text: &str) -> anyhow::Result<Jid> {
+    let usage =
+        "give a phone number in international form (15551234567) or a user JID (15551234567@s.whatsapp.net)";
+    if !text.contains('@') {
+        let number = phone_number(text).map_err(|_| fix(format!("wrong recipient {text:?}: {usage}")))?;
+        return Ok(Jid::new(number, Jid::DEFAULT_USER_SERVER));
+    }
+    let jid: Jid = text
+        .parse()
+        .map_err(|error| fix(format!("wrong recipient {text:?} ({error}): {usage}")))?;
+    if jid.is_group() || jid.is_broadcast_list() || jid.is_status_broadcast() || jid.is_newsletter() {
+        return Err(fix(format!(
+            "cannot send to {text:?}: groups, broadcasts and channels are not supported yet; {usage}"
+        )));
+    }
+    let known_server = [Jid::DEFAULT_USER_SERVER, Jid::LID_SERVER].contains(&jid.server());
+    if jid.user().is_empty() || !known_server || !jid.user().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(fix(format!("wrong recipient {text:?}: {usage}")));
+    }
+    Ok(jid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recipients() {
+        for (text, expected) in [
+            ("15551234567", "15551234567@s.whatsapp.net"),
+            ("+1 555-123 4567", "15551234567@s.whatsapp.net"),
+            ("15551234567@s.whatsapp.net", "15551234567@s.whatsapp.net"),
+            ("15551234567:3@s.whatsapp.net", "15551234567:3@s.whatsapp.net"),
+            ("123456789012345@lid", "123456789012345@lid"),
+        ] {
+            assert_eq!(recipient(text).unwrap().to_string(), expected, "{text}");
+        }
+        for text in [
+            "",
+            "bob",
+            "12",
+            "0015551234567",
+            "1555123456789012",
+            "@s.whatsapp.net",
+            "a@b@c",
+            "bob@s.whatsapp.net",
+            "15551234567@example.com",
+            "123-456@g.us",
+            "status@broadcast",
+            "1555:x@s.whatsapp.net",
+        ] {
+            let error = recipient(text).unwrap_err();
+            assert!(
+                error.downcast_ref::<crate::failure::Fix>().is_some(),
+                "{text}: {error}"
+            );
+            assert!(!error.to_string().contains('\n'), "{text}: one line");
+        }
+    }
+}
