@@ -106,6 +106,10 @@ pub(crate) struct Shared<B: Backend> {
     /// Held while Signal records are read, changed and committed, so a send and a receive never interleave on
     /// one session. Never held while waiting for the network.
     pub(crate) signal_lock: Mutex<()>,
+    /// Messages sent lately, to answer retry receipts (at most `RECENT_MESSAGES`, oldest first).
+    pub(crate) recent: std::sync::Mutex<std::collections::VecDeque<messages::Recent>>,
+    /// Retry receipts sent per message id, and retry requests answered per (device, message id).
+    pub(crate) retries: std::sync::Mutex<messages::RetryCounters>,
     running: Mutex<Option<Running>>,
 }
 
@@ -184,6 +188,8 @@ impl<B: Backend> ClientBuilder<B> {
             logged_in: AtomicBool::new(false),
             logged_out: AtomicBool::new(false),
             signal_lock: Mutex::new(()),
+            recent: Default::default(),
+            retries: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

@@ -5,6 +5,7 @@
 //! The pipeline runs in the caller's task and talks to the connection task only through IQs and one stanza send;
 //! the Signal lock is held for the local encrypt-and-commit step alone, never across a network wait.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rand::RngCore;
@@ -13,6 +14,7 @@ use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::message::{encrypt_for_devices, message_id, message_stanza, protocol_address};
 use whatsapp_core::receipt::{ReceiptKind, read_receipt};
+use whatsapp_core::retry::{MAX_RETRIES_ANSWERED, RECENT_MESSAGES, RetryRequest, resend_stanza};
 use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::{prekeys, usync};
 use whatsapp_proto::ProtoMessage;
@@ -21,6 +23,56 @@ use whatsapp_store::{AccountStore, Backend, SessionStore};
 
 use crate::session::Command;
 use crate::{Client, ClientError, unix_now};
+
+/// A message sent lately, kept to answer retry receipts.
+#[derive(Debug)]
+pub(crate) struct Recent {
+    id: String,
+    to: Jid,
+    message: Message,
+}
+
+/// Retry bookkeeping: receipts sent per message id, requests answered per (device, message id). Both are
+/// bounded by dropping everything once they grow past [`MAX_TRACKED`]; a count that restarts only allows a few
+/// more attempts.
+#[derive(Debug, Default)]
+pub(crate) struct RetryCounters {
+    sent: HashMap<String, u32>,
+    answered: HashMap<(String, String), u32>,
+}
+
+/// How many message ids the retry counters track before they start over.
+const MAX_TRACKED: usize = 4096;
+
+impl<B: Backend> crate::Shared<B> {
+    /// Counts one more retry receipt for `id` and returns the new count.
+    pub(crate) fn retries_for(&self, id: &str) -> u32 {
+        let mut counters = self.retries.lock().unwrap_or_else(|p| p.into_inner());
+        if counters.sent.len() >= MAX_TRACKED {
+            counters.sent.clear();
+        }
+        let count = counters.sent.entry(id.to_owned()).or_default();
+        *count += 1;
+        *count
+    }
+
+    fn remember(&self, recent: Recent) {
+        let mut queue = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.len() >= RECENT_MESSAGES {
+            queue.pop_front();
+        }
+        queue.push_back(recent);
+    }
+
+    fn recent(&self, id: &str) -> Option<(Jid, Message)> {
+        let queue = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        queue
+            .iter()
+            .rev()
+            .find(|recent| recent.id == id)
+            .map(|recent| (recent.to.clone(), recent.message.clone()))
+    }
+}
 
 /// What the server said about a sent message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,12 +200,100 @@ impl<B: Backend> Client<B> {
             stage.commit().await?;
             stanza
         };
+        shared.remember(Recent {
+            id: id.clone(),
+            to: to.clone(),
+            message: message.clone(),
+        });
         debug!(%id, %to, "sending message");
         let ack = self.send_and_wait_ack(stanza).await?;
         Ok(SendResponse {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),
         })
+    }
+
+    /// Answers a retry receipt for a message of ours: encrypts it again for the one device that asked (with a new
+    /// session when the receipt carries keys or it is not the first attempt) and sends it to that device alone.
+    pub(crate) async fn answer_retry(&self, receipt: &Node) {
+        if let Err(error) = self.try_answer_retry(receipt).await {
+            warn!(%error, "could not answer a retry receipt");
+        }
+    }
+
+    async fn try_answer_retry(&self, receipt: &Node) -> Result<(), ClientError> {
+        let shared = &self.shared;
+        let request = RetryRequest::parse(receipt)?;
+        {
+            let mut counters = shared.retries.lock().unwrap_or_else(|p| p.into_inner());
+            if counters.answered.len() >= MAX_TRACKED {
+                counters.answered.clear();
+            }
+            let answered = counters
+                .answered
+                .entry((request.device.to_string(), request.id.clone()))
+                .or_default();
+            *answered += 1;
+            if *answered > MAX_RETRIES_ANSWERED {
+                return Err(ClientError::Unsupported(
+                    "more retry requests for one message than answered",
+                ));
+            }
+        }
+        let (to, message) = shared.recent(&request.id).ok_or(ClientError::Unsupported(
+            "retry for a message not among the recent ones",
+        ))?;
+        let device = shared.account.device().await?;
+        let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
+        let plaintext = if request.device.user() == own.user() {
+            Message {
+                device_sent_message: Some(Box::new(DeviceSentMessage {
+                    destination_jid: Some(to.to_string()),
+                    message: Some(Box::new(message)),
+                    phash: None,
+                })),
+                ..Default::default()
+            }
+        } else {
+            message
+        };
+        let bundle = match request.bundle.clone() {
+            Some(bundle) => Some(bundle),
+            None if request.count >= 2 => {
+                let answer = self
+                    .send_iq(prekeys::bundle_query(std::slice::from_ref(&request.device)))
+                    .await?;
+                prekeys::parse_bundles(&answer)?
+                    .into_iter()
+                    .find_map(|(_, bundle)| bundle.ok())
+            }
+            None => None,
+        };
+        let stanza = {
+            let _signal = shared.signal_lock.lock().await;
+            let stage = StagedSignalStore::new(&shared.account, &device);
+            let mut rng = rand::rngs::OsRng;
+            let address = protocol_address(&request.device);
+            if let Some(bundle) = bundle {
+                whatsapp_signal::store::process_bundle(&stage, &address, &bundle, &mut rng).await?;
+            }
+            let copy = encrypt_for_devices(
+                &stage,
+                std::slice::from_ref(&request.device),
+                &plaintext.encode_to_vec(),
+                &mut rng,
+            )
+            .await
+            .map_err(|(_, error)| error)?
+            .pop()
+            .ok_or(ClientError::Unsupported("nothing to resend"))?;
+            let identity = device.account_identity.clone().unwrap_or_default();
+            let stanza = resend_stanza(&request, "text", unix_now().as_secs() as i64, &copy, &identity);
+            stage.commit().await?;
+            stanza
+        };
+        debug!(id = %request.id, device = %request.device, count = request.count, "resending after a retry receipt");
+        self.send_and_wait_ack(stanza).await.map(drop)
     }
 
     /// Tells the senders that messages of `chat` were read (or, with [`ReceiptKind::Played`], played). `sender`

@@ -26,7 +26,8 @@ use whatsapp_core::policy::{
     KEEPALIVE_RESPONSE_DEADLINE, Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query,
     prekeys_to_upload,
 };
-use whatsapp_core::receipt::{Receipt, delivery_receipt};
+use whatsapp_core::receipt::{Receipt, ReceiptKind, delivery_receipt};
+use whatsapp_core::retry::{MAX_RETRY_RECEIPTS, RetryKeys, retry_receipt};
 use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
 use whatsapp_noise::{ClientParams, NoiseSocket, PrivateKey, Stream};
@@ -167,7 +168,7 @@ pub(crate) async fn run<B: Backend>(
 }
 
 async fn run_connections<B: Backend>(
-    shared: &Shared<B>,
+    shared: &Arc<Shared<B>>,
     opened: Opened,
     mut commands: mpsc::Receiver<Command>,
 ) -> Option<Event> {
@@ -337,7 +338,7 @@ enum Waiter {
 }
 
 struct Session<'a, B: Backend> {
-    shared: &'a Shared<B>,
+    shared: &'a Arc<Shared<B>>,
     socket: NoiseSocket<Stream>,
     device: Device,
     lease: Option<Lease>,
@@ -355,7 +356,7 @@ struct Session<'a, B: Backend> {
 }
 
 impl<'a, B: Backend> Session<'a, B> {
-    fn new(shared: &'a Shared<B>, opened: Opened, rng: &'a mut StdRng) -> Self {
+    fn new(shared: &'a Arc<Shared<B>>, opened: Opened, rng: &'a mut StdRng) -> Self {
         let iqs = IqTracker::new(&mut *rng);
         Session {
             shared,
@@ -516,7 +517,17 @@ impl<'a, B: Backend> Session<'a, B> {
             Incoming::Receipt { ack } => {
                 self.send(&ack).await?;
                 match Receipt::parse(node) {
-                    Ok(receipt) => self.shared.emit(Event::Receipt(receipt)),
+                    Ok(receipt) => {
+                        if receipt.kind == ReceiptKind::Retry {
+                            // Answering may need a bundle fetch (an IQ this task must read): run it beside.
+                            let client = crate::Client {
+                                shared: Arc::clone(self.shared),
+                            };
+                            let node = node.clone();
+                            tokio::spawn(async move { client.answer_retry(&node).await });
+                        }
+                        self.shared.emit(Event::Receipt(receipt));
+                    }
                     Err(error) => warn!(%error, "malformed receipt"),
                 }
             }
@@ -954,7 +965,12 @@ impl<B: Backend> Session<'_, B> {
                     }
                     decrypted.push((hash, plaintext));
                 }
-                Err(error) => failures.push(ClientError::from(error)),
+                Err(error) => {
+                    drop(stage);
+                    drop(_signal);
+                    self.send_retry_receipt(node).await?;
+                    failures.push(ClientError::from(error));
+                }
             }
         }
         self.send(&ack).await?;
@@ -981,6 +997,49 @@ impl<B: Backend> Session<'_, B> {
             }
         }
         Ok(())
+    }
+
+    /// Asks the sender to encrypt a message again (at most four times per message); from the second attempt the
+    /// receipt carries a fresh prekey so the sender can start a new session.
+    async fn send_retry_receipt(&mut self, node: &Node) -> Result<(), End> {
+        let Some(id) = node.optional_str_attr("id") else {
+            return Ok(());
+        };
+        let count = self.shared.retries_for(id);
+        if count >= MAX_RETRY_RECEIPTS {
+            warn!(id, "not sending more retry receipts");
+            return Ok(());
+        }
+        let account = &self.shared.account;
+        let mut fresh = None;
+        if count >= 2 {
+            let generated = async {
+                let ids = account.reserve_prekey_ids(1).await?;
+                let prekeys = generate_prekeys(&ids, &mut rand::rngs::OsRng);
+                account.put_prekeys(&prekeys).await?;
+                account.mark_prekeys_uploaded(&ids).await?;
+                Ok::<_, whatsapp_store::StoreError>(prekeys)
+            }
+            .await;
+            match generated {
+                Ok(prekeys) => fresh = prekeys.into_iter().next(),
+                Err(error) => warn!(%error, "no prekey for the retry receipt"),
+            }
+        }
+        let identity = self.device.account_identity.clone().unwrap_or_default();
+        let keys = fresh.as_ref().map(|prekey| RetryKeys {
+            identity: &self.device.identity_key.public,
+            prekey: (prekey.id, prekey.key_pair.public),
+            signed_prekey: (
+                self.device.signed_prekey.id,
+                self.device.signed_prekey.key_pair.public,
+                self.device.signed_prekey.signature,
+            ),
+            device_identity: &identity,
+        });
+        let receipt = retry_receipt(node, count, self.device.registration_id, keys.as_ref());
+        debug!(id, count, "sending retry receipt");
+        self.send(&receipt).await
     }
 
     fn is_own_user(&self, jid: &Jid) -> bool {

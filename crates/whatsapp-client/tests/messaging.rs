@@ -207,3 +207,78 @@ async fn next_receipt(events: &mut Events) -> whatsapp_client::Receipt {
         _ => unreachable!(),
     }
 }
+
+#[tokio::test]
+async fn an_undecryptable_message_is_sent_again_after_a_retry_receipt() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+
+    // The first copy for Bob arrives damaged: Bob reports it and asks Alice for it again.
+    server.corrupt_next_messages(&bob.jid, 1);
+    let sent = alice
+        .client
+        .send_text(&user(BOB), "despite the damage")
+        .await
+        .unwrap();
+    match wait_for(&mut bob.events, "undecryptable", |e| {
+        matches!(e, Event::UndecryptableMessage { .. })
+    })
+    .await
+    {
+        Event::UndecryptableMessage { info, .. } => assert_eq!(info.id, sent.id),
+        _ => unreachable!(),
+    }
+    server_wait(&mut server_events, "retry receipt", |e| {
+        matches!(e, ServerEvent::ReceiptRouted { id, kind: Some(kind), .. } if *id == sent.id && kind == "retry")
+    })
+    .await;
+    // Alice's client answers with a copy for Bob's device alone, which decrypts.
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("despite the damage"));
+
+    // The session survives: the next message needs no retry.
+    alice.client.send_text(&user(BOB), "and after").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("and after"));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}
+
+#[tokio::test]
+async fn a_second_retry_starts_a_new_session_from_the_receipts_keys() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    // A session exists before the damage.
+    alice.client.send_text(&user(BOB), "hello").await.unwrap();
+    next_message(&mut bob.events).await;
+
+    // The message and its first resend arrive damaged; the second retry receipt carries Bob's keys and the
+    // second resend, on a session started from them, decrypts.
+    server.corrupt_next_messages(&bob.jid, 2);
+    let sent = alice
+        .client
+        .send_text(&user(BOB), "third time lucky")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let failed = wait_for(&mut bob.events, "undecryptable", |e| {
+            matches!(e, Event::UndecryptableMessage { .. })
+        })
+        .await;
+        assert!(matches!(failed, Event::UndecryptableMessage { info, .. } if info.id == sent.id));
+        server_wait(&mut server_events, "retry receipt", |e| {
+            matches!(e, ServerEvent::ReceiptRouted { id, kind: Some(kind), .. } if *id == sent.id && kind == "retry")
+        })
+        .await;
+    }
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("third time lucky"));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}

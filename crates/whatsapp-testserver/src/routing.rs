@@ -134,14 +134,30 @@ pub(crate) fn route_message(
     let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
     let to = message.jid_attr("to").map_err(|e| e.to_string())?;
     let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
-    let participants = message
-        .child("participants")
-        .ok_or("message without <participants> (only one-to-one fan-out is routed)")?;
     let identity = message.child("device-identity").cloned();
+    // Either a fan-out (`<participants><to jid><enc/></to>...`) or a copy for one device (`to` is the device and
+    // the `<enc>` is a direct child), as a resend after a retry receipt is.
+    let targets: Vec<(Jid, &Node)> = match message.child("participants") {
+        Some(participants) => participants
+            .children_by_tag("to")
+            .map(|target| {
+                let device = target.jid_attr("jid").map_err(|e| e.to_string())?;
+                let enc = target.child("enc").ok_or("<to> without <enc>")?;
+                Ok((device, enc))
+            })
+            .collect::<Result<_, String>>()?,
+        None => {
+            let enc = message
+                .child("enc")
+                .ok_or("message without <participants> or <enc>")?;
+            if to.device() == 0 && message.optional_str_attr("device_fanout") != Some("false") {
+                return Err("a single-device message names no device".to_owned());
+            }
+            vec![(to.clone(), enc)]
+        }
+    };
     let mut copies = Vec::new();
-    for target in participants.children_by_tag("to") {
-        let device = target.jid_attr("jid").map_err(|e| e.to_string())?;
-        let enc = target.child("enc").ok_or("<to> without <enc>")?;
+    for (device, enc) in targets {
         let enc_type = enc.optional_str_attr("type").unwrap_or_default();
         if !matches!(enc_type, "pkmsg" | "msg") {
             return Err(format!("enc type {enc_type:?} in a one-to-one message"));
@@ -161,7 +177,23 @@ pub(crate) fn route_message(
         if !linked {
             return Err(format!("device {device} is not linked"));
         }
-        let mut children = vec![enc.clone()];
+        let device_pn = device_jid(&number, device_id);
+        let mut enc = enc.clone();
+        let corrupt = match state.faults.corrupt_next.get_mut(&device_pn) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if corrupt && let Content::Bytes(bytes) = &enc.content {
+            let mut corrupted = bytes.to_vec();
+            if let Some(last) = corrupted.last_mut() {
+                *last ^= 0x01;
+            }
+            enc.content = Content::Bytes(corrupted.into());
+        }
+        let mut children = vec![enc];
         if enc_type == "pkmsg"
             && let Some(identity) = &identity
         {
@@ -236,8 +268,10 @@ pub(crate) fn route_receipt(
     if let Some(kind) = receipt.attr_value("type") {
         forwarded = forwarded.attr("type", kind.clone());
     }
-    if let Some(list) = receipt.child("list") {
-        forwarded = forwarded.children([list.clone()]);
+    // The children (`<list>` of further ids, a retry receipt's `<retry>`, `<registration>` and `<keys>`) travel
+    // unchanged.
+    if !receipt.child_nodes().is_empty() {
+        forwarded = forwarded.children(receipt.child_nodes().to_vec());
     }
     for device in &devices {
         let device = device_jid(&number, *device);

@@ -188,6 +188,16 @@ impl TestServer {
         self.shared().lock().faults.ignore_acks = !yes;
     }
 
+    /// Flips a byte of the ciphertext of the next `count` message copies for `device`, so that they fail to
+    /// decrypt there (retry-receipt tests).
+    pub fn corrupt_next_messages(&self, device: &Jid, count: usize) {
+        self.shared()
+            .lock()
+            .faults
+            .corrupt_next
+            .insert(device.clone(), count);
+    }
+
     /// How many messages `device` has not acknowledged.
     pub fn inbox_len(&self, device: &Jid) -> usize {
         self.shared().lock().inboxes.get(device).map_or(0, Vec::len)

@@ -108,6 +108,8 @@ pub(crate) struct Faults {
     pub(crate) answer_pings: bool,
     /// Acks of messages are reported but do not empty inboxes, so every copy is delivered again.
     pub(crate) ignore_acks: bool,
+    /// Devices whose next message copies get a flipped ciphertext byte (they will not decrypt), with how many.
+    pub(crate) corrupt_next: HashMap<Jid, usize>,
 }
 
 /// Everything behind the mutex.
@@ -165,6 +167,7 @@ impl Shared {
                     iq_delay: Duration::ZERO,
                     answer_pings: true,
                     ignore_acks: false,
+                    corrupt_next: Default::default(),
                 },
                 next_conn: 1,
                 inboxes: HashMap::new(),
