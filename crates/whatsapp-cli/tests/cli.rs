@@ -1,0 +1,357 @@
+//! The `wa` binary as a user runs it: the offline demo, `node` round trips of the binary-codec vectors, bad usage
+//! with its one-line fixes and exit code 2, and login (QR code and pairing code), send, listen, logout against an
+//! in-process test server whose simulated phones scan and type what `wa` prints.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::ffi::OsStr;
+use std::process::{Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout, Command};
+use whatsapp_binary::{Content, Node};
+use whatsapp_testserver::TestServer;
+
+/// How long one step may take before the test fails.
+const STEP: Duration = Duration::from_secs(60);
+
+const ALICE: &str = "15551230001";
+const BOB: &str = "15551230002";
+
+/// `wa` with `args`, isolated from the caller's environment.
+fn wa<S: AsRef<OsStr>>(args: &[S]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wa"));
+    command
+        .args(args)
+        .env_remove("WA_DATABASE")
+        .env_remove("WA_SERVER")
+        .env_remove("WA_ROOT")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn output<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> Output {
+    tokio::time::timeout(STEP, wa(args).output())
+        .await
+        .unwrap_or_else(|_| panic!("wa {args:?} did not finish"))
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A database path that does not exist yet.
+fn fresh_database() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let path = format!(
+        "{}/wa-{}-{}.db",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    path
+}
+
+#[tokio::test]
+async fn demo_runs_every_step() {
+    let out = output(&["demo"]).await;
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    for step in [
+        "[alice] linked as device 15550100001:1@s.whatsapp.net",
+        "[bob] linked as device 15550100002:1@s.whatsapp.net",
+        "[bob] received \"Hello Bob, this is Alice\"",
+        "[alice] delivery receipt",
+        "[alice] read receipt",
+        "[alice] received \"Hi Alice! Bob here.\"",
+        "[done]",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+}
+
+/// What decoding gives back for a tree: an empty child list reads back as no content.
+fn as_decoded(mut node: Node) -> Node {
+    node.content = match node.content {
+        Content::Nodes(children) if children.is_empty() => Content::None,
+        Content::Nodes(children) => Content::Nodes(children.into_iter().map(as_decoded).collect()),
+        other => other,
+    };
+    node
+}
+
+#[tokio::test]
+async fn node_encode_and_decode_round_trip_the_vectors() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../whatsapp-binary/tests/data/encode.json"
+    );
+    let vectors: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for case in vectors["cases"].as_array().unwrap() {
+        // Cases with a quirk flag encode differently on purpose (see whatsapp-binary's vector tests).
+        let (Some(hex), None) = (case["hex"].as_str(), case.get("quirks")) else {
+            continue;
+        };
+        let name = case["name"].as_str().unwrap();
+        let json = case["node"].to_string();
+        let out = output(&["node", "encode", &json]).await;
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), hex, "{name}: encode");
+
+        let out = output(&["node", "decode", hex]).await;
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let decoded: Node = serde_json::from_slice(&out.stdout).unwrap();
+        let expected = case
+            .get("decoded")
+            .filter(|d| !d.is_null())
+            .unwrap_or(&case["node"]);
+        let expected: Node = serde_json::from_value(expected.clone()).unwrap();
+        assert_eq!(decoded, as_decoded(expected), "{name}: decode");
+        checked += 1;
+    }
+    assert!(checked >= 70, "only {checked} cases ran");
+
+    // `-` reads the argument from stdin.
+    let mut child = wa(&["node", "decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"00 f8 01 56\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    let decoded: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        decoded,
+        serde_json::json!({"tag": "ping", "attrs": {}, "content": null})
+    );
+}
+
+/// Runs `wa args`, expecting exit code 2 and one line on stderr containing `needle`.
+async fn check_usage_error(args: &[&str], needle: &str) {
+    let out = output(args).await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "wa {args:?}: {stderr}");
+    if needle.is_empty() {
+        return;
+    }
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "wa {args:?}: one line, got {stderr:?}"
+    );
+    assert!(stderr.starts_with("error: "), "wa {args:?}: {stderr:?}");
+    assert!(
+        stderr.contains(needle),
+        "wa {args:?}: {stderr:?} lacks {needle:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_usage_exits_2_with_the_fix() {
+    let fresh = fresh_database();
+    let db = ["--database", fresh.as_str()];
+    check_usage_error(&[&db[..], &["send", "bob", "hi"]].concat(), "wrong recipient").await;
+    check_usage_error(
+        &[&db[..], &["send", "123-456@g.us", "hi"]].concat(),
+        "not supported yet",
+    )
+    .await;
+    check_usage_error(
+        &[&db[..], &["send", "15551234567", "hi"]].concat(),
+        "run `wa login` first",
+    )
+    .await;
+    check_usage_error(&[&db[..], &["listen"]].concat(), "run `wa login` first").await;
+    check_usage_error(&[&db[..], &["logout"]].concat(), "run `wa login` first").await;
+    check_usage_error(
+        &[
+            "--database",
+            "/nonexistent/directory/whatsapp.db",
+            "send",
+            "15551234567",
+            "hi",
+        ],
+        "cannot open the database",
+    )
+    .await;
+    check_usage_error(
+        &[
+            &db[..],
+            &["login", "--server", "ws://127.0.0.1:9/ws/chat", "--root", "abcd"],
+        ]
+        .concat(),
+        "--root abcd is not a 32-byte key",
+    )
+    .await;
+    check_usage_error(
+        &[&db[..], &["login", "--phone", "555-CALL-NOW"]].concat(),
+        "not a phone number",
+    )
+    .await;
+    check_usage_error(&["node", "decode", "not hex"], "not hex").await;
+    check_usage_error(&["node", "decode", "00f8"], "not a binary node").await;
+    check_usage_error(&["node", "encode", "{\"tag\":"], "not a node in JSON").await;
+    // clap's own usage errors use the same code (their message spans several lines).
+    check_usage_error(&["frobnicate"], "").await;
+    check_usage_error(&["send", "15551234567"], "").await;
+    check_usage_error(&["--server", "ws://127.0.0.1:9/ws/chat", "logout"], "").await;
+}
+
+/// A running `wa` whose stdout is read line by line.
+struct Running {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    fn spawn<S: AsRef<OsStr>>(args: &[S]) -> Running {
+        let mut child = wa(args).stdout(Stdio::piped()).spawn().unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Running { child, lines }
+    }
+
+    /// Reads lines until one starts with `prefix`; returns the rest of it.
+    async fn line_after(&mut self, prefix: &str) -> String {
+        let found = tokio::time::timeout(STEP, async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return Some(rest.to_owned());
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(rest)) => rest,
+            Ok(None) => panic!("wa ended without printing {prefix:?}"),
+            Err(_) => panic!("wa did not print {prefix:?} in time"),
+        }
+    }
+
+    /// Reads JSON lines until one whose `event` is `event`.
+    async fn next_json(&mut self, event: &str) -> Json {
+        loop {
+            let line = self.line_after("").await;
+            let value: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            if value["event"] == event {
+                return value;
+            }
+        }
+    }
+
+    async fn success(mut self) {
+        let status = tokio::time::timeout(STEP, self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn login_send_listen_logout_against_the_test_server() {
+    let server = TestServer::start().await.unwrap();
+    let url = server.url();
+    let root: String = server
+        .trust_root()
+        .key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (alice_db, bob_db) = (fresh_database(), fresh_database());
+    let at = |db: &str, args: &[&str]| -> Vec<String> {
+        [
+            "--database",
+            db,
+            "--server",
+            url.as_str(),
+            "--root",
+            root.as_str(),
+        ]
+        .iter()
+        .chain(args)
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+
+    // Alice links by QR code: her phone scans the data `wa` prints under the drawing.
+    let alice_phone = server.add_phone(ALICE);
+    let mut login = Running::spawn(&at(&alice_db, &["login"]));
+    let qr = login.line_after("QR data: ").await;
+    let device = alice_phone.scan_qr(&qr).await.unwrap();
+    assert_eq!(login.line_after("Logged in as ").await, device.to_string());
+    login.success().await;
+
+    // Bob links by pairing code: his phone types the code `wa` prints.
+    let bob_phone = server.add_phone(BOB);
+    let mut login = Running::spawn(&at(&bob_db, &["login", "--phone", &format!("+{BOB}")]));
+    let code = login.line_after("Pairing code: ").await;
+    bob_phone.enter_code(&code).await.unwrap();
+    login.line_after("Logged in as ").await;
+    login.success().await;
+
+    // Logging in again keeps the linked device.
+    let out = output(&at(&alice_db, &["login"])).await;
+    assert!(out.status.success());
+    assert!(text(&out.stdout).starts_with("Already logged in as 15551230001:"));
+
+    let out = output(&at(&alice_db, &["send", BOB, "hello from wa"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let id = stdout
+        .trim()
+        .strip_prefix("Sent to 15551230002@s.whatsapp.net (id ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+
+    // Bob was offline; `wa listen --json` prints the message the server kept for him.
+    let mut listen = Running::spawn(&at(&bob_db, &["listen", "--json"]));
+    assert_eq!(listen.line_after("").await, r#"{"event":"connected"}"#);
+    let message = listen.next_json("message").await;
+    assert_eq!(message["event"], "message");
+    assert_eq!(message["id"], id.as_str());
+    assert_eq!(message["text"], "hello from wa");
+    assert_eq!(message["chat"], format!("{ALICE}@s.whatsapp.net"));
+    assert_eq!(message["sender"], device.to_string());
+    assert_eq!(message["from_me"], false);
+    // Ctrl-C stops it cleanly, giving the account back for the next command.
+    let pid = listen.child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    listen.success().await;
+
+    let out = output(&at(&alice_db, &["logout"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        server.devices(ALICE).iter().all(|jid| *jid != device),
+        "{:?}",
+        server.devices(ALICE)
+    );
+    let out = output(&at(&alice_db, &["send", BOB, "still there?"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not logged in"));
+    server.shutdown();
+}
