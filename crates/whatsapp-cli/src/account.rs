@@ -29,9 +29,25 @@ pub(crate) async fn open_store(database: &str) -> anyhow::Result<SqlBackend> {
     };
     opened.map_err(|error| {
         fix(format!(
-            "cannot open the database {database} ({error}); pass --database with a writable SQLite path or a reachable postgres:// URL"
+            "cannot open the database {} ({error}); pass --database with a writable SQLite path or a reachable postgres:// URL",
+            without_password(database)
         ))
     })
+}
+
+/// A database URL with its password, if any, masked, for messages.
+pub(crate) fn without_password(database: &str) -> String {
+    let Some((scheme, rest)) = database.split_once("://") else {
+        return database.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return database.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => database.to_owned(),
+    }
 }
 
 /// The account of the store's first linked (paired) device, with its JID.
@@ -100,7 +116,7 @@ pub(crate) async fn linked_client(
     let (id, jid) = linked_account(&store).await?.ok_or_else(|| {
         fix(format!(
             "not logged in: {} has no linked device; run `wa login` first",
-            global.database
+            without_password(&global.database)
         ))
     })?;
     let (client, events) = builder(store, global)?
@@ -171,4 +187,35 @@ pub(crate) fn stopping_error(event: &Event) -> Option<anyhow::Error> {
         Event::LeaseLost => anyhow::anyhow!("another process took over this account in the database"),
         _ => return None,
     })
+}
+
+/// Runs `job` until it ends or the user presses Ctrl-C; the caller disconnects either way, so that the
+/// account's lease is free at once for the next command.
+pub(crate) async fn interruptible<T>(job: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::select! {
+        result = job => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        for (url, shown) in [
+            (
+                "postgres://wa:secret@db.example/wa",
+                "postgres://wa:***@db.example/wa",
+            ),
+            ("postgres://wa:p@ss@db/wa?x=a@b", "postgres://wa:***@db/wa?x=a@b"),
+            ("postgres://wa@db/wa", "postgres://wa@db/wa"),
+            ("postgres://db/wa", "postgres://db/wa"),
+            ("./whatsapp.db", "./whatsapp.db"),
+            ("sqlite:/tmp/a@b.db", "sqlite:/tmp/a@b.db"),
+        ] {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
 }

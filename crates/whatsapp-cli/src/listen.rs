@@ -9,7 +9,10 @@ use crate::cli::Global;
 /// Prints the events of the database's linked device until Ctrl-C or an event that stops the client.
 pub(crate) async fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
     let (client, mut events, jid) = account::linked_client(global, true).await?;
-    account::connect_logged_in(&client, &mut events).await?;
+    if let Err(error) = account::interruptible(account::connect_logged_in(&client, &mut events)).await {
+        client.disconnect().await;
+        return Err(error);
+    }
     print(&Event::Connected, as_json);
     if !as_json {
         eprintln!("Listening as {jid}; press Ctrl-C to stop");

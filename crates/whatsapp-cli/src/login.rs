@@ -35,10 +35,7 @@ pub(crate) async fn run(global: &Global, phone: Option<&str>) -> anyhow::Result<
         .connect()
         .await
         .map_err(|error| client_error(error, "connecting"))?;
-    let result = tokio::select! {
-        result = pair(&client, &mut events, phone.as_deref()) => result,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
+    let result = account::interruptible(pair(&client, &mut events, phone.as_deref())).await;
     client.disconnect().await;
     result
 }

@@ -12,10 +12,13 @@ pub(crate) async fn run(global: &Global, to: &str, text: &str) -> anyhow::Result
     // A wrong recipient fails before anything is opened.
     let to = recipient(to)?;
     let (client, mut events, _) = account::linked_client(global, false).await?;
-    account::connect_logged_in(&client, &mut events).await?;
-    let sent = client.send_text(&to, text).await;
+    let sent = account::interruptible(async {
+        account::connect_logged_in(&client, &mut events).await?;
+        (client.send_text(&to, text).await).map_err(|error| client_error(error, &format!("sending to {to}")))
+    })
+    .await;
     client.disconnect().await;
-    let sent = sent.map_err(|error| client_error(error, &format!("sending to {to}")))?;
+    let sent = sent?;
     println!("Sent to {to} (id {})", sent.id);
     Ok(())
 }
