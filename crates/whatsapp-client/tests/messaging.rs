@@ -282,3 +282,88 @@ async fn a_second_retry_starts_a_new_session_from_the_receipts_keys() {
     alice.client.disconnect().await;
     bob.client.disconnect().await;
 }
+
+/// A schema of its own on the PostgreSQL test database (`WHATSAPP_TEST_POSTGRES_URL`), dropped at the end; `None`
+/// after a note when the variable is not set.
+struct PostgresSchema {
+    admin: sea_orm::DatabaseConnection,
+    name: String,
+    url: String,
+}
+
+impl PostgresSchema {
+    async fn new() -> Option<PostgresSchema> {
+        use sea_orm::ConnectionTrait;
+        let Ok(base) = std::env::var("WHATSAPP_TEST_POSTGRES_URL") else {
+            println!("skipped: WHATSAPP_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        // A plain connection: it runs no migrations, so nothing touches the database's public schema.
+        let admin = sea_orm::Database::connect(&base).await.unwrap();
+        let name = format!("wa_client_{}_{}", std::process::id(), rand_suffix());
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+        Some(PostgresSchema { admin, name, url })
+    }
+
+    async fn drop_schema(self) {
+        use sea_orm::ConnectionTrait;
+        self.admin
+            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
+}
+
+#[tokio::test]
+async fn messaging_with_a_postgresql_store() {
+    let Some(schema) = PostgresSchema::new().await else {
+        return;
+    };
+    let server = TestServer::start().await.unwrap();
+    // Alice keeps her device in PostgreSQL, Bob in SQLite.
+    let alice_store = SqlBackend::connect(&schema.url).await.unwrap();
+    assert!(alice_store.is_postgres());
+    let (alice_client, mut alice_events) = client_for(&server, alice_store).await;
+    let alice_phone = server.add_phone(PHONE);
+    pair_with(&alice_phone, &alice_client, &mut alice_events).await;
+    let mut bob = companion(&server, BOB).await;
+
+    alice_client.send_text(&user(BOB), "from postgres").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("from postgres"));
+    bob.client.send_text(&user(PHONE), "to postgres").await.unwrap();
+    let (_, message) = next_message(&mut alice_events).await;
+    assert_eq!(message.conversation.as_deref(), Some("to postgres"));
+
+    // Alice's process restarts from the database and reads what arrived meanwhile, on the same sessions.
+    let account = alice_client.account_id();
+    alice_client.disconnect().await;
+    drop(alice_client);
+    bob.client
+        .send_text(&user(PHONE), "while restarting")
+        .await
+        .unwrap();
+    let store = SqlBackend::connect(&schema.url).await.unwrap();
+    let (alice_client, mut alice_events) = Client::builder(store)
+        .account(account)
+        .server(server.url(), server.trust_root())
+        .build()
+        .await
+        .unwrap();
+    alice_client.connect().await.unwrap();
+    let (_, message) = next_message(&mut alice_events).await;
+    assert_eq!(message.conversation.as_deref(), Some("while restarting"));
+    alice_client.disconnect().await;
+    bob.client.disconnect().await;
+    schema.drop_schema().await;
+}
