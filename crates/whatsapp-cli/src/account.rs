@@ -10,6 +10,7 @@ use whatsapp_client::{Client, ClientBuilder, Event, Events, Jid, TrustRoot};
 
 use crate::cli::Global;
 use crate::failure::{client_error, fix};
+use crate::login::phone_number;
 
 /// How long connecting and logging in may take before a one-shot command gives up.
 pub(crate) const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,8 +51,9 @@ pub(crate) fn without_password(database: &str) -> String {
     }
 }
 
-/// The account of the store's first linked (paired) device, with its JID.
-pub(crate) async fn linked_account(store: &SqlBackend) -> anyhow::Result<Option<(AccountId, Jid)>> {
+/// Every linked (paired) device of the store, with its account.
+pub(crate) async fn linked_accounts(store: &SqlBackend) -> anyhow::Result<Vec<(AccountId, Jid)>> {
+    let mut linked = Vec::new();
     for id in store.accounts().await.context("reading the accounts")? {
         let device = store
             .open_account(id)
@@ -61,26 +63,32 @@ pub(crate) async fn linked_account(store: &SqlBackend) -> anyhow::Result<Option<
             .await
             .context("reading a device")?;
         if let Some(jid) = &device.jid {
-            return Ok(Some((id, jid.clone())));
+            linked.push((id, jid.clone()));
         }
     }
-    Ok(None)
+    Ok(linked)
 }
 
-/// The first account of the store that is not linked yet (left by a login that did not finish).
-pub(crate) async fn unlinked_account(store: &SqlBackend) -> anyhow::Result<Option<AccountId>> {
-    for id in store.accounts().await.context("reading the accounts")? {
-        let device = store
-            .open_account(id)
-            .await
-            .context("opening an account")?
-            .device()
-            .await?;
-        if device.jid.is_none() {
-            return Ok(Some(id));
-        }
+/// The linked device `--account` names, or the only one; `None` when there is none. Several devices without
+/// `--account` is an error listing them.
+pub(crate) async fn linked_account(
+    store: &SqlBackend,
+    global: &Global,
+) -> anyhow::Result<Option<(AccountId, Jid)>> {
+    let linked = linked_accounts(store).await?;
+    if let Some(number) = &global.account {
+        let number = phone_number(number)?;
+        return Ok(linked.into_iter().find(|(_, jid)| jid.user() == number));
     }
-    Ok(None)
+    if linked.len() > 1 {
+        let numbers: Vec<&str> = linked.iter().map(|(_, jid)| jid.user()).collect();
+        return Err(fix(format!(
+            "the database has {} linked devices ({}); choose one with --account NUMBER",
+            linked.len(),
+            numbers.join(", ")
+        )));
+    }
+    Ok(linked.into_iter().next())
 }
 
 /// A client builder on `store`, pointed at the test server when `--server` and `--root` say so.
@@ -113,7 +121,7 @@ pub(crate) async fn linked_client(
     auto_reconnect: bool,
 ) -> anyhow::Result<(SqlClient, Events, Jid)> {
     let store = open_store(&global.database).await?;
-    let (id, jid) = linked_account(&store).await?.ok_or_else(|| {
+    let (id, jid) = linked_account(&store, global).await?.ok_or_else(|| {
         fix(format!(
             "not logged in: {} has no linked device; run `wa login` first",
             without_password(&global.database)

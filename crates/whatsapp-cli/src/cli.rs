@@ -29,6 +29,9 @@ pub(crate) struct Global {
     /// Where the linked device is kept: a SQLite file path, `sqlite:PATH`, or `postgres://USER@HOST/DB`.
     #[arg(long, global = true, env = "WA_DATABASE", default_value = "./whatsapp.db")]
     pub(crate) database: String,
+    /// Which linked device of the database to use, by its phone number (needed when it holds several).
+    #[arg(long, global = true, env = "WA_ACCOUNT", value_name = "NUMBER")]
+    pub(crate) account: Option<String>,
     /// For testing: the WebSocket URL of a `whatsapp-testserver` instead of WhatsApp (needs --root).
     #[arg(long, global = true, env = "WA_SERVER", requires = "root", value_name = "URL")]
     pub(crate) server: Option<String>,

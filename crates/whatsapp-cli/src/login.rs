@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use whatsapp_client::Event;
+use whatsapp_client::store::Backend as _;
 
 use crate::account::{self, SqlClient};
 use crate::cli::Global;
@@ -14,29 +15,43 @@ pub(crate) const QR_DATA_PREFIX: &str = "QR data: ";
 /// The line prefix before a pairing code.
 pub(crate) const CODE_PREFIX: &str = "Pairing code: ";
 
-/// Links a device unless the database already has one.
+/// Links a device unless the database already has one (for the number of `--phone` or `--account`, when given).
 pub(crate) async fn run(global: &Global, phone: Option<&str>) -> anyhow::Result<()> {
     let phone = phone.map(phone_number).transpose()?;
+    let number = match (&phone, &global.account) {
+        (Some(phone), _) => Some(phone.clone()),
+        (None, Some(account)) => Some(phone_number(account)?),
+        (None, None) => None,
+    };
     let store = account::open_store(&global.database).await?;
-    if let Some((_, jid)) = account::linked_account(&store).await? {
-        println!("Already logged in as {jid} (run `wa logout` first to link another device)");
+    let linked = account::linked_accounts(&store).await?;
+    let already = match &number {
+        Some(number) => linked.iter().find(|(_, jid)| jid.user() == number),
+        None => linked.first(),
+    };
+    if let Some((_, jid)) = already {
+        println!(
+            "Already logged in as {jid} (run `wa logout` first, or `wa login --phone NUMBER` to link another number)"
+        );
         return Ok(());
     }
-    let mut builder = account::builder(store.clone(), global)?;
-    // A login that did not finish left an unlinked device: go on with it rather than piling up new ones.
-    if let Some(id) = account::unlinked_account(&store).await? {
-        builder = builder.account(id);
-    }
-    let (client, mut events) = builder
+    let (client, mut events) = account::builder(store.clone(), global)?
         .build()
         .await
         .map_err(|error| client_error(error, "creating the device"))?;
-    client
-        .connect()
-        .await
-        .map_err(|error| client_error(error, "connecting"))?;
-    let result = account::interruptible(pair(&client, &mut events, phone.as_deref())).await;
+    let result = account::interruptible(async {
+        client
+            .connect()
+            .await
+            .map_err(|error| client_error(error, "connecting"))?;
+        pair(&client, &mut events, phone.as_deref()).await
+    })
+    .await;
     client.disconnect().await;
+    if result.is_err() && matches!(client.jid().await, Ok(None)) {
+        // The new device was never linked: leave no unusable account behind.
+        let _ = store.delete_account(client.account_id()).await;
+    }
     result
 }
 

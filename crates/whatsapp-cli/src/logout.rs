@@ -12,7 +12,7 @@ pub(crate) async fn run(global: &Global) -> anyhow::Result<()> {
         client.disconnect().await;
         // Unlinked on the phone already: the client deleted the device when the server said so.
         let store = account::open_store(&global.database).await?;
-        if account::linked_account(&store).await?.is_none() {
+        if account::linked_account(&store, global).await?.is_none() {
             println!(
                 "{jid} was already unlinked; it is removed from {}",
                 account::without_password(&global.database)

@@ -355,3 +355,100 @@ async fn login_send_listen_logout_against_the_test_server() {
     assert!(text(&out.stderr).contains("not logged in"));
     server.shutdown();
 }
+
+/// Two numbers no earlier run used, so that tests sharing a PostgreSQL database never meet old rows.
+fn fresh_numbers() -> (String, String) {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let base = (nanos / 1000 + COUNTER.fetch_add(2, Ordering::Relaxed)) % 1_000_000;
+    (format!("1666{base:06}0"), format!("1666{base:06}1"))
+}
+
+/// Two linked devices in one database: without `--account` a command names the choice; with it, each device
+/// sends, listens and logs out on its own.
+async fn two_devices_in_one_database(database: &str) {
+    let server = TestServer::start().await.unwrap();
+    let url = server.url();
+    let root: String = server
+        .trust_root()
+        .key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (first, second) = fresh_numbers();
+    let at = |account: Option<&str>, args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--database", database, "--server", &url, "--root", &root];
+        if let Some(account) = account {
+            all.extend(["--account", account]);
+        }
+        all.iter().chain(args).map(|s| (*s).to_owned()).collect()
+    };
+
+    let first_phone = server.add_phone(&first);
+    let mut login = Running::spawn(&at(None, &["login", "--phone", &first]));
+    first_phone
+        .enter_code(&login.line_after("Pairing code: ").await)
+        .await
+        .unwrap();
+    login.line_after("Logged in as ").await;
+    login.success().await;
+    // A QR login for a second number while the first is linked.
+    let second_phone = server.add_phone(&second);
+    let mut login = Running::spawn(&at(Some(&second), &["login"]));
+    let second_device = second_phone
+        .scan_qr(&login.line_after("QR data: ").await)
+        .await
+        .unwrap();
+    login.line_after("Logged in as ").await;
+    login.success().await;
+
+    let out = output(&at(None, &["send", &second, "which one?"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("choose one with --account NUMBER"), "{stderr}");
+    assert!(stderr.contains(&first) && stderr.contains(&second), "{stderr}");
+
+    let out = output(&at(Some(&first), &["send", &second, "to the second"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mut listen = Running::spawn(&at(Some(&second), &["listen", "--json"]));
+    let message = listen.next_json("message").await;
+    assert_eq!(message["text"], "to the second");
+    assert_eq!(message["chat"], format!("{first}@s.whatsapp.net"));
+    let pid = listen.child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    listen.success().await;
+
+    for number in [&second, &first] {
+        let out = output(&at(Some(number), &["logout"])).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert!(!server.devices(&second).contains(&second_device));
+    let out = output(&at(Some(&first), &["send", &second, "gone"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not logged in"));
+    server.shutdown();
+}
+
+#[tokio::test]
+async fn two_devices_in_one_sqlite_database() {
+    two_devices_in_one_database(&fresh_database()).await;
+}
+
+#[tokio::test]
+async fn two_devices_in_one_postgres_database() {
+    let Ok(url) = std::env::var("WHATSAPP_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: set WHATSAPP_TEST_POSTGRES_URL to run against PostgreSQL");
+        return;
+    };
+    two_devices_in_one_database(&url).await;
+}
