@@ -124,6 +124,23 @@ async fn node_encode_and_decode_round_trip_the_vectors() {
     }
     assert!(checked >= 70, "only {checked} cases ran");
 
+    // zlib-compressed frames (flags 02) decode to their node.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../whatsapp-binary/tests/data/compressed.json"
+    );
+    let vectors: Json = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = vectors["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 5);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let out = output(&["node", "decode", case["frame_hex"].as_str().unwrap()]).await;
+        assert!(out.status.success(), "{name}: {}", text(&out.stderr));
+        let decoded: Node = serde_json::from_slice(&out.stdout).unwrap();
+        let expected: Node = serde_json::from_value(case["node"].clone()).unwrap();
+        assert_eq!(decoded, as_decoded(expected), "{name}: decode");
+    }
+
     // `-` reads the argument from stdin.
     let mut child = wa(&["node", "decode", "-"])
         .stdin(Stdio::piped())
