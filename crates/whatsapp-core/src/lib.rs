@@ -16,6 +16,7 @@
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
+//! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
@@ -25,6 +26,7 @@
 pub mod connection;
 pub mod device;
 pub mod error;
+pub mod group;
 pub mod iq;
 pub mod message;
 pub mod pair;
