@@ -44,7 +44,8 @@ pub(crate) fn client_error(error: ClientError, context: &str) -> anyhow::Error {
 /// Prints `error` and gives its exit code.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     if let Some(fix) = error.downcast_ref::<Fix>() {
-        eprintln!("error: {fix}");
+        // One line, whatever the underlying error's text holds.
+        eprintln!("error: {}", fix.0.replace(['\n', '\r'], " "));
         return ExitCode::from(EXIT_USAGE);
     }
     // `{:#}` prints the whole chain of causes on one line.
