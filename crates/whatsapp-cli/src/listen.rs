@@ -153,3 +153,66 @@ fn receipt_json(receipt: &Receipt) -> Value {
         "timestamp": receipt.timestamp,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whatsapp_client::Jid;
+
+    fn info() -> MessageInfo {
+        MessageInfo {
+            id: "3EB0ABC".to_owned(),
+            chat: Jid::new("15551234567", Jid::DEFAULT_USER_SERVER),
+            sender: Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 2),
+            is_from_me: false,
+            is_group: false,
+            timestamp: 1_700_000_000,
+            push_name: Some("Alice".to_owned()),
+        }
+    }
+
+    #[test]
+    fn messages_as_text_and_json() {
+        let mut extended = Message {
+            extended_text_message: Some(Box::default()),
+            ..Default::default()
+        };
+        assert_eq!(message_text(&extended), None);
+        if let Some(inner) = extended.extended_text_message.as_mut() {
+            inner.text = Some("a link".to_owned());
+        }
+        assert_eq!(message_text(&extended), Some("a link"));
+        let event = Event::Message {
+            info: info(),
+            message: Box::new(Message {
+                conversation: Some("hi there".to_owned()),
+                ..Default::default()
+            }),
+        };
+        assert_eq!(
+            event_text(&event),
+            "message 3EB0ABC from 15551234567:2@s.whatsapp.net (Alice) in 15551234567@s.whatsapp.net: hi there"
+        );
+        assert_eq!(
+            event_json(&event),
+            json!({
+                "event": "message", "id": "3EB0ABC", "chat": "15551234567@s.whatsapp.net",
+                "sender": "15551234567:2@s.whatsapp.net", "from_me": false, "group": false,
+                "timestamp": 1_700_000_000, "push_name": "Alice", "text": "hi there",
+            })
+        );
+        let receipt = Event::Receipt(Receipt {
+            chat: Jid::new("15551234567", Jid::DEFAULT_USER_SERVER),
+            sender: Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 2),
+            kind: ReceiptKind::Read,
+            ids: vec!["A".to_owned(), "B".to_owned()],
+            timestamp: 5,
+        });
+        assert_eq!(
+            event_text(&receipt),
+            "receipt read from 15551234567:2@s.whatsapp.net in 15551234567@s.whatsapp.net for A, B"
+        );
+        assert_eq!(event_json(&receipt)["ids"], json!(["A", "B"]));
+        assert_eq!(event_json(&Event::Disconnected), json!({"event": "disconnected"}));
+    }
+}
