@@ -16,7 +16,7 @@ use whatsapp_core::message::{encrypt_for_devices, message_id, message_stanza, pr
 use whatsapp_core::receipt::{ReceiptKind, read_receipt};
 use whatsapp_core::retry::{MAX_RETRIES_ANSWERED, RECENT_MESSAGES, RetryRequest, resend_stanza};
 use whatsapp_core::signal_store::StagedSignalStore;
-use whatsapp_core::{prekeys, usync};
+use whatsapp_core::{group, prekeys, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::{Message, message::DeviceSentMessage};
 use whatsapp_store::{AccountStore, Backend, SessionStore};
@@ -96,8 +96,11 @@ impl<B: Backend> Client<B> {
     /// Encrypts `message` for every device of `to` and every other device of this account, sends it, and waits
     /// for the server's ack.
     pub async fn send_message(&self, to: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
-        if to.is_group() || to.is_broadcast_list() || to.is_status_broadcast() || to.is_newsletter() {
-            return Err(ClientError::Unsupported("sending to groups and broadcasts"));
+        if to.is_group() {
+            return self.send_group_message(to, message).await;
+        }
+        if to.is_broadcast_list() || to.is_status_broadcast() || to.is_newsletter() {
+            return Err(ClientError::Unsupported("sending to broadcasts and newsletters"));
         }
         let shared = &self.shared;
         let device = shared.account.device().await?;
@@ -309,6 +312,102 @@ impl<B: Backend> Client<B> {
             ClientError::Malformed("a receipt needs at least one message id".to_owned()),
         )?;
         self.send_and_wait_ack(receipt).await.map(drop)
+    }
+
+    /// Sends to a group: the members' devices that have not received this device's sender key yet get it
+    /// (pairwise, in the same stanza), everyone gets the message encrypted once with the sender key.
+    async fn send_group_message(&self, group: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
+        let shared = &self.shared;
+        let device = shared.account.device().await?;
+        let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
+        // Outgoing sender keys are keyed by this device's LID when it has one (protocol-facts §3.5).
+        let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
+        let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
+        let sid = format!("{}", rand::random::<u64>());
+        let users: Vec<Jid> = info.participants.iter().map(Jid::to_non_ad).collect();
+        let answer = self.send_iq(usync::device_query(&users, &sid)).await?;
+        let devices: Vec<Jid> = usync::parse_devices(&answer)?
+            .into_iter()
+            .flat_map(|user| user.devices)
+            .filter(|jid| !(jid.user() == own.user() && jid.device() == own.device()))
+            .collect();
+        let needing: Vec<Jid> = {
+            let reached = shared.skdm_reached.lock().unwrap_or_else(|p| p.into_inner());
+            let reached = reached.get(group);
+            devices
+                .iter()
+                .filter(|jid| reached.is_none_or(|set| !set.contains(*jid)))
+                .cloned()
+                .collect()
+        };
+        let mut missing = Vec::new();
+        for jid in &needing {
+            if shared.account.session(&jid.signal_address()).await?.is_none() {
+                missing.push(jid.clone());
+            }
+        }
+        let bundles = if missing.is_empty() {
+            Vec::new()
+        } else {
+            prekeys::parse_bundles(&self.send_iq(prekeys::bundle_query(&missing)).await?)?
+        };
+        let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
+        let (stanza, distributed) = {
+            let _signal = shared.signal_lock.lock().await;
+            let stage = StagedSignalStore::new(&shared.account, &device);
+            let mut rng = rand::rngs::OsRng;
+            for (jid, bundle) in bundles {
+                match bundle {
+                    Ok(bundle) => {
+                        whatsapp_signal::store::process_bundle(
+                            &stage,
+                            &protocol_address(&jid),
+                            &bundle,
+                            &mut rng,
+                        )
+                        .await?
+                    }
+                    Err(error) => warn!(%jid, %error, "no prekey bundle; the device gets no sender key"),
+                }
+            }
+            let mut reachable = Vec::new();
+            for jid in needing {
+                let address = protocol_address(&jid);
+                if whatsapp_signal::store::SessionStore::load_session(&stage, &address)
+                    .await?
+                    .is_some()
+                {
+                    reachable.push(jid);
+                }
+            }
+            let copies = if reachable.is_empty() {
+                Vec::new()
+            } else {
+                let skdm = group::distribution_message(&stage, group, &own_address, &mut rng).await?;
+                encrypt_for_devices(&stage, &reachable, &group::encode(&skdm), &mut rng)
+                    .await
+                    .map_err(|(_, error)| error)?
+            };
+            let skmsg =
+                group::encrypt(&stage, group, &own_address, &message.encode_to_vec(), &mut rng).await?;
+            let identity = device.account_identity.clone().unwrap_or_default();
+            let stanza = group::message_stanza(&id, group, "text", &copies, &skmsg, &identity);
+            stage.commit().await?;
+            (stanza, reachable)
+        };
+        debug!(%id, %group, distributed = distributed.len(), "sending group message");
+        let ack = self.send_and_wait_ack(stanza).await?;
+        shared
+            .skdm_reached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(group.clone())
+            .or_default()
+            .extend(distributed);
+        Ok(SendResponse {
+            id,
+            timestamp: ack.optional_i64_attr("t").ok().flatten(),
+        })
     }
 
     async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {

@@ -18,6 +18,7 @@ use whatsapp_binary::{Jid, Node, decode_frame, encode_frame};
 use whatsapp_core::PairError;
 use whatsapp_core::connection::{Incoming, md_set, set_active};
 use whatsapp_core::device::{generate_prekeys, key_pair, prekey_upload_for, registration_keys};
+use whatsapp_core::group;
 use whatsapp_core::iq::{Instant, IqOutcome, IqTracker};
 use whatsapp_core::message::{self, EncKind, IncomingMessage, payload_hash};
 use whatsapp_core::pair::{PairClientType, PairSuccess, complete_pair_success, pair_error_reply, qr_code};
@@ -930,7 +931,10 @@ impl<B: Backend> Session<'_, B> {
         let mut decrypted = Vec::new();
         let mut failures = Vec::new();
         for payload in &parsed.payloads {
-            if !matches!(payload.kind, EncKind::PreKey | EncKind::Whisper) {
+            if !matches!(
+                payload.kind,
+                EncKind::PreKey | EncKind::Whisper | EncKind::SenderKey
+            ) {
                 debug!(kind = ?payload.kind, "message payload kind not handled yet");
                 continue;
             }
@@ -951,8 +955,26 @@ impl<B: Backend> Session<'_, B> {
             }
             let _signal = self.shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(account, &self.device);
-            match message::decrypt(&stage, &parsed.sender, payload, self.rng).await {
+            let decrypted_payload = match payload.kind {
+                EncKind::SenderKey => {
+                    group::decrypt(&stage, &parsed.chat, &parsed.sender, &payload.ciphertext).await
+                }
+                _ => message::decrypt(&stage, &parsed.sender, payload, self.rng).await,
+            };
+            match decrypted_payload {
                 Ok(plaintext) => {
+                    // In a group, a pairwise copy carries the sender's key: store it with this payload's changes,
+                    // so the skmsg after it decrypts.
+                    if parsed.is_group
+                        && let Ok(Message {
+                            sender_key_distribution_message: Some(skdm),
+                            ..
+                        }) = Message::decode(plaintext.as_slice())
+                        && let Err(error) =
+                            group::process_distribution(&stage, &parsed.chat, &parsed.sender, &skdm).await
+                    {
+                        warn!(%error, "bad sender-key distribution");
+                    }
                     let now = unix_now().as_millis() as i64;
                     let event = BufferedEvent {
                         plaintext: Some(plaintext.clone()),
@@ -986,6 +1008,7 @@ impl<B: Backend> Session<'_, B> {
         }
         for (hash, plaintext) in decrypted {
             match Message::decode(plaintext.as_slice()) {
+                Ok(message) if is_only_distribution(&message) => {}
                 Ok(message) => self.emit_message(info.clone(), message),
                 Err(error) => self.shared.emit(Event::UndecryptableMessage {
                     info: info.clone(),
@@ -1068,6 +1091,16 @@ impl<B: Backend> Session<'_, B> {
             message: Box::new(message),
         });
     }
+}
+
+/// Whether a decrypted message only carries a sender-key distribution (nothing to show).
+fn is_only_distribution(message: &Message) -> bool {
+    message.sender_key_distribution_message.is_some()
+        && Message {
+            sender_key_distribution_message: None,
+            message_context_info: None,
+            ..message.clone()
+        } == Message::default()
 }
 
 impl Waiter {

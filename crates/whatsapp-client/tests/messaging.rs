@@ -151,10 +151,15 @@ async fn messages_without_a_session_or_to_unknown_users_fail_cleanly() {
         .await
         .unwrap_err();
     assert!(matches!(error, ClientError::Response(_)), "{error:?}");
-    // Groups are not supported yet.
+    // A group the server does not know is refused.
     let group = Jid::new("123-456", Jid::GROUP_SERVER);
     assert!(matches!(
         alice.client.send_text(&group, "hi").await,
+        Err(ClientError::Iq { code: 404, .. })
+    ));
+    // Broadcasts are not supported yet.
+    assert!(matches!(
+        alice.client.send_text(&Jid::status_broadcast(), "hi").await,
         Err(ClientError::Unsupported(_))
     ));
     alice.client.disconnect().await;
@@ -366,4 +371,78 @@ async fn messaging_with_a_postgresql_store() {
     alice_client.disconnect().await;
     bob.client.disconnect().await;
     schema.drop_schema().await;
+}
+
+#[tokio::test]
+async fn group_messages_reach_every_member_device_and_distribute_the_key_once() {
+    const CAROL: &str = "15550001111";
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut alice_laptop = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let mut carol = companion(&server, CAROL).await;
+    let group = server.create_group("Friends", &[PHONE, BOB, CAROL]);
+
+    let first = alice.client.send_text(&group, "hello group").await.unwrap();
+    for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
+        let (info, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("hello group"));
+        assert_eq!(info.id, first.id);
+        assert_eq!(info.chat, group);
+        assert_eq!(info.sender, alice.jid);
+        assert!(info.is_group);
+    }
+    let routed = server_wait(
+        &mut server_events,
+        "first group message",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == first.id),
+    )
+    .await;
+    assert!(
+        matches!(
+            routed,
+            ServerEvent::MessageRouted {
+                copies: 3,
+                pairwise: 3,
+                ..
+            }
+        ),
+        "{routed:?}"
+    );
+
+    // The key reached every device: the second message is the skmsg alone.
+    let second = alice.client.send_text(&group, "again").await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "second group message",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == second.id),
+    )
+    .await;
+    assert!(
+        matches!(
+            routed,
+            ServerEvent::MessageRouted {
+                copies: 3,
+                pairwise: 0,
+                ..
+            }
+        ),
+        "{routed:?}"
+    );
+    for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
+        let (_, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("again"));
+    }
+
+    // Another member answers; its own key goes out with its first message.
+    bob.client.send_text(&group, "hi all").await.unwrap();
+    for events in [&mut carol.events, &mut alice_laptop.events] {
+        let (info, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("hi all"));
+        assert_eq!(info.sender, bob.jid);
+    }
+    for companion in [alice, alice_laptop, bob, carol] {
+        companion.client.disconnect().await;
+    }
 }

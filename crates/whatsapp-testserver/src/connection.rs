@@ -61,6 +61,15 @@ fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
             .attr("text", text)])
 }
 
+/// Whether a message stanza is addressed to a group.
+fn to_group(message: &Node) -> bool {
+    message
+        .optional_jid_attr("to")
+        .ok()
+        .flatten()
+        .is_some_and(|to| to.is_group())
+}
+
 fn error_text(code: u16) -> &'static str {
     match code {
         401 => "not-authorized",
@@ -388,6 +397,18 @@ impl Conn {
     }
 
     async fn handle_request(&mut self, id: &str, iq: &Node) -> Flow {
+        if let Ok(Some(group)) = iq.optional_jid_attr("to")
+            && group.is_group()
+        {
+            let answer = match self.device.as_ref() {
+                Some(device) => routing::group_info(&self.shared.lock(), id, &group, device, iq),
+                None => Err(401),
+            };
+            return match answer {
+                Ok(answer) => self.respond(vec![answer]).await,
+                Err(code) => self.respond_error(id, code).await,
+            };
+        }
         if iq.optional_jid_attr("to").ok().flatten() != Some(server_jid()) {
             return self.respond_error(id, 400).await;
         }
@@ -441,10 +462,15 @@ impl Conn {
         match routed {
             Ok((ack, copies)) => {
                 let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
+                let pairwise = message.child("participants").map_or(
+                    usize::from(message.child("enc").is_some() && !to_group(message)),
+                    |p| p.children_by_tag("to").count(),
+                );
                 self.shared.emit(ServerEvent::MessageRouted {
                     from: sender,
                     id,
                     copies,
+                    pairwise,
                 });
                 self.send(ack).await
             }

@@ -79,6 +79,8 @@ pub enum ServerEvent {
         id: String,
         /// How many device copies were queued.
         copies: usize,
+        /// How many pairwise-encrypted copies the stanza carried (for a group message: sender-key distributions).
+        pairwise: usize,
     },
     /// A device sent a malformed message; it got an `<ack error="400">`.
     MessageRefused {

@@ -133,6 +133,9 @@ pub(crate) fn route_message(
 ) -> Result<(Node, usize), String> {
     let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
     let to = message.jid_attr("to").map_err(|e| e.to_string())?;
+    if to.is_group() {
+        return route_group_message(state, sender, &to, message);
+    }
     let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
     let identity = message.child("device-identity").cloned();
     // Either a fan-out (`<participants><to jid><enc/></to>...`) or a copy for one device (`to` is the device and
@@ -223,6 +226,119 @@ pub(crate) fn route_message(
         .attr("class", "message")
         .attr("id", id)
         .attr("from", to)
+        .attr("t", unix_now().to_string());
+    Ok((ack, count))
+}
+
+/// The answer to a group metadata query (`w:g2`) from `device`: the group with its members. Only members may ask
+/// (403); an unknown group is 404.
+pub(crate) fn group_info(state: &State, id: &str, group: &Jid, device: &Jid, iq: &Node) -> Result<Node, u16> {
+    if iq.optional_str_attr("xmlns") != Some("w:g2") || iq.child("query").is_none() {
+        return Err(501);
+    }
+    let info = state.groups.get(group.user()).ok_or(404u16)?;
+    if !info.members.iter().any(|member| member == device.user()) {
+        return Err(403);
+    }
+    let participants = info.members.iter().map(|member| {
+        Node::new("participant").attr("jid", Jid::new(member.clone(), Jid::DEFAULT_USER_SERVER))
+    });
+    Ok(Node::new("iq")
+        .attr("from", group.clone())
+        .attr("type", "result")
+        .attr("id", id.to_owned())
+        .children([Node::new("group")
+            .attr("id", group.user().to_owned())
+            .attr("subject", info.subject.clone())
+            .children(participants.collect::<Vec<_>>())]))
+}
+
+/// Fans a group `<message>` out to every member device except the sender's: each gets the shared `skmsg` and,
+/// when the stanza has one for it, its pairwise copy (the sender-key distribution), from the group with the
+/// sender as `participant`.
+fn route_group_message(
+    state: &mut State,
+    sender: &Jid,
+    group: &Jid,
+    message: &Node,
+) -> Result<(Node, usize), String> {
+    let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
+    let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
+    let info = state
+        .groups
+        .get(group.user())
+        .ok_or_else(|| format!("unknown group {group}"))?;
+    if !info.members.iter().any(|m| m == sender.user()) {
+        return Err(format!("{sender} is not a member of {group}"));
+    }
+    let skmsg = message
+        .children_by_tag("enc")
+        .find(|enc| enc.optional_str_attr("type") == Some("skmsg"))
+        .ok_or("group message without an skmsg")?
+        .clone();
+    let identity = message.child("device-identity").cloned();
+    let mut pairwise = std::collections::HashMap::new();
+    if let Some(participants) = message.child("participants") {
+        for target in participants.children_by_tag("to") {
+            let device = target.jid_attr("jid").map_err(|e| e.to_string())?;
+            let enc = target.child("enc").ok_or("<to> without <enc>")?.clone();
+            if enc.optional_str_attr("type") == Some("pkmsg") && identity.is_none() {
+                return Err("pkmsg without <device-identity>".to_owned());
+            }
+            let (number, device_id) =
+                resolve(state, &device).ok_or_else(|| format!("unknown device {device}"))?;
+            pairwise.insert(device_jid(&number, device_id), enc);
+        }
+    }
+    let mut copies = Vec::new();
+    for member in info.members.clone() {
+        let Some(account) = state.accounts.get(&member) else {
+            continue;
+        };
+        for device_id in account.devices.keys() {
+            let device = device_jid(&member, *device_id);
+            if &device == sender {
+                continue;
+            }
+            let mut children = Vec::new();
+            if let Some(enc) = pairwise.remove(&device) {
+                let pkmsg = enc.optional_str_attr("type") == Some("pkmsg");
+                children.push(enc);
+                if pkmsg && let Some(identity) = &identity {
+                    children.push(identity.clone());
+                }
+            }
+            children.push(skmsg.clone());
+            let stanza = Node::new("message")
+                .attr("from", group.clone())
+                .attr("participant", sender.clone())
+                .attr("id", id.clone())
+                .attr("type", kind.clone())
+                .attr("t", unix_now().to_string())
+                .children(children);
+            copies.push((device, stanza));
+        }
+    }
+    if let Some(device) = pairwise.keys().next() {
+        return Err(format!(
+            "pairwise copy for {device}, which is not a member device"
+        ));
+    }
+    let count = copies.len();
+    for (device, stanza) in copies {
+        if let Some((_, conn)) = state.conn_of(&device) {
+            let _ = conn.tx.send(Command::Send(stanza.clone()));
+        }
+        state.inboxes.entry(device).or_default().push(Queued {
+            class: "message",
+            id: id.clone(),
+            stanza,
+        });
+    }
+    let ack = Node::new("ack")
+        .attr("class", "message")
+        .attr("id", id)
+        .attr("from", group.clone())
         .attr("t", unix_now().to_string());
     Ok((ack, count))
 }

@@ -121,6 +121,20 @@ impl TestServer {
         self.inner.trust_root
     }
 
+    /// Creates a group with these members (phone numbers of accounts added with [`add_phone`](Self::add_phone))
+    /// and returns its JID. Members' devices can then read its metadata and send and receive its messages.
+    pub fn create_group(&self, subject: &str, members: &[&str]) -> Jid {
+        let id = format!("1203630{}", self.shared().next_number() + 10_000_000);
+        self.shared().lock().groups.insert(
+            id.clone(),
+            crate::state::Group {
+                subject: subject.to_owned(),
+                members: members.iter().map(|m| (*m).to_owned()).collect(),
+            },
+        );
+        Jid::new(id, Jid::GROUP_SERVER)
+    }
+
     /// Creates an account with a primary phone for `number` (digits, international form, no `+`), with a random
     /// LID and a fresh account identity key, and returns its phone. Calling it again for the same number returns
     /// the same account's phone.

@@ -123,6 +123,15 @@ pub(crate) struct State {
     pub(crate) next_conn: u64,
     /// Messages each device has not acknowledged yet, by device phone-number JID, oldest first.
     pub(crate) inboxes: HashMap<Jid, Vec<crate::routing::Queued>>,
+    /// Groups by id (the user part of the group JID).
+    pub(crate) groups: BTreeMap<String, Group>,
+}
+
+/// A group: its subject and members (account phone numbers).
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub(crate) subject: String,
+    pub(crate) members: Vec<String>,
 }
 
 impl State {
@@ -171,6 +180,7 @@ impl Shared {
                 },
                 next_conn: 1,
                 inboxes: HashMap::new(),
+                groups: BTreeMap::new(),
             }),
             events,
             next_id: AtomicU64::new(1),
