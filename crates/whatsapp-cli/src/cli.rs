@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// What `wa --help` says after the list of commands.
 const AFTER_HELP: &str = "\
-Not yet possible: sending files, groups, exporting history.
+Not yet possible: sending files, group administration, exporting history.
 
 Exit codes: 0 success; 1 the operation failed (network, server, pairing); 2 bad usage or set-up (a wrong
 recipient, not logged in, a database that cannot be opened), with one line saying how to fix it.

@@ -5,8 +5,8 @@
 //! stanzas to and from JSON (`wa node`), and runs an offline demo on the embedded test server (`wa demo`).
 //! The device lives in a SQLite file (`./whatsapp.db`) or a PostgreSQL database (`--database postgres://...`).
 //!
-//! What it does not do: no protocol logic of its own (the library has it all), and not yet files, groups or
-//! history export.
+//! What it does not do: no protocol logic of its own (the library has it all), and not yet files, group
+//! administration or history export.
 
 mod account;
 mod cli;

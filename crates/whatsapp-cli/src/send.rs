@@ -25,8 +25,8 @@ pub(crate) async fn run(global: &Global, to: &str, text: &str) -> anyhow::Result
 
 /// The user JID of a recipient given as a phone number or a JID.
 pub(crate) fn recipient(text: &str) -> anyhow::Result<Jid> {
-    let usage =
-        "give a phone number in international form (15551234567) or a user JID (15551234567@s.whatsapp.net)";
+    let usage = "give a phone number in international form (15551234567), a user JID (15551234567@s.whatsapp.net) \
+                 or a group JID (120363000000000000@g.us)";
     if !text.contains('@') {
         let number = phone_number(text).map_err(|_| fix(format!("wrong recipient {text:?}: {usage}")))?;
         return Ok(Jid::new(number, Jid::DEFAULT_USER_SERVER));
@@ -34,9 +34,17 @@ pub(crate) fn recipient(text: &str) -> anyhow::Result<Jid> {
     let jid: Jid = text
         .parse()
         .map_err(|error| fix(format!("wrong recipient {text:?} ({error}): {usage}")))?;
-    if jid.is_group() || jid.is_broadcast_list() || jid.is_status_broadcast() || jid.is_newsletter() {
+    if jid.is_group() {
+        let well_formed =
+            !jid.user().is_empty() && jid.user().bytes().all(|b| b.is_ascii_digit() || b == b'-');
+        if !well_formed {
+            return Err(fix(format!("wrong recipient {text:?}: {usage}")));
+        }
+        return Ok(jid);
+    }
+    if jid.is_broadcast_list() || jid.is_status_broadcast() || jid.is_newsletter() {
         return Err(fix(format!(
-            "cannot send to {text:?}: groups, broadcasts and channels are not supported yet; {usage}"
+            "cannot send to {text:?}: broadcasts and channels are not supported yet; {usage}"
         )));
     }
     let known_server = [Jid::DEFAULT_USER_SERVER, Jid::LID_SERVER].contains(&jid.server());
@@ -58,6 +66,8 @@ mod tests {
             ("15551234567@s.whatsapp.net", "15551234567@s.whatsapp.net"),
             ("15551234567:3@s.whatsapp.net", "15551234567:3@s.whatsapp.net"),
             ("123456789012345@lid", "123456789012345@lid"),
+            ("123-456@g.us", "123-456@g.us"),
+            ("120363000000000000@g.us", "120363000000000000@g.us"),
         ] {
             assert_eq!(recipient(text).unwrap().to_string(), expected, "{text}");
         }
@@ -71,7 +81,7 @@ mod tests {
             "a@b@c",
             "bob@s.whatsapp.net",
             "15551234567@example.com",
-            "123-456@g.us",
+            "abc@g.us",
             "status@broadcast",
             "1555:x@s.whatsapp.net",
         ] {

@@ -187,7 +187,7 @@ async fn bad_usage_exits_2_with_the_fix() {
     let db = ["--database", fresh.as_str()];
     check_usage_error(&[&db[..], &["send", "bob", "hi"]].concat(), "wrong recipient").await;
     check_usage_error(
-        &[&db[..], &["send", "123-456@g.us", "hi"]].concat(),
+        &[&db[..], &["send", "status@broadcast", "hi"]].concat(),
         "not supported yet",
     )
     .await;
