@@ -1,6 +1,7 @@
 //! `wa demo`: the offline proof that the pieces work together. It starts the embedded test server, creates two
 //! accounts (simulated phones), links one companion device to each by scanning its QR code with the phone, sends
-//! text messages both ways, and has the receiver mark them read, printing every step.
+//! text messages both ways, has the receiver mark them read, and sends a message to a group of both, printing
+//! every step.
 //!
 //! Every device keeps its store in its own in-memory SQLite database; nothing touches `--database` or the
 //! network beyond 127.0.0.1.
@@ -37,14 +38,17 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     let result = exchange(&server).await;
     server.shutdown();
     result?;
-    println!("[done] pairing, messages both ways and receipts all worked");
+    println!("[done] pairing, messages both ways, receipts and a group message all worked");
     Ok(())
 }
 
 async fn exchange(server: &TestServer) -> anyhow::Result<()> {
     let mut alice = link(server, "alice", ALICE).await?;
     let mut bob = link(server, "bob", BOB).await?;
-    let result = talk(&mut alice, &mut bob).await;
+    let mut result = talk(&mut alice, &mut bob).await;
+    if result.is_ok() {
+        result = group(server, &mut alice, &mut bob).await;
+    }
     alice.client.disconnect().await;
     bob.client.disconnect().await;
     result
@@ -115,6 +119,42 @@ async fn talk(alice: &mut Companion, bob: &mut Companion) -> anyhow::Result<()> 
     println!("[{}] read receipt from {} for {first}", alice.name, bob.jid);
     send(bob, alice, "Hi Alice! Bob here.").await?;
     Ok(())
+}
+
+/// A group of both accounts: Alice's first message to it carries her sender key for Bob's device.
+async fn group(server: &TestServer, alice: &mut Companion, bob: &mut Companion) -> anyhow::Result<()> {
+    let group = server.create_group("Demo group", &[ALICE, BOB]);
+    println!("[server] group {group} created with both accounts");
+    let text = "Hello everyone in the group";
+    let sent = alice
+        .client
+        .send_text(&group, text)
+        .await
+        .context("alice sending to the group")?;
+    println!(
+        "[{}] sent {text:?} to the group (id {}), with her sender key for bob",
+        alice.name, sent.id
+    );
+    let event = step(&mut bob.events, "the group message", |e| {
+        matches!(e, Event::Message { info, .. } | Event::UndecryptableMessage { info, .. } if info.id == sent.id)
+    })
+    .await?;
+    match event {
+        Event::Message { info, message } => {
+            let got = message_text(&message).unwrap_or_default();
+            anyhow::ensure!(got == text, "bob received {got:?} instead of {text:?}");
+            anyhow::ensure!(info.chat == group, "bob received it outside the group");
+            println!(
+                "[{}] received {got:?} in {} from {}, decrypted with the sender key",
+                bob.name, info.chat, info.sender
+            );
+            Ok(())
+        }
+        Event::UndecryptableMessage { error, .. } => {
+            anyhow::bail!("bob could not decrypt the group message: {error}")
+        }
+        _ => unreachable_event("the group message"),
+    }
 }
 
 /// Sends `text` from `from` to `to`'s account and waits until `to` received it; returns the message id.

@@ -378,7 +378,7 @@ async fn group_messages_reach_every_member_device_and_distribute_the_key_once() 
     const CAROL: &str = "15550001111";
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
-    let alice = companion(&server, PHONE).await;
+    let mut alice = companion(&server, PHONE).await;
     let mut alice_laptop = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let mut carol = companion(&server, CAROL).await;
@@ -433,6 +433,21 @@ async fn group_messages_reach_every_member_device_and_distribute_the_key_once() 
     for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
         let (_, message) = next_message(events).await;
         assert_eq!(message.conversation.as_deref(), Some("again"));
+    }
+
+    // Each member's device confirmed delivery to Alice, in the group.
+    let receipt = wait_for(
+        &mut alice.events,
+        "a group receipt",
+        |e| matches!(e, Event::Receipt(r) if r.ids.contains(&first.id)),
+    )
+    .await;
+    match receipt {
+        Event::Receipt(receipt) => {
+            assert_eq!(receipt.chat, group);
+            assert_ne!(receipt.sender, alice.jid);
+        }
+        _ => unreachable!(),
     }
 
     // Another member answers; its own key goes out with its first message.

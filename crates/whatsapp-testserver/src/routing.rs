@@ -371,16 +371,30 @@ pub(crate) fn route_receipt(
 ) -> Result<(Node, usize), String> {
     let id = receipt.str_attr("id").map_err(|e| e.to_string())?.to_owned();
     let to = receipt.jid_attr("to").map_err(|e| e.to_string())?;
-    let (number, _) = resolve(state, &to).ok_or_else(|| format!("receipt to unknown {to}"))?;
+    // In a group the receipt is for the message's author, named by `participant`; it arrives from the group with
+    // the receipt's sender as participant.
+    let (author, group) = if to.is_group() {
+        let author = receipt
+            .jid_attr("participant")
+            .map_err(|_| format!("group receipt to {to} without a participant"))?;
+        (author, Some(to.clone()))
+    } else {
+        (to.clone(), None)
+    };
+    let (number, _) = resolve(state, &author).ok_or_else(|| format!("receipt to unknown {author}"))?;
     let devices: Vec<u16> = state
         .accounts
         .get(&number)
         .map(|account| account.devices.keys().copied().collect())
         .unwrap_or_default();
-    let mut forwarded = Node::new("receipt")
-        .attr("from", sender.clone())
-        .attr("id", id.clone())
-        .attr("t", unix_now().to_string());
+    let mut forwarded = match &group {
+        Some(group) => Node::new("receipt")
+            .attr("from", group.clone())
+            .attr("participant", sender.clone()),
+        None => Node::new("receipt").attr("from", sender.clone()),
+    }
+    .attr("id", id.clone())
+    .attr("t", unix_now().to_string());
     if let Some(kind) = receipt.attr_value("type") {
         forwarded = forwarded.attr("type", kind.clone());
     }
