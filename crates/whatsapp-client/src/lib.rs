@@ -110,9 +110,6 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) recent: std::sync::Mutex<std::collections::VecDeque<messages::Recent>>,
     /// Retry receipts sent per message id, and retry requests answered per (device, message id).
     pub(crate) retries: std::sync::Mutex<messages::RetryCounters>,
-    /// Per group, the devices this device's current sender key was distributed to (this process only: after a
-    /// restart every device gets it once more).
-    pub(crate) skdm_reached: std::sync::Mutex<std::collections::HashMap<Jid, std::collections::HashSet<Jid>>>,
     running: Mutex<Option<Running>>,
 }
 
@@ -193,7 +190,6 @@ impl<B: Backend> ClientBuilder<B> {
             signal_lock: Mutex::new(()),
             recent: Default::default(),
             retries: Default::default(),
-            skdm_reached: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

@@ -5,7 +5,7 @@
 //! The pipeline runs in the caller's task and talks to the connection task only through IQs and one stanza send;
 //! the Signal lock is held for the local encrypt-and-commit step alone, never across a network wait.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -19,7 +19,7 @@ use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::{group, prekeys, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::{Message, message::DeviceSentMessage};
-use whatsapp_store::{AccountStore, Backend, SessionStore};
+use whatsapp_store::{AccountStore, Backend, SenderKeyStore, SessionStore};
 
 use crate::session::Command;
 use crate::{Client, ClientError, unix_now};
@@ -331,15 +331,29 @@ impl<B: Backend> Client<B> {
             .flat_map(|user| user.devices)
             .filter(|jid| !(jid.user() == own.user() && jid.device() == own.device()))
             .collect();
-        let needing: Vec<Jid> = {
-            let reached = shared.skdm_reached.lock().unwrap_or_else(|p| p.into_inner());
-            let reached = reached.get(group);
-            devices
-                .iter()
-                .filter(|jid| reached.is_none_or(|set| !set.contains(*jid)))
-                .cloned()
-                .collect()
-        };
+        // The devices already holding this device's sender key (persisted with the key itself: a new key starts
+        // an empty list).
+        let group_name = group.to_string();
+        let own_sender = protocol_address(&own_address).to_string();
+        if shared
+            .account
+            .sender_key(&group_name, &own_sender)
+            .await?
+            .is_none()
+        {
+            shared.account.clear_sender_key_recipients(&group_name).await?;
+        }
+        let reached: HashSet<String> = shared
+            .account
+            .sender_key_recipients(&group_name)
+            .await?
+            .into_iter()
+            .collect();
+        let needing: Vec<Jid> = devices
+            .iter()
+            .filter(|jid| !reached.contains(&jid.to_string()))
+            .cloned()
+            .collect();
         let mut missing = Vec::new();
         for jid in &needing {
             if shared.account.session(&jid.signal_address()).await?.is_none() {
@@ -397,13 +411,11 @@ impl<B: Backend> Client<B> {
         };
         debug!(%id, %group, distributed = distributed.len(), "sending group message");
         let ack = self.send_and_wait_ack(stanza).await?;
+        let distributed: Vec<String> = distributed.iter().map(Jid::to_string).collect();
         shared
-            .skdm_reached
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(group.clone())
-            .or_default()
-            .extend(distributed);
+            .account
+            .add_sender_key_recipients(&group_name, &distributed)
+            .await?;
         Ok(SendResponse {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),

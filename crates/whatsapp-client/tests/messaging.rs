@@ -461,3 +461,54 @@ async fn group_messages_reach_every_member_device_and_distribute_the_key_once() 
         companion.client.disconnect().await;
     }
 }
+
+#[tokio::test]
+async fn the_sender_key_distribution_survives_a_restart() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let (store, path) = sqlite().await;
+    let (alice_client, mut alice_events) = client_for(&server, store).await;
+    pair_with(&server.add_phone(PHONE), &alice_client, &mut alice_events).await;
+    let mut bob = companion(&server, BOB).await;
+    let group = server.create_group("Two", &[PHONE, BOB]);
+
+    let first = alice_client.send_text(&group, "before").await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "first",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == first.id),
+    )
+    .await;
+    assert!(
+        matches!(routed, ServerEvent::MessageRouted { pairwise: 1, .. }),
+        "{routed:?}"
+    );
+    next_message(&mut bob.events).await;
+
+    // A new process on the same database knows Bob's device holds the key already.
+    let account = alice_client.account_id();
+    alice_client.disconnect().await;
+    drop(alice_client);
+    let (alice_client, _alice_events) = Client::builder(SqlBackend::open_sqlite(&path).await.unwrap())
+        .account(account)
+        .server(server.url(), server.trust_root())
+        .build()
+        .await
+        .unwrap();
+    alice_client.connect().await.unwrap();
+    let second = alice_client.send_text(&group, "after").await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "second",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == second.id),
+    )
+    .await;
+    assert!(
+        matches!(routed, ServerEvent::MessageRouted { pairwise: 0, .. }),
+        "{routed:?}"
+    );
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("after"));
+    alice_client.disconnect().await;
+    bob.client.disconnect().await;
+}

@@ -117,6 +117,19 @@ impl SenderKeyStore for SqlAccount {
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
         q::delete_sender_key(&self.db, self.id, group, sender)
     }
+    fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
+        q::sender_key_recipients(&self.db, self.id, group)
+    }
+    fn add_sender_key_recipients(
+        &self,
+        group: &str,
+        devices: &[String],
+    ) -> impl Future<Output = Result<()>> + Send {
+        q::add_sender_key_recipients(&self.db, self.id, group, devices)
+    }
+    fn clear_sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<()>> + Send {
+        q::clear_sender_key_recipients(&self.db, self.id, group)
+    }
 }
 
 impl AppStateKeyStore for SqlAccount {

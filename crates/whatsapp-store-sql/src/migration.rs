@@ -1,6 +1,7 @@
 //! Schema migrations (sea-orm-migration): one step per schema version, each written once for both dialects.
 //!
-//! Version 1 is the first schema, version 2 adds contacts, chat settings, message secrets and privacy tokens. A
+//! Version 1 is the first schema, version 2 adds contacts, chat settings, message secrets and privacy tokens,
+//! version 3 the recipients of this account's group sender keys. A
 //! later change adds a new step; a database at any earlier version is brought forward by running the missing
 //! steps in order (the tests migrate a database filled at every earlier version).
 
@@ -13,7 +14,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(V1Initial), Box::new(V2Contacts)]
+        vec![
+            Box::new(V1Initial),
+            Box::new(V2Contacts),
+            Box::new(V3SenderKeyRecipients),
+        ]
     }
 }
 
@@ -174,6 +179,31 @@ CREATE TABLE wa_privacy_token (
 impl MigrationTrait for V2Contacts {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run_schema(manager, V2_SCHEMA).await
+    }
+}
+
+/// Version 3: the devices this account's group sender keys were distributed to.
+struct V3SenderKeyRecipients;
+
+impl MigrationName for V3SenderKeyRecipients {
+    fn name(&self) -> &str {
+        "m0003_sender_key_recipients"
+    }
+}
+
+const V3_SCHEMA: &str = "
+CREATE TABLE wa_sender_key_recipient (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    group_id TEXT NOT NULL,
+    device TEXT NOT NULL,
+    PRIMARY KEY (account, group_id, device)
+);
+";
+
+#[async_trait]
+impl MigrationTrait for V3SenderKeyRecipients {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_schema(manager, V3_SCHEMA).await
     }
 }
 

@@ -585,6 +585,64 @@ pub(crate) async fn delete_sender_key<C: ConnectionTrait>(
     .map(drop)
 }
 
+pub(crate) async fn sender_key_recipients<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    group: &str,
+) -> Result<Vec<String>> {
+    all(
+        c,
+        "SELECT device FROM wa_sender_key_recipient WHERE account = $1 AND group_id = $2 ORDER BY device",
+        vec![account.0.into(), group.into()],
+    )
+    .await?
+    .iter()
+    .map(|row| {
+        Row {
+            row,
+            table: "wa_sender_key_recipient",
+            key: format!("account {account}, group {group}"),
+        }
+        .get("device")
+    })
+    .collect()
+}
+
+pub(crate) async fn add_sender_key_recipients<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    group: &str,
+    devices: &[String],
+) -> Result<()> {
+    let unique: std::collections::BTreeSet<&String> = devices.iter().collect();
+    let rows = unique
+        .into_iter()
+        .map(|device| vec![account.0.into(), group.into(), device.clone().into()])
+        .collect();
+    upsert_rows(
+        c,
+        "INSERT INTO wa_sender_key_recipient (account, group_id, device) VALUES",
+        "ON CONFLICT (account, group_id, device) DO NOTHING",
+        3,
+        rows,
+    )
+    .await
+}
+
+pub(crate) async fn clear_sender_key_recipients<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    group: &str,
+) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM wa_sender_key_recipient WHERE account = $1 AND group_id = $2",
+        vec![account.0.into(), group.into()],
+    )
+    .await
+    .map(drop)
+}
+
 // --- App state ---
 
 pub(crate) async fn put_app_state_sync_key<C: ConnectionTrait>(

@@ -256,6 +256,42 @@ async fn sender_keys<A: AccountStore>(a: &A, b: &A) {
     assert_eq!(b.sender_key(group, "100:1").await.expect("get b"), None);
     a.delete_sender_key(group, "100:1").await.expect("delete");
     assert_eq!(a.sender_key(group, "100:1").await.expect("get"), None);
+
+    // Who holds our sender key: added in any order, repeated ids kept once, listed sorted, per group and account.
+    assert!(
+        a.sender_key_recipients(group)
+            .await
+            .expect("recipients")
+            .is_empty()
+    );
+    let devices = |list: &[&str]| list.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>();
+    a.add_sender_key_recipients(group, &devices(&["200:3@s.whatsapp.net", "200:1@s.whatsapp.net"]))
+        .await
+        .expect("add");
+    a.add_sender_key_recipients(group, &devices(&["200:1@s.whatsapp.net", "300:0@lid"]))
+        .await
+        .expect("add again");
+    assert_eq!(
+        a.sender_key_recipients(group).await.expect("recipients"),
+        devices(&["200:1@s.whatsapp.net", "200:3@s.whatsapp.net", "300:0@lid"])
+    );
+    a.add_sender_key_recipients(group, &[])
+        .await
+        .expect("add nothing");
+    assert!(
+        a.sender_key_recipients("other@g.us")
+            .await
+            .expect("other group")
+            .is_empty()
+    );
+    assert!(
+        b.sender_key_recipients(group)
+            .await
+            .expect("other account")
+            .is_empty()
+    );
+    a.clear_sender_key_recipients(group).await.expect("clear");
+    assert!(a.sender_key_recipients(group).await.expect("cleared").is_empty());
     assert_eq!(
         a.sender_key(group, "100:2").await.expect("get"),
         Some(b"k2".to_vec())

@@ -25,6 +25,7 @@ struct AccountData {
     prekeys: BTreeMap<u32, PreKey>,
     prekeys_reserved: u64,
     sender_keys: BTreeMap<(String, String), Vec<u8>>,
+    sender_key_recipients: BTreeMap<String, std::collections::BTreeSet<String>>,
     app_state_keys: BTreeMap<Vec<u8>, AppStateSyncKey>,
     app_state_versions: BTreeMap<String, AppStateVersion>,
     mutation_macs: BTreeMap<(String, [u8; 32]), [u8; 32]>,
@@ -220,6 +221,31 @@ impl SenderKeyStore for MemoryAccount {
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
         self.with(|a| {
             a.sender_keys.remove(&(group.to_owned(), sender.to_owned()));
+        })
+    }
+    fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
+        self.with(|a| {
+            a.sender_key_recipients
+                .get(group)
+                .map(|set| set.iter().cloned().collect())
+                .unwrap_or_default()
+        })
+    }
+    fn add_sender_key_recipients(
+        &self,
+        group: &str,
+        devices: &[String],
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            a.sender_key_recipients
+                .entry(group.to_owned())
+                .or_default()
+                .extend(devices.iter().cloned());
+        })
+    }
+    fn clear_sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            a.sender_key_recipients.remove(group);
         })
     }
 }

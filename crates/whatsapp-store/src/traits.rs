@@ -77,6 +77,17 @@ pub trait SenderKeyStore {
     fn sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Deletes the sender key of `sender` in `group`.
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The devices (JID strings) this account's current sender key for `group` was distributed to, sorted.
+    fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Records that this account's sender key for `group` reached `devices` (already recorded ones are kept).
+    fn add_sender_key_recipients(
+        &self,
+        group: &str,
+        devices: &[String],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Forgets every recipient for `group`: the next message distributes the key to every device again (after
+    /// the key was rotated, or a device must be reached again).
+    fn clear_sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// App-state sync keys (shared by the primary device).
