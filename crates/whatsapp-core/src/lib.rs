@@ -17,6 +17,7 @@
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
 //! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
+//! - [`media`]: media key expansion and streaming encryption and decryption with the file hashes.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
@@ -28,6 +29,7 @@ pub mod device;
 pub mod error;
 pub mod group;
 pub mod iq;
+pub mod media;
 pub mod message;
 pub mod pair;
 pub mod pair_code;
