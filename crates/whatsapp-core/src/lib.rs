@@ -17,6 +17,7 @@
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
 //! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
+//! - [`history`]: history sync blobs inflated and read one conversation at a time.
 //! - [`media`]: media key expansion and streaming encryption and decryption with the file hashes.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
@@ -28,6 +29,7 @@ pub mod connection;
 pub mod device;
 pub mod error;
 pub mod group;
+pub mod history;
 pub mod iq;
 pub mod media;
 pub mod message;

@@ -21,6 +21,8 @@
 //!
 //! This crate holds no hand-written logic: it does not validate messages, and it does no I/O.
 
+/// The error of a protobuf that does not decode.
+pub use prost::DecodeError;
 pub use prost::Message as ProtoMessage;
 
 macro_rules! schema_modules {
