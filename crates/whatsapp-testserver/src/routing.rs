@@ -426,9 +426,13 @@ pub(crate) fn route_receipt(
 
 /// Everything `device` has not acknowledged, to send again.
 pub(crate) fn inbox(state: &State, device: &Jid) -> Vec<Node> {
-    state
+    let mut stanzas: Vec<Node> = state
         .inboxes
         .get(device)
         .map(|queued| queued.iter().map(|q| q.stanza.clone()).collect())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if state.faults.reverse_inbox {
+        stanzas.reverse();
+    }
+    stanzas
 }

@@ -212,6 +212,12 @@ impl TestServer {
             .insert(device.clone(), count);
     }
 
+    /// Whether the stanzas queued for a device are sent newest first when it logs in (out-of-order delivery);
+    /// off by default.
+    pub fn reverse_inbox(&self, yes: bool) {
+        self.shared().lock().faults.reverse_inbox = yes;
+    }
+
     /// How many messages `device` has not acknowledged.
     pub fn inbox_len(&self, device: &Jid) -> usize {
         self.shared().lock().inboxes.get(device).map_or(0, Vec::len)

@@ -108,6 +108,8 @@ pub(crate) struct Faults {
     pub(crate) answer_pings: bool,
     /// Acks of messages are reported but do not empty inboxes, so every copy is delivered again.
     pub(crate) ignore_acks: bool,
+    /// Queued stanzas are sent newest first at login (out-of-order delivery tests).
+    pub(crate) reverse_inbox: bool,
     /// Devices whose next message copies get a flipped ciphertext byte (they will not decrypt), with how many.
     pub(crate) corrupt_next: HashMap<Jid, usize>,
 }
@@ -176,6 +178,7 @@ impl Shared {
                     iq_delay: Duration::ZERO,
                     answer_pings: true,
                     ignore_acks: false,
+                    reverse_inbox: false,
                     corrupt_next: Default::default(),
                 },
                 next_conn: 1,
