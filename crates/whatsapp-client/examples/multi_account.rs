@@ -16,8 +16,8 @@
 
 use futures::StreamExt;
 use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::store::Backend;
-use whatsapp_client::{Client, Event, Events, TrustRoot};
+use whatsapp_client::store::{Backend, StoreError};
+use whatsapp_client::{Client, ClientError, Event, Events, TrustRoot};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -82,9 +82,18 @@ async fn host(client: Client<SqlBackend>, mut events: Events) {
         Ok(Some(jid)) => jid.to_string(),
         _ => format!("new device {account}"),
     };
-    if let Err(error) = client.connect().await {
-        println!("[{name}] cannot connect: {error}");
-        return;
+    match client.connect().await {
+        Ok(()) => {}
+        Err(ClientError::Store(StoreError::LeaseHeld { owner, .. })) => {
+            println!(
+                "[{name}] in use by another process ({owner}); after a crash its lease runs out within a minute"
+            );
+            return;
+        }
+        Err(error) => {
+            println!("[{name}] cannot connect: {error}");
+            return;
+        }
     }
     while let Some(event) = events.next().await {
         match event {
