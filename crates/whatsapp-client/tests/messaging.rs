@@ -575,3 +575,69 @@ async fn first_messages_delivered_out_of_order_all_decrypt() {
     alice.client.disconnect().await;
     bob_client.disconnect().await;
 }
+
+/// A companion on an in-memory SQLite store (many of them in one test).
+async fn light_companion(server: &TestServer, phone: &str) -> Companion {
+    let phone = server.add_phone(phone);
+    let (client, mut events) = client_for(server, SqlBackend::memory().await.unwrap()).await;
+    let jid = pair_with(&phone, &client, &mut events).await;
+    Companion { client, events, jid }
+}
+
+#[tokio::test]
+async fn a_fifty_member_group_with_three_devices_each() {
+    const MEMBERS: usize = 50;
+    const DEVICES: usize = 3;
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let numbers: Vec<String> = (0..MEMBERS).map(|i| format!("1555200{i:04}")).collect();
+    // Pair the 150 devices, ten at a time.
+    let mut companions = Vec::new();
+    for round in 0..DEVICES {
+        for chunk in numbers.chunks(10) {
+            let paired = futures::future::join_all(chunk.iter().map(|n| light_companion(&server, n))).await;
+            companions.extend(paired.into_iter().map(|c| (round, c)));
+        }
+    }
+    let members: Vec<&str> = numbers.iter().map(String::as_str).collect();
+    let group = server.create_group("Fifty", &members);
+
+    let (_, sender) = companions.remove(0);
+    let sent = sender.client.send_text(&group, "hello fifty").await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "the group message",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == sent.id),
+    )
+    .await;
+    let others = MEMBERS * DEVICES - 1;
+    assert!(
+        matches!(routed, ServerEvent::MessageRouted { copies, pairwise, .. } if copies == others && pairwise == others),
+        "{routed:?}"
+    );
+    for (_, companion) in &mut companions {
+        let (info, message) = next_message(&mut companion.events).await;
+        assert_eq!(message.conversation.as_deref(), Some("hello fifty"));
+        assert_eq!(info.chat, group);
+    }
+    // Everyone holds the key now: the second message is one skmsg.
+    let second = sender.client.send_text(&group, "again").await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "the second message",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == second.id),
+    )
+    .await;
+    assert!(
+        matches!(routed, ServerEvent::MessageRouted { pairwise: 0, .. }),
+        "{routed:?}"
+    );
+    for (_, companion) in &mut companions {
+        let (_, message) = next_message(&mut companion.events).await;
+        assert_eq!(message.conversation.as_deref(), Some("again"));
+    }
+    sender.client.disconnect().await;
+    for (_, companion) in companions {
+        companion.client.disconnect().await;
+    }
+}
