@@ -56,6 +56,12 @@ pub enum ClientError {
     /// A message did not decode.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A media host request failed.
+    #[error("media transfer: {0}")]
+    Http(String),
+    /// A downloaded file did not decrypt or match its hashes.
+    #[error("media: {0}")]
+    Media(#[from] whatsapp_core::media::MediaError),
     /// The operation is not supported for this kind of recipient yet.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

@@ -27,6 +27,7 @@
 
 mod error;
 mod event;
+mod media;
 mod messages;
 mod session;
 
@@ -41,8 +42,10 @@ use whatsapp_store::{AccountId, AccountStore, Backend};
 
 pub use error::ClientError;
 pub use event::{Event, Events, MessageInfo};
+pub use media::{MediaRef, Uploaded};
 pub use messages::SendResponse;
 pub use whatsapp_binary::{Jid, Node};
+pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_noise::TrustRoot;
@@ -106,6 +109,8 @@ pub(crate) struct Shared<B: Backend> {
     /// Held while Signal records are read, changed and committed, so a send and a receive never interleave on
     /// one session. Never held while waiting for the network.
     pub(crate) signal_lock: Mutex<()>,
+    /// The HTTP client for media hosts.
+    pub(crate) http: reqwest::Client,
     /// Messages sent lately, to answer retry receipts (at most `RECENT_MESSAGES`, oldest first).
     pub(crate) recent: std::sync::Mutex<std::collections::VecDeque<messages::Recent>>,
     /// Retry receipts sent per message id, and retry requests answered per (device, message id).
@@ -188,6 +193,7 @@ impl<B: Backend> ClientBuilder<B> {
             logged_in: AtomicBool::new(false),
             logged_out: AtomicBool::new(false),
             signal_lock: Mutex::new(()),
+            http: reqwest::Client::new(),
             recent: Default::default(),
             retries: Default::default(),
             running: Mutex::new(None),

@@ -12,7 +12,9 @@ use rand::RngCore;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
-use whatsapp_core::message::{encrypt_for_devices, message_id, message_stanza, protocol_address};
+use whatsapp_core::message::{
+    encrypt_for_devices, message_id, message_stanza, protocol_address, stanza_type,
+};
 use whatsapp_core::receipt::{ReceiptKind, read_receipt};
 use whatsapp_core::retry::{MAX_RETRIES_ANSWERED, RECENT_MESSAGES, RetryRequest, resend_stanza};
 use whatsapp_core::signal_store::StagedSignalStore;
@@ -197,7 +199,7 @@ impl<B: Backend> Client<B> {
                 );
             }
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = message_stanza(&id, &to, "text", &encrypted, &identity);
+            let stanza = message_stanza(&id, &to, stanza_type(message), &encrypted, &identity);
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
@@ -291,7 +293,8 @@ impl<B: Backend> Client<B> {
             .pop()
             .ok_or(ClientError::Unsupported("nothing to resend"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = resend_stanza(&request, "text", unix_now().as_secs() as i64, &copy, &identity);
+            let kind = stanza_type(&plaintext);
+            let stanza = resend_stanza(&request, kind, unix_now().as_secs() as i64, &copy, &identity);
             stage.commit().await?;
             stanza
         };
@@ -405,7 +408,7 @@ impl<B: Backend> Client<B> {
             let skmsg =
                 group::encrypt(&stage, group, &own_address, &message.encode_to_vec(), &mut rng).await?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = group::message_stanza(&id, group, "text", &copies, &skmsg, &identity);
+            let stanza = group::message_stanza(&id, group, stanza_type(message), &copies, &skmsg, &identity);
             stage.commit().await?;
             (stanza, reachable)
         };

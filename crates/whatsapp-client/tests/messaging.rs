@@ -641,3 +641,42 @@ async fn a_fifty_member_group_with_three_devices_each() {
         companion.client.disconnect().await;
     }
 }
+
+#[tokio::test]
+async fn a_five_mebibyte_document_round_trip() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let data: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+
+    alice
+        .client
+        .send_document(&user(BOB), &data, "application/octet-stream", "data.bin")
+        .await
+        .unwrap();
+    assert_eq!(server.media_file_count(), 1);
+    let (_, message) = next_message(&mut bob.events).await;
+    let document = message.document_message.as_deref().unwrap();
+    assert_eq!(document.file_name.as_deref(), Some("data.bin"));
+    assert_eq!(document.file_length, Some(data.len() as u64));
+    let media = whatsapp_client::MediaRef::of(&message).unwrap();
+    let downloaded = bob.client.download(&media).await.unwrap();
+    assert!(downloaded == data, "the download differs from the upload");
+
+    // A wrong key does not decrypt; an expired file is an HTTP error.
+    let mut wrong = media.clone();
+    wrong.media_key[0] ^= 1;
+    assert!(matches!(
+        bob.client.download(&wrong).await,
+        Err(ClientError::Media(_))
+    ));
+    server.forget_media();
+    assert!(matches!(
+        bob.client.download(&media).await,
+        Err(ClientError::Http(_))
+    ));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}

@@ -379,3 +379,125 @@ pub fn decrypt(
     }
     Ok(out)
 }
+
+/// `<iq xmlns="w:m" type="set"><media_conn/></iq>`: where and with what token to upload.
+pub fn media_conn_query() -> whatsapp_binary::Node {
+    whatsapp_binary::Node::new("iq")
+        .attr("xmlns", "w:m")
+        .attr("type", "set")
+        .attr("to", crate::server_jid())
+        .children([whatsapp_binary::Node::new("media_conn")])
+}
+
+/// The media hosts and upload token from a `media_conn` answer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MediaConn {
+    /// The upload auth token.
+    pub auth: String,
+    /// How long the answer may be reused, seconds.
+    pub ttl: u64,
+    /// Host names (with a port for test servers), to try in order.
+    pub hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for MediaConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaConn")
+            .field("ttl", &self.ttl)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the answer to [`media_conn_query`].
+pub fn parse_media_conn(result: &whatsapp_binary::Node) -> Result<MediaConn, crate::ResponseError> {
+    use crate::ResponseError;
+    let conn = result
+        .child("media_conn")
+        .ok_or(ResponseError::Missing("media_conn"))?;
+    let hosts: Vec<String> = conn
+        .children_by_tag("host")
+        .filter_map(|host| host.optional_str_attr("hostname"))
+        .map(str::to_owned)
+        .collect();
+    if hosts.is_empty() {
+        return Err(ResponseError::Missing("media_conn/host"));
+    }
+    Ok(MediaConn {
+        auth: conn
+            .optional_str_attr("auth")
+            .ok_or(ResponseError::Missing("media_conn auth"))?
+            .to_owned(),
+        ttl: conn
+            .optional_str_attr("ttl")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
+        hosts,
+    })
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Percent-encodes everything but the URL-safe characters.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The path and query of an upload: `/mms/<type>/<b64url(fileEncSha256)>?auth=..&token=..`.
+pub fn upload_path(media_type: MediaType, file_enc_sha256: &[u8; 32], auth: &str) -> String {
+    let token = b64url(file_enc_sha256);
+    format!(
+        "/mms/{}/{token}?auth={}&token={token}",
+        media_type.mms_type(),
+        query_escape(auth)
+    )
+}
+
+/// The path and query of a download: the message's direct path with the hash and type appended.
+pub fn download_path(direct_path: &str, file_enc_sha256: &[u8], media_type: MediaType) -> String {
+    let separator = if direct_path.contains('?') { '&' } else { '?' };
+    format!(
+        "{direct_path}{separator}hash={}&mms-type={}&__wa-mms=",
+        b64url(file_enc_sha256),
+        media_type.mms_type()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_conn_and_paths() {
+        use whatsapp_binary::Node;
+        let answer = Node::new("iq").children([Node::new("media_conn")
+            .attr("auth", "a+b/c=")
+            .attr("ttl", "300")
+            .children([
+                Node::new("host").attr("hostname", "mmg.whatsapp.net"),
+                Node::new("host").attr("hostname", "media.fxxx1-1.fna.whatsapp.net"),
+            ])]);
+        let conn = parse_media_conn(&answer).unwrap();
+        assert_eq!(conn.hosts.len(), 2);
+        assert_eq!(conn.ttl, 300);
+        let path = upload_path(MediaType::Image, &[0xFB; 32], &conn.auth);
+        assert!(path.starts_with("/mms/image/-_v7"), "{path}");
+        assert!(path.contains("auth=a%2Bb%2Fc%3D&token="), "{path}");
+        assert_eq!(
+            download_path("/v/t62/abc?ccb=11-4", &[0xFB; 2], MediaType::Document),
+            "/v/t62/abc?ccb=11-4&hash=-_s&mms-type=document&__wa-mms="
+        );
+        assert!(
+            parse_media_conn(&Node::new("iq").children([Node::new("media_conn").attr("auth", "x")])).is_err()
+        );
+        assert!(!format!("{conn:?}").contains("a+b"), "the token is not printed");
+    }
+}

@@ -76,6 +76,23 @@ pub async fn encrypt_for_devices<A: AccountStore>(
     Ok(out)
 }
 
+/// The `type` of a `<message>` stanza carrying `message`: `media` for images, videos, audio, documents and
+/// stickers, `reaction` for reactions, otherwise `text`.
+pub fn stanza_type(message: &whatsapp_proto::e2e::Message) -> &'static str {
+    if message.image_message.is_some()
+        || message.video_message.is_some()
+        || message.audio_message.is_some()
+        || message.document_message.is_some()
+        || message.sticker_message.is_some()
+    {
+        "media"
+    } else if message.reaction_message.is_some() {
+        "reaction"
+    } else {
+        "text"
+    }
+}
+
 /// `<enc v="2" type="pkmsg|msg">`.
 fn enc_node(message: &CiphertextMessage) -> Node {
     Node::new("enc")

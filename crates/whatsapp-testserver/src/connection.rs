@@ -427,6 +427,17 @@ impl Conn {
                 self.respond(nodes).await
             }
             ("encrypt", "get") if iq.child("count").is_some() => self.prekey_count(id).await,
+            ("w:m", "set") if iq.child("media_conn").is_some() && self.device.is_some() => {
+                let answer = self
+                    .shared
+                    .media
+                    .get()
+                    .map(|host| crate::media::media_conn_answer(host, id));
+                match answer {
+                    Some(answer) => self.respond(vec![answer]).await,
+                    None => self.respond_error(id, 503).await,
+                }
+            }
             ("encrypt", "get") if iq.child("key").is_some() && self.device.is_some() => {
                 let answer = routing::bundle_answer(&mut self.shared.lock(), id, iq);
                 self.answer_or_refuse(id, answer).await

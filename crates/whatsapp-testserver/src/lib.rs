@@ -29,6 +29,7 @@
 
 mod connection;
 mod events;
+mod media;
 mod phone;
 mod routing;
 mod server;

@@ -53,11 +53,13 @@ struct Inner {
     addr: SocketAddr,
     trust_root: TrustRoot,
     accept: JoinHandle<()>,
+    media: JoinHandle<()>,
 }
 
 impl Inner {
     fn stop(&self) {
         self.accept.abort();
+        self.media.abort();
         for conn in self.shared.lock().conns.values() {
             // A connection that already ended needs nothing.
             let _ = conn.tx.send(Command::Abort);
@@ -90,6 +92,12 @@ impl TestServer {
         let listener = NoiseListener::bind(config.listen, identity).await?;
         let addr = listener.local_addr()?;
         let shared = Shared::new(config.qr_refs);
+        let auth = format!(
+            "auth-{:x}",
+            shared.next_number() ^ u64::from(rand::random::<u32>())
+        );
+        let (media_host, media) = crate::media::MediaHost::start(auth).await?;
+        let _ = shared.media.set(media_host);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(%addr, "test server listening");
         Ok(TestServer {
@@ -98,6 +106,7 @@ impl TestServer {
                 addr,
                 trust_root,
                 accept,
+                media,
             }),
         })
     }
@@ -119,6 +128,18 @@ impl TestServer {
     /// The root key the server's certificate chain leads to; give it to clients as their trust root.
     pub fn trust_root(&self) -> TrustRoot {
         self.inner.trust_root
+    }
+
+    /// How many media files clients have uploaded.
+    pub fn media_file_count(&self) -> usize {
+        self.shared().media.get().map_or(0, |host| host.file_count())
+    }
+
+    /// Deletes every uploaded media file, so downloads get 404 (expired media).
+    pub fn forget_media(&self) {
+        if let Some(host) = self.shared().media.get() {
+            host.forget_files();
+        }
     }
 
     /// Creates a group with these members (phone numbers of accounts added with [`add_phone`](Self::add_phone))

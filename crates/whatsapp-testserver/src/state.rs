@@ -162,6 +162,8 @@ pub(crate) struct Shared {
     next_id: AtomicU64,
     /// How many QR references an unpaired connection is sent.
     pub(crate) qr_refs: usize,
+    /// The media host, set once it listens.
+    pub(crate) media: std::sync::OnceLock<Arc<crate::media::MediaHost>>,
 }
 
 impl Shared {
@@ -188,6 +190,7 @@ impl Shared {
             events,
             next_id: AtomicU64::new(1),
             qr_refs,
+            media: std::sync::OnceLock::new(),
         })
     }
 
