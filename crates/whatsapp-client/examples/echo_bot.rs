@@ -28,6 +28,14 @@ async fn main() -> Result<(), Error> {
     }
     let (client, mut events) = server_from_args(builder)?.build().await?;
     client.connect().await?;
+    // Ctrl-C gives the account's store lease back before leaving, so the next run may log in at once.
+    let stopper = client.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stopper.disconnect().await;
+            std::process::exit(0);
+        }
+    });
     while let Some(event) = events.next().await {
         match event {
             Event::Qr { code, .. } => print_qr(&code)?,

@@ -53,6 +53,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (client, mut events) = builder.build().await?;
     client.connect().await?;
+    // Ctrl-C gives the account's store lease back before leaving, so the next run may log in at once.
+    let stopper = client.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stopper.disconnect().await;
+            std::process::exit(0);
+        }
+    });
 
     let mut asked_for_code = false;
     while let Some(event) = events.next().await {

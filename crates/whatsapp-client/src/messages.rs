@@ -86,7 +86,7 @@ pub struct SendResponse {
 }
 
 impl<B: Backend> Client<B> {
-    /// Sends a text message to a user (a phone-number or LID JID; groups are not supported yet).
+    /// Sends a text message to a user (a phone-number or LID JID) or a group.
     pub async fn send_text(&self, to: &Jid, text: &str) -> Result<SendResponse, ClientError> {
         let message = Message {
             conversation: Some(text.to_owned()),

@@ -17,13 +17,14 @@
 //!
 //! What the server checks, and how it answers, follows protocol-facts §3.1 to §3.5: registration and login
 //! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads; and for
-//! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once) and the fan-out of
-//! one-to-one `<message>` stanzas to every addressed device, queued until each device acknowledges its copy.
+//! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once), group metadata, the
+//! fan-out of one-to-one, single-device and group `<message>` stanzas and of receipts to every addressed device,
+//! queued until each device acknowledges its copy; and (§3.9) a plain-HTTP media host on 127.0.0.1 named by
+//! `media_conn`, which checks upload tokens and hashes.
 //!
 //! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
-//! does not route group messages, receipts or presence yet, its phones have no Signal keys of their own, and its
-//! certificate root is its own, so only a client explicitly configured with [`TestServer::trust_root`] talks to
-//! it.
+//! routes no presence or app-state yet, its phones have no Signal keys of their own, and its certificate root is
+//! its own, so only a client explicitly configured with [`TestServer::trust_root`] talks to it.
 
 #![forbid(unsafe_code)]
 
