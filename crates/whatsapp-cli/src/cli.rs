@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// What `wa --help` says after the list of commands.
 const AFTER_HELP: &str = "\
-Not yet possible: sending files, group administration, exporting history.
+Not yet possible: group administration, exporting history.
 
 Exit codes: 0 success; 1 the operation failed (network, server, pairing); 2 bad usage or set-up (a wrong
 recipient, not logged in, a database that cannot be opened), with one line saying how to fix it.
@@ -49,12 +49,23 @@ pub(crate) enum Command {
         #[arg(long, value_name = "NUMBER")]
         phone: Option<String>,
     },
-    /// Send a text message to a user.
+    /// Send a text message to a user or a group.
     Send {
-        /// A phone number in international form (15551234567, +1 555 123 4567) or a JID (15551234567@s.whatsapp.net).
+        /// A phone number in international form (15551234567, +1 555 123 4567) or a JID (15551234567@s.whatsapp.net,
+        /// 120363000000000000@g.us).
         to: String,
         /// The text.
         text: String,
+    },
+    /// Send a file as a document to a user or a group.
+    SendFile {
+        /// A phone number in international form or a JID, as for `send`.
+        to: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its MIME type (default: application/octet-stream).
+        #[arg(long, default_value = "application/octet-stream")]
+        mimetype: String,
     },
     /// Stay connected and print what happens (messages, receipts, connection changes) until Ctrl-C.
     Listen {

@@ -5,8 +5,8 @@
 //! stanzas to and from JSON (`wa node`), and runs an offline demo on the embedded test server (`wa demo`).
 //! The device lives in a SQLite file (`./whatsapp.db`) or a PostgreSQL database (`--database postgres://...`).
 //!
-//! What it does not do: no protocol logic of its own (the library has it all), and not yet files, group
-//! administration or history export.
+//! What it does not do: no protocol logic of its own (the library has it all), and not yet group administration or
+//! history export.
 
 mod account;
 mod cli;
@@ -45,6 +45,7 @@ fn run(global: &cli::Global, command: Command) -> anyhow::Result<()> {
         match command {
             Command::Login { phone } => login::run(global, phone.as_deref()).await,
             Command::Send { to, text } => send::run(global, &to, &text).await,
+            Command::SendFile { to, path, mimetype } => send::run_file(global, &to, &path, &mimetype).await,
             Command::Listen { json } => listen::run(global, json).await,
             Command::Logout => logout::run(global).await,
             Command::Demo => demo::run().await,

@@ -1,4 +1,4 @@
-//! `wa send TO TEXT`: one text message to a user, waiting for the server's ack.
+//! `wa send TO TEXT` and `wa send-file TO PATH`: one message to a user or a group, waiting for the server's ack.
 
 use whatsapp_client::Jid;
 
@@ -20,6 +20,33 @@ pub(crate) async fn run(global: &Global, to: &str, text: &str) -> anyhow::Result
     client.disconnect().await;
     let sent = sent?;
     println!("Sent to {to} (id {})", sent.id);
+    Ok(())
+}
+
+/// Sends the file at `path` to `to` as a document.
+pub(crate) async fn run_file(
+    global: &Global,
+    to: &str,
+    path: &std::path::Path,
+    mimetype: &str,
+) -> anyhow::Result<()> {
+    let to = recipient(to)?;
+    let data =
+        std::fs::read(path).map_err(|error| fix(format!("cannot read {}: {error}", path.display())))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    let (client, mut events, _) = account::linked_client(global, false).await?;
+    let sent = account::interruptible(async {
+        account::connect_logged_in(&client, &mut events).await?;
+        (client.send_document(&to, &data, mimetype, &name).await)
+            .map_err(|error| client_error(error, &format!("sending {name} to {to}")))
+    })
+    .await;
+    client.disconnect().await;
+    let sent = sent?;
+    println!("Sent {name} ({} bytes) to {to} (id {})", data.len(), sent.id);
     Ok(())
 }
 

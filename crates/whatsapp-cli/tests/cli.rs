@@ -341,7 +341,29 @@ async fn login_send_listen_logout_against_the_test_server() {
         .unwrap_or_else(|| panic!("{stdout}"))
         .to_owned();
 
-    // Bob was offline; `wa listen --json` prints the message the server kept for him.
+    // A file goes as a document.
+    let file = format!(
+        "{}/wa-send-file-{}.txt",
+        env!("CARGO_TARGET_TMPDIR"),
+        std::process::id()
+    );
+    std::fs::write(&file, b"file contents").unwrap();
+    let out = output(&at(
+        &alice_db,
+        &["send-file", BOB, &file, "--mimetype", "text/plain"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let file_id = stdout
+        .trim()
+        .rsplit_once("(id ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_owned();
+    assert_eq!(server.media_file_count(), 1);
+
+    // Bob was offline; `wa listen --json` prints the messages the server kept for him.
     let mut listen = Running::spawn(&at(&bob_db, &["listen", "--json"]));
     assert_eq!(listen.line_after("").await, r#"{"event":"connected"}"#);
     let message = listen.next_json("message").await;
@@ -351,6 +373,9 @@ async fn login_send_listen_logout_against_the_test_server() {
     assert_eq!(message["chat"], format!("{ALICE}@s.whatsapp.net"));
     assert_eq!(message["sender"], device.to_string());
     assert_eq!(message["from_me"], false);
+    let document = listen.next_json("message").await;
+    assert_eq!(document["event"], "message");
+    assert_eq!(document["id"], file_id.as_str());
     // Ctrl-C stops it cleanly, giving the account back for the next command.
     let pid = listen.child.id().unwrap().to_string();
     let status = std::process::Command::new("kill")
