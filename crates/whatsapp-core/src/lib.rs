@@ -16,6 +16,7 @@
 //! - [`device`]: a new device's keys, prekey generation and the upload stanza.
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
+//! - [`compose`]: reactions, edits and revokes, and the stanza `edit` attribute.
 //! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
 //! - [`history`]: history sync blobs inflated and read one conversation at a time.
 //! - [`media`]: media key expansion and streaming encryption and decryption with the file hashes.
@@ -25,6 +26,7 @@
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
 
+pub mod compose;
 pub mod connection;
 pub mod device;
 pub mod error;

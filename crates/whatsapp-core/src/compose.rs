@@ -1,0 +1,183 @@
+//! Messages that refer to other messages: reactions, edits and revokes, with the message key that names the
+//! target and the stanza `edit` attribute that tells the server what kind of change it is (whatsmeow `send.go`).
+
+use whatsapp_binary::{Jid, Node};
+use whatsapp_proto::e2e::message::protocol_message::Type as ProtocolType;
+use whatsapp_proto::e2e::message::{ProtocolMessage, ReactionMessage};
+use whatsapp_proto::e2e::{Message, MessageKey};
+
+/// The `edit` attribute of a `<message>` stanza: what kind of change to an earlier message it carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EditKind {
+    /// `1`: the sender edited the message.
+    Edit,
+    /// `7`: the sender deleted the message for everyone (also a removed reaction).
+    SenderRevoke,
+    /// `8`: a group admin deleted someone's message.
+    AdminRevoke,
+    /// Any other value.
+    Other(String),
+}
+
+impl EditKind {
+    /// The attribute value.
+    pub fn as_attr(&self) -> &str {
+        match self {
+            EditKind::Edit => "1",
+            EditKind::SenderRevoke => "7",
+            EditKind::AdminRevoke => "8",
+            EditKind::Other(other) => other,
+        }
+    }
+
+    /// Reads the attribute of an incoming stanza; `None` when absent (an ordinary message).
+    pub fn of(stanza: &Node) -> Option<EditKind> {
+        Some(match stanza.optional_str_attr("edit")? {
+            "" => return None,
+            "1" => EditKind::Edit,
+            "7" => EditKind::SenderRevoke,
+            "8" => EditKind::AdminRevoke,
+            other => EditKind::Other(other.to_owned()),
+        })
+    }
+
+    /// The attribute an outgoing message needs, if any.
+    pub fn for_message(message: &Message) -> Option<EditKind> {
+        if let Some(protocol) = message.protocol_message.as_deref()
+            && protocol.key.is_some()
+        {
+            return match protocol.r#type() {
+                ProtocolType::Revoke if protocol.key.as_ref().and_then(|k| k.from_me) == Some(true) => {
+                    Some(EditKind::SenderRevoke)
+                }
+                ProtocolType::Revoke => Some(EditKind::AdminRevoke),
+                ProtocolType::MessageEdit if protocol.edited_message.is_some() => Some(EditKind::Edit),
+                _ => None,
+            };
+        }
+        match message.reaction_message.as_ref() {
+            Some(reaction) if reaction.text.as_deref().unwrap_or_default().is_empty() => {
+                Some(EditKind::SenderRevoke)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The key naming message `id` in `chat`, sent by `sender` (`None` or one of `own`: this account).
+pub fn message_key(chat: &Jid, sender: Option<&Jid>, id: &str, own: &[&Jid]) -> MessageKey {
+    let from_me = sender.is_none_or(|sender| own.iter().any(|own| own.user() == sender.user()));
+    let participant = match sender {
+        Some(sender) if !(from_me || chat.is_pn() || chat.is_lid()) => Some(sender.to_non_ad().to_string()),
+        _ => None,
+    };
+    MessageKey {
+        remote_jid: Some(chat.to_string()),
+        from_me: Some(from_me),
+        id: Some(id.to_owned()),
+        participant,
+    }
+}
+
+/// A reaction to a message; an empty `emoji` removes an earlier reaction.
+pub fn reaction(key: MessageKey, emoji: &str, unix_millis: i64) -> Message {
+    Message {
+        reaction_message: Some(ReactionMessage {
+            key: Some(key),
+            text: Some(emoji.to_owned()),
+            grouping_key: None,
+            sender_timestamp_ms: Some(unix_millis),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Deletes a message for everyone (the sender's own, or, as a group admin, someone else's).
+pub fn revoke(key: MessageKey) -> Message {
+    Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            key: Some(key),
+            r#type: Some(ProtocolType::Revoke as i32),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// Replaces the content of this account's message `id` in `chat` with `new`.
+pub fn edit(chat: &Jid, id: &str, new: Message, unix_millis: i64) -> Message {
+    Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            key: Some(MessageKey {
+                remote_jid: Some(chat.to_string()),
+                from_me: Some(true),
+                id: Some(id.to_owned()),
+                participant: None,
+            }),
+            r#type: Some(ProtocolType::MessageEdit as i32),
+            edited_message: Some(Box::new(new)),
+            timestamp_ms: Some(unix_millis),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_name_the_author() {
+        let me = Jid::with_device("111", Jid::DEFAULT_USER_SERVER, 2);
+        let bob = Jid::with_device("222", Jid::DEFAULT_USER_SERVER, 1);
+        let direct = Jid::new("222", Jid::DEFAULT_USER_SERVER);
+        let group = Jid::new("1-2", Jid::GROUP_SERVER);
+        let mine = message_key(&direct, None, "A", &[&me]);
+        assert_eq!((mine.from_me, mine.participant), (Some(true), None));
+        let theirs = message_key(&direct, Some(&bob), "B", &[&me]);
+        assert_eq!((theirs.from_me, theirs.participant), (Some(false), None));
+        let in_group = message_key(&group, Some(&bob), "C", &[&me]);
+        assert_eq!(in_group.participant.as_deref(), Some("222@s.whatsapp.net"));
+        assert_eq!(in_group.remote_jid.as_deref(), Some("1-2@g.us"));
+    }
+
+    #[test]
+    fn edit_attributes_follow_the_content() {
+        let me = Jid::new("111", Jid::DEFAULT_USER_SERVER);
+        let chat = Jid::new("222", Jid::DEFAULT_USER_SERVER);
+        let own_key = message_key(&chat, None, "A", &[&me]);
+        assert_eq!(
+            EditKind::for_message(&revoke(own_key.clone())),
+            Some(EditKind::SenderRevoke)
+        );
+        let group = Jid::new("1-2", Jid::GROUP_SERVER);
+        let other = message_key(&group, Some(&chat), "B", &[&me]);
+        assert_eq!(EditKind::for_message(&revoke(other)), Some(EditKind::AdminRevoke));
+        let text = Message {
+            conversation: Some("new".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            EditKind::for_message(&edit(&chat, "A", text.clone(), 1)),
+            Some(EditKind::Edit)
+        );
+        assert_eq!(EditKind::for_message(&reaction(own_key.clone(), "👍", 1)), None);
+        assert_eq!(
+            EditKind::for_message(&reaction(own_key, "", 1)),
+            Some(EditKind::SenderRevoke)
+        );
+        assert_eq!(EditKind::for_message(&text), None);
+        for kind in [
+            EditKind::Edit,
+            EditKind::SenderRevoke,
+            EditKind::AdminRevoke,
+            EditKind::Other("3".into()),
+        ] {
+            let stanza = Node::new("message").attr("edit", kind.as_attr().to_owned());
+            assert_eq!(EditKind::of(&stanza), Some(kind));
+        }
+        assert_eq!(EditKind::of(&Node::new("message")), None);
+    }
+}
