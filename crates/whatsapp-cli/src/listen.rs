@@ -168,6 +168,7 @@ mod tests {
             is_group: false,
             timestamp: 1_700_000_000,
             push_name: Some("Alice".to_owned()),
+            edit: None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
+use whatsapp_core::compose::EditKind;
 use whatsapp_core::receipt::Receipt;
 use whatsapp_core::stream::TempBanReason;
 use whatsapp_proto::e2e::Message;
@@ -117,6 +118,9 @@ pub struct MessageInfo {
     pub timestamp: i64,
     /// The sender's push name, when the server sends it.
     pub push_name: Option<String>,
+    /// Whether the message edits or deletes an earlier one (the stanza's `edit` attribute); the change itself is
+    /// the message's `protocol_message` (or an emptied `reaction_message`).
+    pub edit: Option<EditKind>,
 }
 
 /// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.

@@ -45,6 +45,7 @@ pub use event::{Event, Events, MessageInfo};
 pub use media::{MediaRef, Uploaded};
 pub use messages::SendResponse;
 pub use whatsapp_binary::{Jid, Node};
+pub use whatsapp_core::compose::EditKind;
 pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};

@@ -12,6 +12,7 @@ use rand::RngCore;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
+use whatsapp_core::compose::{self, EditKind};
 use whatsapp_core::message::{
     encrypt_for_devices, message_id, message_stanza, protocol_address, stanza_type,
 };
@@ -199,7 +200,10 @@ impl<B: Backend> Client<B> {
                 );
             }
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = message_stanza(&id, &to, stanza_type(message), &encrypted, &identity);
+            let stanza = with_edit(
+                message_stanza(&id, &to, stanza_type(message), &encrypted, &identity),
+                message,
+            );
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
@@ -300,6 +304,58 @@ impl<B: Backend> Client<B> {
         };
         debug!(id = %request.id, device = %request.device, count = request.count, "resending after a retry receipt");
         self.send_and_wait_ack(stanza).await.map(drop)
+    }
+
+    /// Reacts to message `id` of `chat` with `emoji` (an empty string removes this account's reaction). `sender`
+    /// is the message's author, `None` for this account's own message.
+    pub async fn send_reaction(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        id: &str,
+        emoji: &str,
+    ) -> Result<SendResponse, ClientError> {
+        let key = self.message_key(chat, sender, id).await?;
+        let now = unix_now().as_millis() as i64;
+        self.send_message(chat, &compose::reaction(key, emoji, now)).await
+    }
+
+    /// Deletes message `id` of `chat` for everyone: this account's own message (`sender` `None`), or as a group
+    /// admin someone else's.
+    pub async fn revoke(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        id: &str,
+    ) -> Result<SendResponse, ClientError> {
+        let key = self.message_key(chat, sender, id).await?;
+        self.send_message(chat, &compose::revoke(key)).await
+    }
+
+    /// Replaces the content of this account's message `id` in `chat`.
+    pub async fn edit_message(
+        &self,
+        chat: &Jid,
+        id: &str,
+        new: Message,
+    ) -> Result<SendResponse, ClientError> {
+        let now = unix_now().as_millis() as i64;
+        self.send_message(chat, &compose::edit(&chat.to_non_ad(), id, new, now))
+            .await
+    }
+
+    async fn message_key(
+        &self,
+        chat: &Jid,
+        sender: Option<&Jid>,
+        id: &str,
+    ) -> Result<whatsapp_proto::e2e::MessageKey, ClientError> {
+        let device = self.shared.account.device().await?;
+        let own: Vec<&Jid> = [device.jid.as_ref(), device.lid.as_ref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        Ok(compose::message_key(&chat.to_non_ad(), sender, id, &own))
     }
 
     /// Tells the senders that messages of `chat` were read (or, with [`ReceiptKind::Played`], played). `sender`
@@ -408,7 +464,10 @@ impl<B: Backend> Client<B> {
             let skmsg =
                 group::encrypt(&stage, group, &own_address, &message.encode_to_vec(), &mut rng).await?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = group::message_stanza(&id, group, stanza_type(message), &copies, &skmsg, &identity);
+            let stanza = with_edit(
+                group::message_stanza(&id, group, stanza_type(message), &copies, &skmsg, &identity),
+                message,
+            );
             stage.commit().await?;
             (stanza, reachable)
         };
@@ -441,6 +500,14 @@ impl<B: Backend> Client<B> {
             }),
             None => Ok(ack),
         }
+    }
+}
+
+/// Adds the `edit` attribute an edit, revoke or reaction removal needs.
+fn with_edit(stanza: Node, message: &Message) -> Node {
+    match EditKind::for_message(message) {
+        Some(edit) => stanza.attr("edit", edit.as_attr().to_owned()),
+        None => stanza,
     }
 }
 

@@ -926,6 +926,7 @@ impl<B: Backend> Session<'_, B> {
             is_group: parsed.is_group,
             timestamp: parsed.timestamp,
             push_name: parsed.push_name.clone(),
+            edit: whatsapp_core::compose::EditKind::of(node),
         };
         let account = &self.shared.account;
         let mut decrypted = Vec::new();

@@ -680,3 +680,55 @@ async fn a_five_mebibyte_document_round_trip() {
     alice.client.disconnect().await;
     bob.client.disconnect().await;
 }
+
+#[tokio::test]
+async fn reactions_edits_and_revokes() {
+    use whatsapp_client::EditKind;
+    use whatsapp_proto::e2e::message::protocol_message::Type;
+    let server = TestServer::start().await.unwrap();
+    let mut alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+
+    let original = alice.client.send_text(&user(BOB), "helo").await.unwrap();
+    let (info, _) = next_message(&mut bob.events).await;
+    assert_eq!(info.edit, None);
+
+    // Bob reacts to Alice's message; Alice sees the reaction naming it.
+    bob.client
+        .send_reaction(&user(PHONE), Some(&alice.jid), &original.id, "👍")
+        .await
+        .unwrap();
+    let (_, message) = next_message(&mut alice.events).await;
+    let reaction = message.reaction_message.unwrap();
+    assert_eq!(reaction.text.as_deref(), Some("👍"));
+    let key = reaction.key.unwrap();
+    assert_eq!(key.id.as_deref(), Some(original.id.as_str()));
+    assert_eq!(key.from_me, Some(false), "from Bob's side the message is Alice's");
+
+    // Alice fixes the typo.
+    let fixed = whatsapp_client::Message {
+        conversation: Some("hello".to_owned()),
+        ..Default::default()
+    };
+    alice
+        .client
+        .edit_message(&user(BOB), &original.id, fixed.clone())
+        .await
+        .unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.edit, Some(EditKind::Edit));
+    let protocol = message.protocol_message.unwrap();
+    assert_eq!(protocol.r#type(), Type::MessageEdit);
+    assert_eq!(protocol.key.unwrap().id.as_deref(), Some(original.id.as_str()));
+    assert_eq!(protocol.edited_message.as_deref(), Some(&fixed));
+
+    // And deletes it for everyone.
+    alice.client.revoke(&user(BOB), None, &original.id).await.unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.edit, Some(EditKind::SenderRevoke));
+    let protocol = message.protocol_message.unwrap();
+    assert_eq!(protocol.r#type(), Type::Revoke);
+    assert_eq!(protocol.key.unwrap().from_me, Some(true));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}

@@ -202,12 +202,15 @@ pub(crate) fn route_message(
         {
             children.push(identity.clone());
         }
-        let stanza = Node::new("message")
+        let mut stanza = Node::new("message")
             .attr("from", sender.clone())
             .attr("id", id.clone())
             .attr("type", kind.clone())
-            .attr("t", unix_now().to_string())
-            .children(children);
+            .attr("t", unix_now().to_string());
+        if let Some(edit) = message.attr_value("edit") {
+            stanza = stanza.attr("edit", edit.clone());
+        }
+        let stanza = stanza.children(children);
         copies.push((device_jid(&number, device_id), stanza));
     }
     let count = copies.len();
@@ -309,13 +312,16 @@ fn route_group_message(
                 }
             }
             children.push(skmsg.clone());
-            let stanza = Node::new("message")
+            let mut stanza = Node::new("message")
                 .attr("from", group.clone())
                 .attr("participant", sender.clone())
                 .attr("id", id.clone())
                 .attr("type", kind.clone())
-                .attr("t", unix_now().to_string())
-                .children(children);
+                .attr("t", unix_now().to_string());
+            if let Some(edit) = message.attr_value("edit") {
+                stanza = stanza.attr("edit", edit.clone());
+            }
+            let stanza = stanza.children(children);
             copies.push((device, stanza));
         }
     }
