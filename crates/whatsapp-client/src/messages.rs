@@ -131,56 +131,18 @@ impl<B: Backend> Client<B> {
             )));
         }
 
-        // Bundles for devices without a session, fetched before the Signal lock is taken.
-        let mut missing = Vec::new();
-        for jid in recipients.iter().chain(&own_devices) {
-            if shared.account.session(&jid.signal_address()).await?.is_none() {
-                missing.push(jid.clone());
-            }
-        }
-        let bundles = if missing.is_empty() {
-            Vec::new()
-        } else {
-            prekeys::parse_bundles(&self.send_iq(prekeys::bundle_query(&missing)).await?)?
-        };
+        let bundles = self
+            .bundles_for_new_sessions(recipients.iter().chain(&own_devices))
+            .await?;
 
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let stanza = {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
             let mut rng = rand::rngs::OsRng;
-            for (jid, bundle) in bundles {
-                match bundle {
-                    Ok(bundle) => {
-                        whatsapp_signal::store::process_bundle(
-                            &stage,
-                            &protocol_address(&jid),
-                            &bundle,
-                            &mut rng,
-                        )
-                        .await?
-                    }
-                    Err(error) => warn!(%jid, %error, "no prekey bundle; skipping the device"),
-                }
-            }
-            let usable = |devices: Vec<Jid>| {
-                let stage = &stage;
-                async move {
-                    let mut out = Vec::new();
-                    for jid in devices {
-                        let address = protocol_address(&jid);
-                        if whatsapp_signal::store::SessionStore::load_session(stage, &address)
-                            .await?
-                            .is_some()
-                        {
-                            out.push(jid);
-                        }
-                    }
-                    Ok::<_, ClientError>(out)
-                }
-            };
-            let recipients = usable(recipients).await?;
-            let own_devices = usable(own_devices).await?;
+            start_sessions(&stage, bundles, &mut rng).await?;
+            let recipients = with_sessions(&stage, recipients).await?;
+            let own_devices = with_sessions(&stage, own_devices).await?;
             let mut encrypted = encrypt_for_devices(&stage, &recipients, &message.encode_to_vec(), &mut rng)
                 .await
                 .map_err(|(_, error)| error)?;
@@ -413,46 +375,14 @@ impl<B: Backend> Client<B> {
             .filter(|jid| !reached.contains(&jid.to_string()))
             .cloned()
             .collect();
-        let mut missing = Vec::new();
-        for jid in &needing {
-            if shared.account.session(&jid.signal_address()).await?.is_none() {
-                missing.push(jid.clone());
-            }
-        }
-        let bundles = if missing.is_empty() {
-            Vec::new()
-        } else {
-            prekeys::parse_bundles(&self.send_iq(prekeys::bundle_query(&missing)).await?)?
-        };
+        let bundles = self.bundles_for_new_sessions(needing.iter()).await?;
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let (stanza, distributed) = {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
             let mut rng = rand::rngs::OsRng;
-            for (jid, bundle) in bundles {
-                match bundle {
-                    Ok(bundle) => {
-                        whatsapp_signal::store::process_bundle(
-                            &stage,
-                            &protocol_address(&jid),
-                            &bundle,
-                            &mut rng,
-                        )
-                        .await?
-                    }
-                    Err(error) => warn!(%jid, %error, "no prekey bundle; the device gets no sender key"),
-                }
-            }
-            let mut reachable = Vec::new();
-            for jid in needing {
-                let address = protocol_address(&jid);
-                if whatsapp_signal::store::SessionStore::load_session(&stage, &address)
-                    .await?
-                    .is_some()
-                {
-                    reachable.push(jid);
-                }
-            }
+            start_sessions(&stage, bundles, &mut rng).await?;
+            let reachable = with_sessions(&stage, needing).await?;
             let copies = if reachable.is_empty() {
                 Vec::new()
             } else {
@@ -484,6 +414,31 @@ impl<B: Backend> Client<B> {
         })
     }
 
+    /// Prekey bundles for the devices that have no session yet, fetched before the Signal lock is taken.
+    async fn bundles_for_new_sessions(
+        &self,
+        devices: impl Iterator<Item = &Jid>,
+    ) -> Result<Vec<prekeys::BundleAnswer>, ClientError> {
+        let mut missing = Vec::new();
+        for jid in devices {
+            if self
+                .shared
+                .account
+                .session(&jid.signal_address())
+                .await?
+                .is_none()
+            {
+                missing.push(jid.clone());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(prekeys::parse_bundles(
+            &self.send_iq(prekeys::bundle_query(&missing)).await?,
+        )?)
+    }
+
     async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::SendNode { node, reply }).await?;
@@ -501,6 +456,40 @@ impl<B: Backend> Client<B> {
             None => Ok(ack),
         }
     }
+}
+
+/// Starts a session with every device whose bundle arrived; a device the server had no bundle for is skipped (it
+/// gets no copy).
+async fn start_sessions<A: whatsapp_store::AccountStore>(
+    stage: &StagedSignalStore<'_, A>,
+    bundles: Vec<prekeys::BundleAnswer>,
+    rng: &mut rand::rngs::OsRng,
+) -> Result<(), ClientError> {
+    for (jid, bundle) in bundles {
+        match bundle {
+            Ok(bundle) => {
+                whatsapp_signal::store::process_bundle(stage, &protocol_address(&jid), &bundle, rng).await?
+            }
+            Err(error) => warn!(%jid, %error, "no prekey bundle; skipping the device"),
+        }
+    }
+    Ok(())
+}
+
+/// The devices among `devices` that have a session in `stage`.
+async fn with_sessions<A: whatsapp_store::AccountStore>(
+    stage: &StagedSignalStore<'_, A>,
+    devices: Vec<Jid>,
+) -> Result<Vec<Jid>, ClientError> {
+    let mut out = Vec::with_capacity(devices.len());
+    for jid in devices {
+        let session =
+            whatsapp_signal::store::SessionStore::load_session(stage, &protocol_address(&jid)).await?;
+        if session.is_some() {
+            out.push(jid);
+        }
+    }
+    Ok(out)
 }
 
 /// Adds the `edit` attribute an edit, revoke or reaction removal needs.

@@ -67,13 +67,7 @@ impl ReceiptKind {
 /// The delivery receipt for a handled `<message>`: to its sender, naming its id, `sender` when another device of
 /// this account sent it, otherwise `inactive` (a companion is not the active device until it sends presence).
 pub fn delivery_receipt(message: &Node, from_own_device: bool) -> Node {
-    let mut receipt = Node::new("receipt");
-    for key in ["id", "from", "recipient", "participant"] {
-        if let Some(value) = message.attr_value(key) {
-            let key = if key == "from" { "to" } else { key };
-            receipt = receipt.attr(key, value.clone());
-        }
-    }
+    let receipt = answering(message);
     let kind = if from_own_device {
         ReceiptKind::Sender
     } else {
@@ -83,6 +77,18 @@ pub fn delivery_receipt(message: &Node, from_own_device: bool) -> Node {
         Some(kind) => receipt.attr("type", kind.to_owned()),
         None => receipt,
     }
+}
+
+/// A `<receipt>` answering `message`: its id, addressed to its sender, with its recipient and participant.
+pub(crate) fn answering(message: &Node) -> Node {
+    let mut receipt = Node::new("receipt");
+    for key in ["id", "from", "recipient", "participant"] {
+        if let Some(value) = message.attr_value(key) {
+            let key = if key == "from" { "to" } else { key };
+            receipt = receipt.attr(key, value.clone());
+        }
+    }
+    receipt
 }
 
 /// A read (or played) receipt for messages of `chat`; `sender` names the author in groups. The first id is the

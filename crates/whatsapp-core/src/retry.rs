@@ -42,13 +42,7 @@ fn key_node(tag: &'static str, id: u32, public: &[u8; 32]) -> Node {
 
 /// The retry receipt for a `<message>` that did not decrypt; `count` is this device's attempt number for it.
 pub fn retry_receipt(message: &Node, count: u32, registration_id: u32, keys: Option<&RetryKeys<'_>>) -> Node {
-    let mut receipt = Node::new("receipt");
-    for key in ["id", "from", "recipient", "participant"] {
-        if let Some(value) = message.attr_value(key) {
-            let key = if key == "from" { "to" } else { key };
-            receipt = receipt.attr(key, value.clone());
-        }
-    }
+    let receipt = crate::receipt::answering(message);
     let mut retry = Node::new("retry").attr("count", count.to_string());
     if let Some(id) = message.attr_value("id") {
         retry = retry.attr("id", id.clone());

@@ -215,15 +215,7 @@ pub(crate) fn route_message(
     }
     let count = copies.len();
     for (device, stanza) in copies {
-        if let Some((_, conn)) = state.conn_of(&device) {
-            // A connection that just ended keeps the copy in the inbox for its next login.
-            let _ = conn.tx.send(Command::Send(stanza.clone()));
-        }
-        state.inboxes.entry(device).or_default().push(Queued {
-            class: "message",
-            id: id.clone(),
-            stanza,
-        });
+        deliver(state, device, "message", &id, stanza);
     }
     let ack = Node::new("ack")
         .attr("class", "message")
@@ -332,14 +324,7 @@ fn route_group_message(
     }
     let count = copies.len();
     for (device, stanza) in copies {
-        if let Some((_, conn)) = state.conn_of(&device) {
-            let _ = conn.tx.send(Command::Send(stanza.clone()));
-        }
-        state.inboxes.entry(device).or_default().push(Queued {
-            class: "message",
-            id: id.clone(),
-            stanza,
-        });
+        deliver(state, device, "message", &id, stanza);
     }
     let ack = Node::new("ack")
         .attr("class", "message")
@@ -347,6 +332,19 @@ fn route_group_message(
         .attr("from", group.clone())
         .attr("t", unix_now().to_string());
     Ok((ack, count))
+}
+
+/// Queues `stanza` in `device`'s inbox until the device acks it, and sends it now if the device is online (a
+/// connection that just ended keeps the copy for its next login).
+fn deliver(state: &mut State, device: Jid, class: &'static str, id: &str, stanza: Node) {
+    if let Some((_, conn)) = state.conn_of(&device) {
+        let _ = conn.tx.send(Command::Send(stanza.clone()));
+    }
+    state.inboxes.entry(device).or_default().push(Queued {
+        class,
+        id: id.to_owned(),
+        stanza,
+    });
 }
 
 /// Removes what `device` acknowledged from its inbox; returns the class and id when something was removed.
@@ -410,15 +408,13 @@ pub(crate) fn route_receipt(
         forwarded = forwarded.children(receipt.child_nodes().to_vec());
     }
     for device in &devices {
-        let device = device_jid(&number, *device);
-        if let Some((_, conn)) = state.conn_of(&device) {
-            let _ = conn.tx.send(Command::Send(forwarded.clone()));
-        }
-        state.inboxes.entry(device).or_default().push(Queued {
-            class: "receipt",
-            id: id.clone(),
-            stanza: forwarded.clone(),
-        });
+        deliver(
+            state,
+            device_jid(&number, *device),
+            "receipt",
+            &id,
+            forwarded.clone(),
+        );
     }
     let mut ack = Node::new("ack")
         .attr("class", "receipt")
