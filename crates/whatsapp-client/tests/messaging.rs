@@ -732,3 +732,37 @@ async fn reactions_edits_and_revokes() {
     alice.client.disconnect().await;
     bob.client.disconnect().await;
 }
+
+#[tokio::test]
+async fn a_connection_cut_mid_receive_loses_and_repeats_nothing() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    // Bob's connection ends right after the message is written to it, and the server keeps the copy whatever Bob
+    // acked: it arrives again after the reconnect.
+    server.honour_acks(false);
+    server.cut_after_next_message(&bob.jid);
+    let sent = alice
+        .client
+        .send_text(&user(BOB), "across the cut")
+        .await
+        .unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("across the cut"));
+    server_wait(
+        &mut server_events,
+        "an ack of the message",
+        |e| matches!(e, ServerEvent::Acked { device, id, .. } if *device == bob.jid && *id == sent.id),
+    )
+    .await;
+    // Whether Bob's first ack got through or not, the copy is still queued and comes again with the next login,
+    // ahead of the next message: it must be acknowledged without a second event.
+    server.honour_acks(true);
+    alice.client.send_text(&user(BOB), "after the cut").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("after the cut"));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}

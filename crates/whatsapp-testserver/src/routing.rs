@@ -337,8 +337,14 @@ fn route_group_message(
 /// Queues `stanza` in `device`'s inbox until the device acks it, and sends it now if the device is online (a
 /// connection that just ended keeps the copy for its next login).
 fn deliver(state: &mut State, device: Jid, class: &'static str, id: &str, stanza: Node) {
+    let cut = class == "message" && state.faults.cut_after_next.contains(&device);
     if let Some((_, conn)) = state.conn_of(&device) {
         let _ = conn.tx.send(Command::Send(stanza.clone()));
+        if cut {
+            // Written, then the connection ends before the device's ack can arrive.
+            let _ = conn.tx.send(Command::Abort);
+            state.faults.cut_after_next.remove(&device);
+        }
     }
     state.inboxes.entry(device).or_default().push(Queued {
         class,

@@ -239,6 +239,11 @@ impl TestServer {
         self.shared().lock().faults.reverse_inbox = yes;
     }
 
+    /// Cuts `device`'s connection right after the next message copy is written to it (mid-receive faults).
+    pub fn cut_after_next_message(&self, device: &Jid) {
+        self.shared().lock().faults.cut_after_next.insert(device.clone());
+    }
+
     /// How many messages `device` has not acknowledged.
     pub fn inbox_len(&self, device: &Jid) -> usize {
         self.shared().lock().inboxes.get(device).map_or(0, Vec::len)

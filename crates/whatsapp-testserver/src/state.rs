@@ -112,6 +112,8 @@ pub(crate) struct Faults {
     pub(crate) reverse_inbox: bool,
     /// Devices whose next message copies get a flipped ciphertext byte (they will not decrypt), with how many.
     pub(crate) corrupt_next: HashMap<Jid, usize>,
+    /// Devices whose connection is cut right after the next message copy is written to it.
+    pub(crate) cut_after_next: std::collections::HashSet<Jid>,
 }
 
 /// Everything behind the mutex.
@@ -182,6 +184,7 @@ impl Shared {
                     ignore_acks: false,
                     reverse_inbox: false,
                     corrupt_next: Default::default(),
+                    cut_after_next: Default::default(),
                 },
                 next_conn: 1,
                 inboxes: HashMap::new(),
