@@ -61,6 +61,17 @@ fn iq_error(id: &str, code: u16, text: &'static str) -> Node {
             .attr("text", text)])
 }
 
+/// The `<ack error="400">` refusing a malformed message or receipt.
+fn nack(stanza: &Node) -> Node {
+    let mut nack = Node::new("ack")
+        .attr("class", stanza.tag.clone())
+        .attr("error", "400");
+    if let Some(id) = stanza.attr_value("id") {
+        nack = nack.attr("id", id.clone());
+    }
+    nack
+}
+
 /// Whether a message stanza is addressed to a group.
 fn to_group(message: &Node) -> bool {
     message
@@ -489,11 +500,7 @@ impl Conn {
                 tracing::info!(%sender, %reason, "message refused");
                 self.shared
                     .emit(ServerEvent::MessageRefused { from: sender, reason });
-                let mut nack = Node::new("ack").attr("class", "message").attr("error", "400");
-                if let Some(id) = message.attr_value("id") {
-                    nack = nack.attr("id", id.clone());
-                }
-                self.send(nack).await
+                self.send(nack(message)).await
             }
         }
     }
@@ -517,11 +524,7 @@ impl Conn {
             }
             Err(reason) => {
                 self.violation(reason);
-                let mut nack = Node::new("ack").attr("class", "receipt").attr("error", "400");
-                if let Some(id) = receipt.attr_value("id") {
-                    nack = nack.attr("id", id.clone());
-                }
-                self.send(nack).await
+                self.send(nack(receipt)).await
             }
         }
     }

@@ -202,15 +202,13 @@ pub(crate) fn route_message(
         {
             children.push(identity.clone());
         }
-        let mut stanza = Node::new("message")
-            .attr("from", sender.clone())
-            .attr("id", id.clone())
-            .attr("type", kind.clone())
-            .attr("t", unix_now().to_string());
-        if let Some(edit) = message.attr_value("edit") {
-            stanza = stanza.attr("edit", edit.clone());
-        }
-        let stanza = stanza.children(children);
+        let stanza = delivered(
+            Node::new("message").attr("from", sender.clone()),
+            message,
+            &id,
+            &kind,
+            children,
+        );
         copies.push((device_jid(&number, device_id), stanza));
     }
     let count = copies.len();
@@ -304,17 +302,10 @@ fn route_group_message(
                 }
             }
             children.push(skmsg.clone());
-            let mut stanza = Node::new("message")
+            let from = Node::new("message")
                 .attr("from", group.clone())
-                .attr("participant", sender.clone())
-                .attr("id", id.clone())
-                .attr("type", kind.clone())
-                .attr("t", unix_now().to_string());
-            if let Some(edit) = message.attr_value("edit") {
-                stanza = stanza.attr("edit", edit.clone());
-            }
-            let stanza = stanza.children(children);
-            copies.push((device, stanza));
+                .attr("participant", sender.clone());
+            copies.push((device, delivered(from, message, &id, &kind, children)));
         }
     }
     if let Some(device) = pairwise.keys().next() {
@@ -332,6 +323,19 @@ fn route_group_message(
         .attr("from", group.clone())
         .attr("t", unix_now().to_string());
     Ok((ack, count))
+}
+
+/// A device's copy of `message`: `head` (the `<message>` with its sender attributes) plus the id, type, time, the
+/// `edit` attribute when the sender set one, and the copy's children.
+fn delivered(head: Node, message: &Node, id: &str, kind: &str, children: Vec<Node>) -> Node {
+    let mut stanza = head
+        .attr("id", id.to_owned())
+        .attr("type", kind.to_owned())
+        .attr("t", unix_now().to_string());
+    if let Some(edit) = message.attr_value("edit") {
+        stanza = stanza.attr("edit", edit.clone());
+    }
+    stanza.children(children)
 }
 
 /// Queues `stanza` in `device`'s inbox until the device acks it, and sends it now if the device is online (a
