@@ -84,24 +84,19 @@ async fn text_both_ways_and_to_own_devices() {
 async fn messages_wait_for_an_offline_device() {
     let server = TestServer::start().await.unwrap();
     let alice = companion(&server, PHONE).await;
-    let bob = companion(&server, BOB).await;
-    let Companion {
-        client: bob_client,
-        events: mut bob_events,
-        ..
-    } = bob;
-    bob_client.disconnect().await;
+    let mut bob = companion(&server, BOB).await;
+    bob.client.disconnect().await;
 
     alice
         .client
         .send_text(&user(BOB), "while you were away")
         .await
         .unwrap();
-    bob_client.connect().await.unwrap();
-    let (_, message) = next_message(&mut bob_events).await;
+    bob.client.connect().await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
     assert_eq!(message.conversation.as_deref(), Some("while you were away"));
     alice.client.disconnect().await;
-    bob_client.disconnect().await;
+    bob.client.disconnect().await;
 }
 
 #[tokio::test]
@@ -517,19 +512,14 @@ async fn the_sender_key_distribution_survives_a_restart() {
 async fn messages_delivered_out_of_order_all_decrypt() {
     let server = TestServer::start().await.unwrap();
     let alice = companion(&server, PHONE).await;
-    let bob = companion(&server, BOB).await;
-    let Companion {
-        client: bob_client,
-        events: mut bob_events,
-        ..
-    } = bob;
+    let mut bob = companion(&server, BOB).await;
     // Bob answers once, so Alice's later messages are ordinary `msg`s of one chain; then he goes offline.
     alice.client.send_text(&user(BOB), "first").await.unwrap();
-    next_message(&mut bob_events).await;
-    bob_client.send_text(&user(PHONE), "ok").await.unwrap();
+    next_message(&mut bob.events).await;
+    bob.client.send_text(&user(PHONE), "ok").await.unwrap();
     let mut alice_events = alice.events;
     next_message(&mut alice_events).await;
-    bob_client.disconnect().await;
+    bob.client.disconnect().await;
 
     let texts = ["one", "two", "three", "four"];
     for text in texts {
@@ -537,43 +527,38 @@ async fn messages_delivered_out_of_order_all_decrypt() {
     }
     // Bob's device gets them newest first.
     server.reverse_inbox(true);
-    bob_client.connect().await.unwrap();
+    bob.client.connect().await.unwrap();
     let mut received = Vec::new();
     for _ in texts {
-        let (_, message) = next_message(&mut bob_events).await;
+        let (_, message) = next_message(&mut bob.events).await;
         received.push(message.conversation.unwrap_or_default());
     }
     assert_eq!(received, ["four", "three", "two", "one"]);
     alice.client.disconnect().await;
-    bob_client.disconnect().await;
+    bob.client.disconnect().await;
 }
 
 #[tokio::test]
 async fn first_messages_delivered_out_of_order_all_decrypt() {
     let server = TestServer::start().await.unwrap();
     let alice = companion(&server, PHONE).await;
-    let bob = companion(&server, BOB).await;
-    let Companion {
-        client: bob_client,
-        events: mut bob_events,
-        ..
-    } = bob;
-    bob_client.disconnect().await;
+    let mut bob = companion(&server, BOB).await;
+    bob.client.disconnect().await;
     // Every message of a session the recipient has not answered is a pkmsg on the same prekey.
     let texts = ["one", "two", "three"];
     for text in texts {
         alice.client.send_text(&user(BOB), text).await.unwrap();
     }
     server.reverse_inbox(true);
-    bob_client.connect().await.unwrap();
+    bob.client.connect().await.unwrap();
     let mut received = Vec::new();
     for _ in texts {
-        let (_, message) = next_message(&mut bob_events).await;
+        let (_, message) = next_message(&mut bob.events).await;
         received.push(message.conversation.unwrap_or_default());
     }
     assert_eq!(received, ["three", "two", "one"]);
     alice.client.disconnect().await;
-    bob_client.disconnect().await;
+    bob.client.disconnect().await;
 }
 
 /// A companion on an in-memory SQLite store (many of them in one test).
