@@ -103,6 +103,15 @@ impl PatchBuilder {
         }
     }
 
+    /// The index MACs `info` writes, in order: the entries of the collection state that
+    /// [`build_patch`](Self::build_patch) reads, so a caller can load only those from its store.
+    pub fn index_macs(&self, info: &PatchInfo) -> Vec<IndexMac> {
+        info.mutations
+            .iter()
+            .map(|mutation| mac::index_mac(&self.keys, &index_json(&mutation.index)))
+            .collect()
+    }
+
     /// Builds the next patch of a collection on top of its current state.
     pub fn build_patch(
         &self,

@@ -62,6 +62,15 @@ pub enum ClientError {
     /// A downloaded file did not decrypt or match its hashes.
     #[error("media: {0}")]
     Media(#[from] whatsapp_core::media::MediaError),
+    /// App-state data did not verify or decode.
+    #[error("app state: {0}")]
+    AppState(#[from] whatsapp_appstate::AppStateError),
+    /// The original message's secret is not known (the poll or message was never seen by this device).
+    #[error("the original message's secret is not known")]
+    MissingSecret,
+    /// A secret-encrypted payload (a poll vote) did not decrypt.
+    #[error("secret: {0}")]
+    Secret(#[from] whatsapp_core::secret::SecretError),
     /// The operation is not supported for this kind of recipient yet.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

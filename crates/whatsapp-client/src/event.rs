@@ -11,7 +11,11 @@ use whatsapp_core::receipt::Receipt;
 use whatsapp_core::stream::TempBanReason;
 use whatsapp_proto::e2e::Message;
 
+use whatsapp_appstate::{Action, CollectionName};
+use whatsapp_proto::history_sync::Conversation;
+
 use crate::ClientError;
+use crate::history::HistoryCounts;
 
 /// Something that happened on the connection.
 #[derive(Debug)]
@@ -98,6 +102,58 @@ pub enum Event {
         info: MessageInfo,
         /// Why it failed.
         error: ClientError,
+    },
+    /// The phone shared app-state sync keys; collections never synced are synced next.
+    AppStateKeys {
+        /// How many keys arrived.
+        count: usize,
+    },
+    /// A change to this account's app state (a chat muted, pinned, archived, a contact renamed...), made on
+    /// another device or, during a full sync, the state as it stands. The store's chat settings and contacts are
+    /// already updated.
+    AppState {
+        /// The collection it came in.
+        collection: CollectionName,
+        /// What changed.
+        action: Action,
+        /// When the change was made (unix milliseconds; 0 when not given).
+        timestamp: i64,
+        /// Whether it came from a full sync (the current state) rather than as a new change.
+        from_full_sync: bool,
+    },
+    /// A collection was brought up to date.
+    AppStateSynced {
+        /// The collection.
+        collection: CollectionName,
+        /// The version reached.
+        version: u64,
+        /// Whether it was synced from scratch.
+        full_sync: bool,
+    },
+    /// A collection could not be synced (after one full resync on a verification failure).
+    AppStateSyncError {
+        /// The collection.
+        collection: CollectionName,
+        /// Why.
+        error: String,
+    },
+    /// One conversation of a history sync, with its messages, as the phone sent it.
+    HistoryConversation(Box<Conversation>),
+    /// A history sync blob was read to its end; its conversations were emitted before this.
+    HistorySynced {
+        /// The kind of sync (`HistorySyncType`: 0 initial bootstrap, 2 full, 3 recent, 4 push names...).
+        sync_type: i32,
+        /// The blob's place among the sync's chunks.
+        chunk_order: u32,
+        /// How far the whole sync is, in percent, when the phone says.
+        progress: Option<u32>,
+        /// What the blob held.
+        counts: HistoryCounts,
+    },
+    /// A history sync blob could not be downloaded or read.
+    HistorySyncError {
+        /// Why.
+        error: String,
     },
 }
 

@@ -25,10 +25,13 @@
 //! One [`Client`] drives one account. Many clients may share one backend (one database); each holds a lease on
 //! its account while connected, so two processes never drive the same account at once.
 
+mod app_state;
 mod error;
 mod event;
+mod history;
 mod media;
 mod messages;
+mod polls;
 mod session;
 
 use std::sync::Arc;
@@ -42,8 +45,10 @@ use whatsapp_store::{AccountId, AccountStore, Backend};
 
 pub use error::ClientError;
 pub use event::{Event, Events, MessageInfo};
+pub use history::HistoryCounts;
 pub use media::{MediaRef, Uploaded};
 pub use messages::SendResponse;
+pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::compose::EditKind;
 pub use whatsapp_core::media::MediaType;
@@ -116,10 +121,28 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) recent: std::sync::Mutex<std::collections::VecDeque<messages::Recent>>,
     /// Retry receipts sent per message id, and retry requests answered per (device, message id).
     pub(crate) retries: std::sync::Mutex<messages::RetryCounters>,
+    /// Held while a collection is synced or changed: one app-state operation at a time.
+    pub(crate) app_state_lock: Mutex<()>,
+    /// Collections with a sync waiting for `app_state_lock`.
+    pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
     running: Mutex<Option<Running>>,
 }
 
 impl<B: Backend> Shared<B> {
+    /// Marks a sync of `collection` as waiting (`true`, returning whether it was not already) or started
+    /// (`false`).
+    pub(crate) fn app_state_waiting(&self, collection: appstate::CollectionName, waiting: bool) -> bool {
+        let mut set = self
+            .app_state_waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if waiting {
+            set.insert(collection)
+        } else {
+            set.remove(&collection)
+        }
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         // The receiver may be gone (the user dropped `Events`); the connection keeps working without it.
         let _ = self.events.send(event);
@@ -197,6 +220,8 @@ impl<B: Backend> ClientBuilder<B> {
             http: reqwest::Client::new(),
             recent: Default::default(),
             retries: Default::default(),
+            app_state_lock: Mutex::new(()),
+            app_state_waiting: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

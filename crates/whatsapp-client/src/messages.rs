@@ -176,6 +176,7 @@ impl<B: Backend> Client<B> {
             to: to.clone(),
             message: message.clone(),
         });
+        self.remember_secret(&to, &own, &id, message).await;
         debug!(%id, %to, "sending message");
         let ack = self.send_and_wait_ack(stanza).await?;
         Ok(SendResponse {
@@ -401,6 +402,7 @@ impl<B: Backend> Client<B> {
             stage.commit().await?;
             (stanza, reachable)
         };
+        self.remember_secret(group, &own, &id, message).await;
         debug!(%id, %group, distributed = distributed.len(), "sending group message");
         let ack = self.send_and_wait_ack(stanza).await?;
         let distributed: Vec<String> = distributed.iter().map(Jid::to_string).collect();
@@ -492,10 +494,18 @@ async fn with_sessions<A: whatsapp_store::AccountStore>(
     Ok(out)
 }
 
-/// Adds the `edit` attribute an edit, revoke or reaction removal needs.
+/// Adds the `edit` attribute an edit, revoke or reaction removal needs, and the `<meta polltype>` of polls.
 fn with_edit(stanza: Node, message: &Message) -> Node {
-    match EditKind::for_message(message) {
+    let stanza = match EditKind::for_message(message) {
         Some(edit) => stanza.attr("edit", edit.as_attr().to_owned()),
+        None => stanza,
+    };
+    match whatsapp_core::secret::poll_meta(message) {
+        Some(meta) => {
+            let mut children = stanza.child_nodes().to_vec();
+            children.push(meta);
+            stanza.children(children)
+        }
         None => stanza,
     }
 }

@@ -34,8 +34,10 @@ use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
 use whatsapp_noise::{ClientParams, NoiseSocket, PrivateKey, Stream};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
+use whatsapp_proto::e2e::message::protocol_message::Type as ProtocolType;
 use whatsapp_store::{
-    AccountStore, Backend, BufferedEvent, Device, EventBufferStore, IdentityStore, Lease, PreKeyStore,
+    AccountStore, AppStateKeyStore, Backend, BufferedEvent, Device, EventBufferStore, IdentityStore, Lease,
+    PreKeyStore,
 };
 
 use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, MessageInfo, Shared, unix_now};
@@ -514,16 +516,20 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send(&ack).await?;
                 self.on_code_pairing_hello(notification).await?;
             }
-            Incoming::Notification { ack } => self.send(&ack).await?,
+            Incoming::Notification { ack } => {
+                self.send(&ack).await?;
+                for collection in whatsapp_core::app_state::changed_collections(node) {
+                    // Syncing needs IQs this task must read: run it beside.
+                    self.client().sync_later(collection);
+                }
+            }
             Incoming::Receipt { ack } => {
                 self.send(&ack).await?;
                 match Receipt::parse(node) {
                     Ok(receipt) => {
                         if receipt.kind == ReceiptKind::Retry {
                             // Answering may need a bundle fetch (an IQ this task must read): run it beside.
-                            let client = crate::Client {
-                                shared: Arc::clone(self.shared),
-                            };
+                            let client = self.client();
                             let node = node.clone();
                             tokio::spawn(async move { client.answer_retry(&node).await });
                         }
@@ -1010,7 +1016,14 @@ impl<B: Backend> Session<'_, B> {
         for (hash, plaintext) in decrypted {
             match Message::decode(plaintext.as_slice()) {
                 Ok(message) if is_only_distribution(&message) => {}
-                Ok(message) => self.emit_message(info.clone(), message),
+                Ok(message) if info.is_from_me && message.protocol_message.is_some() => {
+                    if let Err(error) = self.on_peer_protocol(&info, message).await {
+                        // Not marked handled: the plaintext stays in the buffer.
+                        warn!(%error, "cannot handle a message from this account's device");
+                        continue;
+                    }
+                }
+                Ok(message) => self.emit_message(info.clone(), message).await,
                 Err(error) => self.shared.emit(Event::UndecryptableMessage {
                     info: info.clone(),
                     error: ClientError::Malformed(error.to_string()),
@@ -1066,6 +1079,43 @@ impl<B: Backend> Session<'_, B> {
         self.send(&receipt).await
     }
 
+    /// A handle on this client, for work that runs beside the connection task.
+    fn client(&self) -> crate::Client<B> {
+        crate::Client {
+            shared: Arc::clone(self.shared),
+        }
+    }
+
+    /// Protocol messages from this account's own devices: app-state keys are stored (then never-synced
+    /// collections are synced), history sync notifications are downloaded and read beside this task; anything
+    /// else is emitted as a message.
+    async fn on_peer_protocol(&self, info: &MessageInfo, mut message: Message) -> Result<(), ClientError> {
+        let Some(protocol) = message.protocol_message.take() else {
+            return Ok(());
+        };
+        if let Some(share) = whatsapp_core::app_state::key_share(&protocol) {
+            let keys = whatsapp_core::app_state::shared_keys(share);
+            for key in &keys {
+                self.shared.account.put_app_state_sync_key(key).await?;
+            }
+            debug!(count = keys.len(), "app-state keys received");
+            self.shared.emit(Event::AppStateKeys { count: keys.len() });
+            let client = self.client();
+            tokio::spawn(async move { client.sync_new_collections().await });
+            return Ok(());
+        }
+        if protocol.r#type == Some(ProtocolType::HistorySyncNotification as i32)
+            && let Some(notification) = protocol.history_sync_notification.clone()
+        {
+            let client = self.client();
+            tokio::spawn(async move { client.receive_history(notification).await });
+            return Ok(());
+        }
+        message.protocol_message = Some(protocol);
+        self.emit_message(info.clone(), message).await;
+        Ok(())
+    }
+
     fn is_own_user(&self, jid: &Jid) -> bool {
         [&self.device.jid, &self.device.lid]
             .into_iter()
@@ -1074,7 +1124,7 @@ impl<B: Backend> Session<'_, B> {
     }
 
     /// Emits a message, unwrapping what another device of this account sent (`DeviceSentMessage`).
-    fn emit_message(&self, mut info: MessageInfo, mut message: Message) {
+    async fn emit_message(&self, mut info: MessageInfo, mut message: Message) {
         if info.is_from_me
             && let Some(sent) = message.device_sent_message.take()
         {
@@ -1087,6 +1137,9 @@ impl<B: Backend> Session<'_, B> {
             }
             message = sent.message.map(|m| *m).unwrap_or_default();
         }
+        self.client()
+            .remember_secret(&info.chat, &info.sender, &info.id, &message)
+            .await;
         self.shared.emit(Event::Message {
             info,
             message: Box::new(message),

@@ -26,6 +26,7 @@
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
 
+pub mod app_state;
 pub mod compose;
 pub mod connection;
 pub mod device;
@@ -42,6 +43,7 @@ pub mod policy;
 pub mod prekeys;
 pub mod receipt;
 pub mod retry;
+pub mod secret;
 pub mod signal_store;
 pub mod stream;
 pub mod usync;

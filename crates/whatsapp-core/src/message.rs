@@ -76,10 +76,12 @@ pub async fn encrypt_for_devices<A: AccountStore>(
     Ok(out)
 }
 
-/// The `type` of a `<message>` stanza carrying `message`: `media` for images, videos, audio, documents and
-/// stickers, `reaction` for reactions, otherwise `text`.
+/// The `type` of a `<message>` stanza carrying `message`: `poll` for poll creations and votes, `media` for
+/// images, videos, audio, documents and stickers, `reaction` for reactions, otherwise `text`.
 pub fn stanza_type(message: &whatsapp_proto::e2e::Message) -> &'static str {
-    if message.image_message.is_some()
+    if message.poll_creation_message.is_some() || message.poll_update_message.is_some() {
+        "poll"
+    } else if message.image_message.is_some()
         || message.video_message.is_some()
         || message.audio_message.is_some()
         || message.document_message.is_some()

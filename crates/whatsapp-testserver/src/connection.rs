@@ -453,6 +453,19 @@ impl Conn {
                 let answer = routing::bundle_answer(&mut self.shared.lock(), id, iq);
                 self.answer_or_refuse(id, answer).await
             }
+            ("w:sync:app:state", "set") => {
+                let Some(device) = self.device.clone() else {
+                    return self.respond_error(id, 401).await;
+                };
+                let answer = crate::app_state::sync_answer(&mut self.shared.lock(), id, &device, iq);
+                match answer {
+                    Ok(answer) => self.respond(vec![answer]).await,
+                    Err(reason) => {
+                        self.violation(reason);
+                        self.respond_error(id, 400).await
+                    }
+                }
+            }
             ("usync", "get") if self.device.is_some() => {
                 let answer = routing::usync_answer(&self.shared.lock(), id, iq);
                 self.answer_or_refuse(id, answer).await

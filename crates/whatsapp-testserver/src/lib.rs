@@ -28,10 +28,12 @@
 
 #![forbid(unsafe_code)]
 
+mod app_state;
 mod connection;
 mod events;
 mod media;
 mod phone;
+mod primary;
 mod routing;
 mod server;
 mod state;

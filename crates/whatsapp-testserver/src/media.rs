@@ -146,6 +146,17 @@ impl MediaHost {
         (200, json.into_bytes())
     }
 
+    /// Stores an encrypted file as if it had been uploaded (the phone's own uploads); returns its direct path.
+    pub(crate) fn host(&self, kind: &str, encrypted: Vec<u8>) -> String {
+        let id = hex::encode(&Sha256::digest(&encrypted)[..16]);
+        let direct_path = format!("/mms-file/{kind}/{id}?ccb=11-4");
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(encrypted));
+        direct_path
+    }
+
     fn download(&self, target: &str) -> (u16, Vec<u8>) {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
         let Some(id) = path.rsplit('/').next().filter(|_| path.starts_with("/mms-file/")) else {

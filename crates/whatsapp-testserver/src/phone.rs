@@ -73,6 +73,15 @@ pub enum PhoneError {
     /// The connection went away before the phone's answer could be sent.
     #[error("the companion's connection is closed")]
     ConnectionClosed,
+    /// The device is not a linked companion of this phone's account.
+    #[error("{0} is not a companion of this account")]
+    UnknownDevice(Jid),
+    /// A Signal session with the companion could not be started or used.
+    #[error("signal: {0}")]
+    Signal(String),
+    /// The account's app state could not be read or written.
+    #[error("app state: {0}")]
+    AppState(String),
 }
 
 /// How [`Phone::scan_qr_tampered`] spoils the `pair-success`, to test the client's checks.
@@ -89,8 +98,8 @@ pub enum Tamper {
 /// An account's primary phone. Cheap to clone; it stays usable while any handle to its server lives.
 #[derive(Clone, Debug)]
 pub struct Phone {
-    shared: Arc<Shared>,
-    number: String,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) number: String,
 }
 
 /// A parsed QR code.

@@ -22,7 +22,7 @@ pub(crate) struct Queued {
 }
 
 /// The account number (phone-number user) and device id behind a device JID on either server.
-fn resolve(state: &State, jid: &Jid) -> Option<(String, u16)> {
+pub(crate) fn resolve(state: &State, jid: &Jid) -> Option<(String, u16)> {
     let number = match jid.server() {
         Jid::DEFAULT_USER_SERVER => state
             .accounts
@@ -340,7 +340,7 @@ fn delivered(head: Node, message: &Node, id: &str, kind: &str, children: Vec<Nod
 
 /// Queues `stanza` in `device`'s inbox until the device acks it, and sends it now if the device is online (a
 /// connection that just ended keeps the copy for its next login).
-fn deliver(state: &mut State, device: Jid, class: &'static str, id: &str, stanza: Node) {
+pub(crate) fn deliver(state: &mut State, device: Jid, class: &'static str, id: &str, stanza: Node) {
     let cut = class == "message" && state.faults.cut_after_next.contains(&device);
     if let Some((_, conn)) = state.conn_of(&device) {
         let _ = conn.tx.send(Command::Send(stanza.clone()));

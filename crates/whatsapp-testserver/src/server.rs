@@ -169,6 +169,10 @@ impl TestServer {
                 raw_id: OsRng.r#gen(),
                 next_device: 1,
                 devices: Default::default(),
+                registration_id: OsRng.gen_range(1..16_380),
+                sessions: Default::default(),
+                app_state_key: None,
+                app_state: Default::default(),
             }
         });
         drop(state);

@@ -42,6 +42,14 @@ pub(crate) struct Account {
     /// The next device id to hand out (the phone is 0; companions count up from 1).
     pub(crate) next_device: u16,
     pub(crate) devices: BTreeMap<u16, LinkedDevice>,
+    /// The phone's Signal registration id (its identity key is `identity`).
+    pub(crate) registration_id: u32,
+    /// The phone's Signal sessions with its companions, by device id.
+    pub(crate) sessions: HashMap<u16, whatsapp_signal::SessionRecord>,
+    /// The app-state sync key the phone shares with its companions (id, key data), made on first use.
+    pub(crate) app_state_key: Option<(Vec<u8>, Vec<u8>)>,
+    /// The account's app-state collections by name: the patches uploaded so far, oldest first.
+    pub(crate) app_state: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 /// What a connection task is told to do.

@@ -1,0 +1,362 @@
+//! End to end: what the phone shares with its companions and what companions of one account keep in step:
+//! app-state keys, collections synced from scratch and kept up to date between two companions (mute, pin, and
+//! concurrent changes), recovery from a state that no longer verifies, and history sync of 10,000 messages read
+//! one conversation at a time. Real sockets, SQLite stores.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use whatsapp_client::appstate::{Action, CollectionName, PatchInfo};
+use whatsapp_client::sql::SqlBackend;
+use whatsapp_client::store::{
+    AccountStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore, LidStore,
+    SecretStore,
+};
+use whatsapp_client::{Client, Event, Events, Jid};
+use whatsapp_proto::e2e::MessageKey;
+use whatsapp_proto::history_sync::{
+    Conversation, HistorySync, HistorySyncMsg, PhoneNumberToLidMapping, Pushname, WebMessageInfo,
+};
+use whatsapp_testserver::{Phone, TestServer};
+
+struct Companion {
+    client: Client<SqlBackend>,
+    events: Events,
+    jid: Jid,
+    /// The database file, for a second look at what the client stored.
+    path: String,
+}
+
+async fn companion(phone: &Phone, server: &TestServer) -> Companion {
+    let (backend, path) = sqlite().await;
+    let (client, mut events) = client_for(server, backend).await;
+    let jid = pair_with(phone, &client, &mut events).await;
+    Companion {
+        client,
+        events,
+        jid,
+        path,
+    }
+}
+
+impl Companion {
+    /// The account's store, opened separately from the client's.
+    async fn store(&self) -> impl AccountStore {
+        let backend = SqlBackend::open_sqlite(&self.path).await.unwrap();
+        backend.open_account(self.client.account_id()).await.unwrap()
+    }
+}
+
+fn user(number: &str) -> Jid {
+    Jid::new(number, Jid::DEFAULT_USER_SERVER)
+}
+
+const NOW: i64 = 1_700_000_000_000;
+
+async fn synced(events: &mut Events, collection: CollectionName) -> (u64, bool) {
+    match wait_for(events, "a collection synced", |e| {
+        matches!(e, Event::AppStateSynced { collection: c, .. } | Event::AppStateSyncError { collection: c, .. } if *c == collection)
+    })
+    .await
+    {
+        Event::AppStateSynced { version, full_sync, .. } => (version, full_sync),
+        other => panic!("{collection} did not sync: {other:?}"),
+    }
+}
+
+/// Waits until every collection was synced at least once; returns the versions reached.
+async fn all_synced(events: &mut Events) -> std::collections::HashMap<CollectionName, u64> {
+    let mut versions = std::collections::HashMap::new();
+    while versions.len() < CollectionName::ALL.len() {
+        match wait_for(events, "collections synced", |e| {
+            matches!(e, Event::AppStateSynced { .. } | Event::AppStateSyncError { .. })
+        })
+        .await
+        {
+            Event::AppStateSynced {
+                collection, version, ..
+            } => {
+                versions.insert(collection, version);
+            }
+            other => panic!("a collection did not sync: {other:?}"),
+        }
+    }
+    versions
+}
+
+async fn next_change(events: &mut Events) -> (Action, bool) {
+    match wait_for(events, "an app-state change", |e| {
+        matches!(e, Event::AppState { .. })
+    })
+    .await
+    {
+        Event::AppState {
+            action,
+            from_full_sync,
+            ..
+        } => (action, from_full_sync),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn app_state_is_shared_and_kept_in_step_between_companions() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&phone, &server).await;
+    let mut desktop = companion(&phone, &server).await;
+    let bob = user("15557654321");
+    let carol = user("15550000003");
+
+    // The phone's existing state: 25 pins and unpins (more than one page of patches), and Carol archived.
+    for i in 0..25 {
+        phone
+            .push_app_state(&PatchInfo::pin(&bob, i % 2 == 0, NOW + i))
+            .unwrap();
+    }
+    phone
+        .push_app_state(&PatchInfo::archive(&carol, true, None, NOW))
+        .unwrap();
+    assert_eq!(phone.share_app_state_key().unwrap(), 2);
+
+    for device in [&mut laptop, &mut desktop] {
+        next_is_keys(&mut device.events).await;
+        assert_eq!(
+            all_synced(&mut device.events).await[&CollectionName::RegularLow],
+            26
+        );
+    }
+    let settings = laptop.store().await.chat_settings(&bob).await.unwrap().unwrap();
+    assert!(settings.pinned, "the last of the pins wins");
+    let settings = laptop.store().await.chat_settings(&carol).await.unwrap().unwrap();
+    assert!(settings.archived);
+
+    // The laptop mutes Bob: the desktop hears of it and applies it.
+    laptop.client.mute_chat(&bob, true, None).await.unwrap();
+    let (action, full) = next_change(&mut desktop.events).await;
+    assert_eq!(
+        action,
+        Action::Mute {
+            chat: bob.clone(),
+            muted: true,
+            mute_end_ms: Some(-1)
+        }
+    );
+    assert!(!full);
+    assert_eq!(
+        desktop
+            .store()
+            .await
+            .chat_settings(&bob)
+            .await
+            .unwrap()
+            .unwrap()
+            .muted_until,
+        -1
+    );
+
+    // The desktop unpins Bob: the laptop follows.
+    desktop.client.pin_chat(&bob, false).await.unwrap();
+    loop {
+        if let (Action::Pin { chat, pinned }, false) = next_change(&mut laptop.events).await {
+            assert_eq!((chat, pinned), (bob.clone(), false));
+            break;
+        }
+    }
+
+    // Both change the same collection at once: one of them is behind and must apply the other's change first
+    // (409), then both end with both changes.
+    let dave_pinned = PatchInfo::pin(&user("15550000004"), true, NOW);
+    let (a, b) = tokio::join!(
+        laptop.client.pin_chat(&carol, true),
+        desktop.client.send_app_state(&dave_pinned),
+    );
+    a.unwrap();
+    b.unwrap();
+    for device in [&laptop, &desktop] {
+        let store = device.store().await;
+        assert!(store.chat_settings(&carol).await.unwrap().unwrap().pinned);
+        let version = store
+            .app_state_version("regular_low")
+            .await
+            .unwrap()
+            .unwrap()
+            .version;
+        assert_eq!(version, 26 + 1 + 2);
+    }
+}
+
+async fn next_is_keys(events: &mut Events) {
+    wait_for(events, "app-state keys", |e| {
+        matches!(e, Event::AppStateKeys { count: 1 })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_state_that_no_longer_verifies_is_synced_again_from_scratch() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&phone, &server).await;
+    let bob = user("15557654321");
+    phone.push_app_state(&PatchInfo::pin(&bob, true, NOW)).unwrap();
+    phone.share_app_state_key().unwrap();
+    next_is_keys(&mut laptop.events).await;
+    assert_eq!(
+        all_synced(&mut laptop.events).await[&CollectionName::RegularLow],
+        1
+    );
+
+    // The stored LTHash is damaged behind the client's back; the next patch cannot verify on top of it.
+    laptop
+        .store()
+        .await
+        .put_app_state_version(
+            "regular_low",
+            &AppStateVersion {
+                version: 1,
+                hash: [0x5A; 128],
+            },
+        )
+        .await
+        .unwrap();
+    phone
+        .push_app_state(&PatchInfo::archive(&bob, true, None, NOW + 1))
+        .unwrap();
+    assert_eq!(
+        synced(&mut laptop.events, CollectionName::RegularLow).await,
+        (2, true)
+    );
+    let settings = laptop.store().await.chat_settings(&bob).await.unwrap().unwrap();
+    // Archiving a chat also unpins it (the archive patch carries both changes).
+    assert!(!settings.pinned && settings.archived, "{settings:?}");
+}
+
+fn history(conversations: usize, messages: usize) -> HistorySync {
+    let conversations = (0..conversations)
+        .map(|c| {
+            let chat = format!("1555100{c:04}@s.whatsapp.net");
+            Conversation {
+                id: chat.clone(),
+                messages: (0..messages)
+                    .map(|m| HistorySyncMsg {
+                        message: Some(WebMessageInfo {
+                            key: MessageKey {
+                                remote_jid: Some(chat.clone()),
+                                from_me: Some(m % 2 == 1),
+                                id: Some(format!("M{c}X{m}")),
+                                participant: None,
+                            },
+                            message: Some(whatsapp_client::Message {
+                                conversation: Some(format!("message {m} in chat {c}")),
+                                ..Default::default()
+                            }),
+                            message_timestamp: Some(1_700_000_000 + m as u64),
+                            message_secret: (m == 0).then(|| vec![c as u8; 32]),
+                            ..Default::default()
+                        }),
+                        msg_order_id: Some(m as u64),
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    HistorySync {
+        sync_type: 0,
+        conversations,
+        pushnames: vec![Pushname {
+            id: Some("15551000000@s.whatsapp.net".to_owned()),
+            pushname: Some("Dana".to_owned()),
+        }],
+        phone_number_to_lid_mappings: vec![PhoneNumberToLidMapping {
+            pn_jid: Some("15551000001@s.whatsapp.net".to_owned()),
+            lid_jid: Some("99887766@lid".to_owned()),
+        }],
+        progress: Some(100),
+        chunk_order: Some(1),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversation() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&phone, &server).await;
+    phone.send_history_sync(&laptop.jid, &history(100, 100)).unwrap();
+
+    let mut conversations = Vec::new();
+    let mut messages = 0;
+    let counts = loop {
+        match wait_for(&mut laptop.events, "history", |e| {
+            matches!(
+                e,
+                Event::HistoryConversation(_) | Event::HistorySynced { .. } | Event::HistorySyncError { .. }
+            )
+        })
+        .await
+        {
+            Event::HistoryConversation(conversation) => {
+                messages += conversation.messages.len();
+                conversations.push(conversation.id.clone());
+            }
+            Event::HistorySynced {
+                sync_type,
+                chunk_order,
+                progress,
+                counts,
+            } => {
+                assert_eq!((sync_type, chunk_order, progress), (0, 1, Some(100)));
+                break counts;
+            }
+            other => panic!("history sync failed: {other:?}"),
+        }
+    };
+    assert_eq!(messages, 10_000);
+    assert_eq!(conversations.len(), 100);
+    assert_eq!(conversations[0], "15551000000@s.whatsapp.net");
+    assert_eq!(conversations[99], "15551000099@s.whatsapp.net");
+    assert_eq!(
+        (
+            counts.conversations,
+            counts.messages,
+            counts.push_names,
+            counts.lid_mappings
+        ),
+        (100, 10_000, 1, 1)
+    );
+
+    // What it carried besides messages is stored.
+    let store = laptop.store().await;
+    let dana = store.contact(&user("15551000000")).await.unwrap().unwrap();
+    assert_eq!(dana.push_name, "Dana");
+    let backend = SqlBackend::open_sqlite(&laptop.path).await.unwrap();
+    assert_eq!(
+        backend.lid_for_pn(&user("15551000001")).await.unwrap(),
+        Some(Jid::new("99887766", Jid::LID_SERVER))
+    );
+    let chat = user("15551000007");
+    let secret = store.message_secret(&chat, &chat, "M7X0").await.unwrap();
+    assert_eq!(secret, Some(vec![7u8; 32]));
+}
+
+#[tokio::test]
+async fn history_that_cannot_be_downloaded_is_reported() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&phone, &server).await;
+    laptop.client.disconnect().await;
+    phone.send_history_sync(&laptop.jid, &history(1, 1)).unwrap();
+    server.forget_media();
+    laptop.client.connect().await.unwrap();
+    match wait_for(&mut laptop.events, "history", |e| {
+        matches!(e, Event::HistorySynced { .. } | Event::HistorySyncError { .. })
+    })
+    .await
+    {
+        Event::HistorySyncError { error } => assert!(error.contains("404"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
