@@ -51,7 +51,7 @@ impl<B: Backend> Client<B> {
         self.send_message(&poll.chat, &vote).await
     }
 
-    /// The options (as SHA-256 hashes of their names; compare with [`secret::option_hashes`]) chosen in a vote
+    /// The options (as SHA-256 hashes of their names; compare with [`option_hashes`](crate::option_hashes)) chosen in a vote
     /// that arrived as `update` in the message `info`.
     pub async fn decrypt_poll_vote(
         &self,

@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::{Client, ClientError, Event, Events, Jid, Message, MessageInfo};
-use whatsapp_core::secret::option_hashes;
+use whatsapp_client::{Client, ClientError, Event, Events, Jid, Message, MessageInfo, option_hashes};
 use whatsapp_testserver::TestServer;
 
 const BOB: &str = "15557654321";

@@ -1,10 +1,101 @@
-//! Messages that refer to other messages: reactions, edits and revokes, with the message key that names the
+//! Building messages: text with replies, mentions and disappearing timers, locations, contact cards, and the
+//! messages that refer to other messages (reactions, edits and revokes), with the message key that names the
 //! target and the stanza `edit` attribute that tells the server what kind of change it is (whatsmeow `send.go`).
 
 use whatsapp_binary::{Jid, Node};
 use whatsapp_proto::e2e::message::protocol_message::Type as ProtocolType;
-use whatsapp_proto::e2e::message::{ProtocolMessage, ReactionMessage};
-use whatsapp_proto::e2e::{Message, MessageKey};
+use whatsapp_proto::e2e::message::{
+    ContactMessage, ExtendedTextMessage, LocationMessage, ProtocolMessage, ReactionMessage,
+};
+use whatsapp_proto::e2e::{ContextInfo, Message, MessageKey};
+
+/// The message a reply quotes.
+#[derive(Clone, Debug)]
+pub struct Quote<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// Its sender.
+    pub sender: &'a Jid,
+    /// Its content, shown above the reply.
+    pub message: &'a Message,
+}
+
+/// What a text message carries besides its text.
+#[derive(Clone, Debug, Default)]
+pub struct TextOptions<'a> {
+    /// The message it replies to.
+    pub quote: Option<Quote<'a>>,
+    /// Users it mentions (their `@number` should appear in the text).
+    pub mentions: &'a [Jid],
+    /// The chat's disappearing-message timer in seconds, when it has one: the message disappears after it.
+    pub expiration: Option<u32>,
+}
+
+/// A text message. Plain text without options is a `conversation`; a reply, mentions or a timer make it an
+/// `extendedTextMessage` with the `contextInfo` that carries them.
+pub fn text(text: &str, options: &TextOptions<'_>) -> Message {
+    if options.quote.is_none() && options.mentions.is_empty() && options.expiration.is_none() {
+        return Message {
+            conversation: Some(text.to_owned()),
+            ..Default::default()
+        };
+    }
+    let context = ContextInfo {
+        stanza_id: options.quote.as_ref().map(|q| q.id.to_owned()),
+        participant: options.quote.as_ref().map(|q| q.sender.to_non_ad().to_string()),
+        quoted_message: options.quote.as_ref().map(|q| Box::new(q.message.clone())),
+        mentioned_jid: options
+            .mentions
+            .iter()
+            .map(|jid| jid.to_non_ad().to_string())
+            .collect(),
+        expiration: options.expiration,
+        ..Default::default()
+    };
+    Message {
+        extended_text_message: Some(Box::new(ExtendedTextMessage {
+            text: Some(text.to_owned()),
+            context_info: Some(Box::new(context)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A location pin, with an optional place name and address.
+pub fn location(latitude: f64, longitude: f64, name: Option<&str>, address: Option<&str>) -> Message {
+    Message {
+        location_message: Some(Box::new(LocationMessage {
+            degrees_latitude: Some(latitude),
+            degrees_longitude: Some(longitude),
+            name: name.map(str::to_owned),
+            address: address.map(str::to_owned),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// A contact card for `name` with phone number `number` (digits, international form): a vCard 3.0 whose `waid`
+/// lets WhatsApp offer to message the contact.
+pub fn contact(name: &str, number: &str) -> Message {
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let escaped = name
+        .replace('\\', "\\\\")
+        .replace(';', "\\;")
+        .replace(',', "\\,")
+        .replace('\n', " ");
+    let vcard =
+        format!("BEGIN:VCARD\nVERSION:3.0\nFN:{escaped}\nTEL;type=CELL;waid={digits}:+{digits}\nEND:VCARD");
+    Message {
+        contact_message: Some(Box::new(ContactMessage {
+            display_name: Some(name.to_owned()),
+            vcard: Some(vcard),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
 
 /// The `edit` attribute of a `<message>` stanza: what kind of change to an earlier message it carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +217,52 @@ pub fn edit(chat: &Jid, id: &str, new: Message, unix_millis: i64) -> Message {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn text_grows_a_context_only_when_needed() {
+        use super::*;
+        let plain = text("hi", &TextOptions::default());
+        assert_eq!(plain.conversation.as_deref(), Some("hi"));
+        let bob: Jid = "15550002222:4@s.whatsapp.net".parse().unwrap();
+        let quoted = text("original", &TextOptions::default());
+        let reply = text(
+            "@15550002222 yes",
+            &TextOptions {
+                quote: Some(Quote {
+                    id: "3EB0A",
+                    sender: &bob,
+                    message: &quoted,
+                }),
+                mentions: std::slice::from_ref(&bob),
+                expiration: Some(86_400),
+            },
+        );
+        let extended = reply.extended_text_message.unwrap();
+        let context = extended.context_info.unwrap();
+        assert_eq!(extended.text.as_deref(), Some("@15550002222 yes"));
+        assert_eq!(context.stanza_id.as_deref(), Some("3EB0A"));
+        assert_eq!(context.participant.as_deref(), Some("15550002222@s.whatsapp.net"));
+        assert_eq!(context.quoted_message.as_deref(), Some(&quoted));
+        assert_eq!(
+            context.mentioned_jid,
+            vec!["15550002222@s.whatsapp.net".to_owned()]
+        );
+        assert_eq!(context.expiration, Some(86_400));
+    }
+
+    #[test]
+    fn locations_and_contact_cards() {
+        use super::*;
+        let pin = location(52.37, 4.89, Some("Dam"), None).location_message.unwrap();
+        assert_eq!(
+            (pin.degrees_latitude, pin.name.as_deref()),
+            (Some(52.37), Some("Dam"))
+        );
+        let card = contact("Ann; Lee", "+1 555 000 1111").contact_message.unwrap();
+        let vcard = card.vcard.unwrap();
+        assert!(vcard.contains("FN:Ann\\; Lee\n"), "{vcard}");
+        assert!(vcard.contains("waid=15550001111:+15550001111"), "{vcard}");
+    }
+
     use super::*;
 
     #[test]

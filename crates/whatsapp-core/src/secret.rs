@@ -200,9 +200,9 @@ pub fn poll_creation<S: AsRef<str>>(
     }
 }
 
-/// The key of the message `info` names, as a vote or reaction refers to it: chat, whether it is this account's,
-/// id, and in groups its sender.
-pub fn message_key(chat: &Jid, sender: &Jid, id: &str, from_me: bool) -> MessageKey {
+/// The key a vote names its poll by: chat, whether the poll is the voter's own, id, and in groups the poll's
+/// sender (even the voter's own, unlike [`crate::compose::message_key`]).
+fn poll_key(chat: &Jid, sender: &Jid, id: &str, from_me: bool) -> MessageKey {
     MessageKey {
         remote_jid: Some(chat.to_string()),
         from_me: Some(from_me),
@@ -227,7 +227,7 @@ pub fn poll_vote<S: AsRef<str>>(
     let payload = encrypt(SecretUse::PollVote, original, voter, &vote.encode_to_vec(), iv);
     Message {
         poll_update_message: Some(PollUpdateMessage {
-            poll_creation_message_key: Some(message_key(chat, original.sender, original.id, from_me)),
+            poll_creation_message_key: Some(poll_key(chat, original.sender, original.id, from_me)),
             vote: Some(PollEncValue {
                 enc_payload: Some(payload),
                 enc_iv: Some(iv.to_vec()),

@@ -22,9 +22,14 @@
 //! queued until each device acknowledges its copy; and (§3.9) a plain-HTTP media host on 127.0.0.1 named by
 //! `media_conn`, which checks upload tokens and hashes.
 //!
+//! Phones also act after linking: they start Signal sessions with their companions and send them app-state key
+//! shares ([`Phone::share_app_state_key`]) and history syncs ([`Phone::send_history_sync`]), and write app-state
+//! patches ([`Phone::push_app_state`]); the server keeps each account's app-state collections as ordered patch logs
+//! (§3.8).
+//!
 //! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
-//! routes no presence or app-state yet, its phones have no Signal keys of their own, and its certificate root is
-//! its own, so only a client explicitly configured with [`TestServer::trust_root`] talks to it.
+//! routes no presence yet, its phones send but do not read end-to-end messages, and its certificate root is its
+//! own, so only a client explicitly configured with [`TestServer::trust_root`] talks to it.
 
 #![forbid(unsafe_code)]
 
