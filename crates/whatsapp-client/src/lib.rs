@@ -112,6 +112,8 @@ pub(crate) struct Shared<B: Backend> {
     /// The lease owner name of this client.
     pub(crate) owner: String,
     pub(crate) logged_in: AtomicBool,
+    /// How many times a connection reached `Connected`; a send whose connection ended waits for the next one.
+    pub(crate) logins: tokio::sync::watch::Sender<u64>,
     pub(crate) logged_out: AtomicBool,
     /// Held while Signal records are read, changed and committed, so a send and a receive never interleave on
     /// one session. Never held while waiting for the network.
@@ -216,6 +218,7 @@ impl<B: Backend> ClientBuilder<B> {
             events,
             owner,
             logged_in: AtomicBool::new(false),
+            logins: tokio::sync::watch::Sender::new(0),
             logged_out: AtomicBool::new(false),
             signal_lock: Mutex::new(()),
             http: reqwest::Client::new(),

@@ -442,12 +442,40 @@ impl<B: Backend> Client<B> {
     }
 
     async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
-        let (reply, answer) = oneshot::channel();
-        self.command(Command::SendNode { node, reply }).await?;
         let timeout: Duration = self.shared.config.iq_timeout;
-        let ack = match tokio::time::timeout(timeout, answer).await {
-            Ok(answer) => answer.map_err(|_| ClientError::ConnectionClosed)??,
-            Err(_) => return Err(ClientError::IqTimeout),
+        let mut logins = self.shared.logins.subscribe();
+        let mut attempt = 0;
+        let ack = loop {
+            logins.mark_unchanged();
+            let (reply, answer) = oneshot::channel();
+            self.command(Command::SendNode {
+                node: node.clone(),
+                reply,
+            })
+            .await?;
+            let outcome = match tokio::time::timeout(timeout, answer).await {
+                Ok(answer) => answer.unwrap_or(Err(ClientError::ConnectionClosed)),
+                Err(_) => return Err(ClientError::IqTimeout),
+            };
+            match outcome {
+                // The connection ended before the ack: the stanza may or may not have reached the server. Sending
+                // the very same stanza again after the reconnect is safe either way: recipients that got it
+                // recognise the same ciphertext and only ack it.
+                Err(ClientError::ConnectionClosed)
+                    if self.shared.config.auto_reconnect && attempt < MAX_RESENDS =>
+                {
+                    attempt += 1;
+                    debug!(
+                        attempt,
+                        "connection ended before the ack; resending after the reconnect"
+                    );
+                    match tokio::time::timeout(timeout, logins.changed()).await {
+                        Ok(Ok(())) => continue,
+                        _ => return Err(ClientError::ConnectionClosed),
+                    }
+                }
+                outcome => break outcome?,
+            }
         };
         // The server refuses a stanza with an ack carrying an error code.
         match ack.optional_str_attr("error") {
@@ -509,6 +537,9 @@ fn with_edit(stanza: Node, message: &Message) -> Node {
         None => stanza,
     }
 }
+
+/// How many times a stanza whose connection ended before its ack is sent again.
+const MAX_RESENDS: u32 = 3;
 
 fn random_16() -> [u8; 16] {
     let mut bytes = [0u8; 16];

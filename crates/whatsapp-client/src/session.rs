@@ -714,6 +714,7 @@ impl<'a, B: Backend> Session<'a, B> {
 
     fn connected(&mut self) {
         self.shared.logged_in.store(true, Ordering::Release);
+        self.shared.logins.send_modify(|count| *count += 1);
         self.shared.emit(Event::Connected);
     }
 

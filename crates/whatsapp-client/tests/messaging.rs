@@ -751,3 +751,26 @@ async fn a_connection_cut_mid_receive_loses_and_repeats_nothing() {
     alice.client.disconnect().await;
     bob.client.disconnect().await;
 }
+
+#[tokio::test]
+async fn a_connection_lost_mid_send_loses_and_duplicates_nothing() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+
+    // The server routes the message, then the connection ends before the ack: the client cannot know the message
+    // arrived, sends the same stanza again after the reconnect, and Bob still sees it once.
+    server.cut_before_next_ack(&alice.jid, true);
+    alice.client.send_text(&user(BOB), "ack lost").await.unwrap();
+    // The connection ends before the message even reaches the server: the resend is what delivers it.
+    server.cut_before_next_ack(&alice.jid, false);
+    alice.client.send_text(&user(BOB), "message lost").await.unwrap();
+    alice.client.send_text(&user(BOB), "marker").await.unwrap();
+
+    let mut texts = Vec::new();
+    while texts.last().map(String::as_str) != Some("marker") {
+        let (_, message) = next_message(&mut bob.events).await;
+        texts.push(message.conversation.unwrap_or_default());
+    }
+    assert_eq!(texts, ["ack lost", "message lost", "marker"]);
+}

@@ -493,6 +493,10 @@ impl Conn {
             self.violation("message from a connection that is not logged in".to_owned());
             return self.close(None).await;
         };
+        let cut = self.shared.lock().faults.cut_before_ack.remove(&sender);
+        if cut == Some(false) {
+            return Flow::Close;
+        }
         let routed = routing::route_message(&mut self.shared.lock(), &sender, message);
         match routed {
             Ok((ack, copies)) => {
@@ -507,6 +511,9 @@ impl Conn {
                     copies,
                     pairwise,
                 });
+                if cut.is_some() {
+                    return Flow::Close;
+                }
                 self.send(ack).await
             }
             Err(reason) => {

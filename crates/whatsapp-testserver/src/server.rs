@@ -243,6 +243,17 @@ impl TestServer {
         self.shared().lock().faults.reverse_inbox = yes;
     }
 
+    /// Ends `device`'s connection as soon as its next `<message>` arrives, without the ack: the stanza is routed
+    /// first when `routed` (the ack was lost: recipients have it) or dropped when not (the message was lost in
+    /// transit). Either way the sender cannot tell which, as when a connection drops mid-send.
+    pub fn cut_before_next_ack(&self, device: &Jid, routed: bool) {
+        self.shared()
+            .lock()
+            .faults
+            .cut_before_ack
+            .insert(device.clone(), routed);
+    }
+
     /// Cuts `device`'s connection right after the next message copy is written to it (mid-receive faults).
     pub fn cut_after_next_message(&self, device: &Jid) {
         self.shared().lock().faults.cut_after_next.insert(device.clone());

@@ -122,6 +122,9 @@ pub(crate) struct Faults {
     pub(crate) corrupt_next: HashMap<Jid, usize>,
     /// Devices whose connection is cut right after the next message copy is written to it.
     pub(crate) cut_after_next: std::collections::HashSet<Jid>,
+    /// Devices whose connection ends right after their next message arrives, before its ack, and whether that
+    /// message is routed first.
+    pub(crate) cut_before_ack: HashMap<Jid, bool>,
 }
 
 /// Everything behind the mutex.
@@ -193,6 +196,7 @@ impl Shared {
                     reverse_inbox: false,
                     corrupt_next: Default::default(),
                     cut_after_next: Default::default(),
+                    cut_before_ack: Default::default(),
                 },
                 next_conn: 1,
                 inboxes: HashMap::new(),
