@@ -217,7 +217,12 @@ impl<B: Backend> Client<B> {
         ))?;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
-        let plaintext = if request.device.user() == own.user() {
+        let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
+        let plaintext = if request.chat.is_group() {
+            // Filled in under the Signal lock below: the message with this device's sender key, so the copy
+            // also repairs a missing or broken sender key.
+            message
+        } else if request.device.user() == own.user() {
             Message {
                 device_sent_message: Some(Box::new(DeviceSentMessage {
                     destination_jid: Some(to.to_string()),
@@ -249,6 +254,15 @@ impl<B: Backend> Client<B> {
             if let Some(bundle) = bundle {
                 whatsapp_signal::store::process_bundle(&stage, &address, &bundle, &mut rng).await?;
             }
+            let plaintext = if request.chat.is_group() {
+                let skdm = group::distribution_message(&stage, &request.chat, &own_address, &mut rng).await?;
+                Message {
+                    sender_key_distribution_message: skdm.sender_key_distribution_message,
+                    ..plaintext
+                }
+            } else {
+                plaintext
+            };
             let copy = encrypt_for_devices(
                 &stage,
                 std::slice::from_ref(&request.device),
@@ -402,6 +416,11 @@ impl<B: Backend> Client<B> {
             stage.commit().await?;
             (stanza, reachable)
         };
+        shared.remember(Recent {
+            id: id.clone(),
+            to: group.clone(),
+            message: message.clone(),
+        });
         self.remember_secret(group, &own, &id, message).await;
         debug!(%id, %group, distributed = distributed.len(), "sending group message");
         let ack = self.send_and_wait_ack(stanza).await?;

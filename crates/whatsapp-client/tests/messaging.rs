@@ -774,3 +774,41 @@ async fn a_connection_lost_mid_send_loses_and_duplicates_nothing() {
     }
     assert_eq!(texts, ["ack lost", "message lost", "marker"]);
 }
+
+#[tokio::test]
+async fn a_group_message_that_does_not_decrypt_is_sent_again_with_the_sender_key() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let group = server.create_group("Two", &[PHONE, BOB]);
+
+    // Bob's copy of the skmsg arrives damaged: his device asks again, and Alice answers with one pairwise copy,
+    // from the group, carrying the message and her sender key.
+    server.corrupt_next_messages(&bob.jid, 1);
+    let sent = alice.client.send_text(&group, "please retry").await.unwrap();
+    match wait_for(&mut bob.events, "undecryptable", |e| {
+        matches!(e, Event::UndecryptableMessage { .. })
+    })
+    .await
+    {
+        Event::UndecryptableMessage { info, .. } => assert_eq!(info.id, sent.id),
+        _ => unreachable!(),
+    }
+    server_wait(&mut server_events, "retry receipt", |e| {
+        matches!(e, ServerEvent::ReceiptRouted { id, kind: Some(kind), .. } if *id == sent.id && kind == "retry")
+    })
+    .await;
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("please retry"));
+    assert_eq!(
+        (info.id, info.chat, info.sender),
+        (sent.id, group.clone(), alice.jid.clone())
+    );
+    assert!(info.is_group);
+
+    // The group keeps working for him with the skmsg alone.
+    alice.client.send_text(&group, "next").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("next"));
+}

@@ -130,11 +130,17 @@ pub fn resend_stanza(
     copy: &Encrypted,
     device_identity: &[u8],
 ) -> Node {
-    let mut stanza = Node::new("message")
-        .attr("to", request.device.clone())
-        .attr("type", kind)
-        .attr("id", request.id.clone())
-        .attr("t", unix_seconds.to_string());
+    let mut stanza = if request.chat.is_group() {
+        // In a group the copy goes to the group, for the one participant device that asked.
+        Node::new("message")
+            .attr("to", request.chat.clone())
+            .attr("participant", request.device.clone())
+    } else {
+        Node::new("message").attr("to", request.device.clone())
+    }
+    .attr("type", kind)
+    .attr("id", request.id.clone())
+    .attr("t", unix_seconds.to_string());
     if !request.chat.is_group() {
         stanza = stanza.attr("device_fanout", "false");
     }

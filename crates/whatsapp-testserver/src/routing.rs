@@ -181,22 +181,7 @@ pub(crate) fn route_message(
             return Err(format!("device {device} is not linked"));
         }
         let device_pn = device_jid(&number, device_id);
-        let mut enc = enc.clone();
-        let corrupt = match state.faults.corrupt_next.get_mut(&device_pn) {
-            Some(left) if *left > 0 => {
-                *left -= 1;
-                true
-            }
-            _ => false,
-        };
-        if corrupt && let Content::Bytes(bytes) = &enc.content {
-            let mut corrupted = bytes.to_vec();
-            if let Some(last) = corrupted.last_mut() {
-                *last ^= 0x01;
-            }
-            enc.content = Content::Bytes(corrupted.into());
-        }
-        let mut children = vec![enc];
+        let mut children = vec![take_corruption(state, &device_pn, enc.clone())];
         if enc_type == "pkmsg"
             && let Some(identity) = &identity
         {
@@ -264,6 +249,9 @@ fn route_group_message(
     if !info.members.iter().any(|m| m == sender.user()) {
         return Err(format!("{sender} is not a member of {group}"));
     }
+    if let Some(target) = message.optional_jid_attr("participant").ok().flatten() {
+        return route_group_resend(state, sender, group, &target, message);
+    }
     let skmsg = message
         .children_by_tag("enc")
         .find(|enc| enc.optional_str_attr("type") == Some("skmsg"))
@@ -285,11 +273,12 @@ fn route_group_message(
     }
     let mut copies = Vec::new();
     for member in info.members.clone() {
-        let Some(account) = state.accounts.get(&member) else {
-            continue;
+        let device_ids: Vec<u16> = match state.accounts.get(&member) {
+            Some(account) => account.devices.keys().copied().collect(),
+            None => continue,
         };
-        for device_id in account.devices.keys() {
-            let device = device_jid(&member, *device_id);
+        for device_id in device_ids {
+            let device = device_jid(&member, device_id);
             if &device == sender {
                 continue;
             }
@@ -301,7 +290,7 @@ fn route_group_message(
                     children.push(identity.clone());
                 }
             }
-            children.push(skmsg.clone());
+            children.push(take_corruption(state, &device, skmsg.clone()));
             let from = Node::new("message")
                 .attr("from", group.clone())
                 .attr("participant", sender.clone());
@@ -323,6 +312,64 @@ fn route_group_message(
         .attr("from", group.clone())
         .attr("t", unix_now().to_string());
     Ok((ack, count))
+}
+
+/// A copy of a group message for one member device (`participant`), as the answer to its retry receipt: one
+/// pairwise `<enc>` and no `skmsg`, delivered from the group with the sender as participant.
+fn route_group_resend(
+    state: &mut State,
+    sender: &Jid,
+    group: &Jid,
+    target: &Jid,
+    message: &Node,
+) -> Result<(Node, usize), String> {
+    let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
+    let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
+    let enc = message.child("enc").ok_or("group resend without <enc>")?.clone();
+    if !matches!(enc.optional_str_attr("type"), Some("pkmsg" | "msg")) {
+        return Err("group resend that is not pairwise".to_owned());
+    }
+    let (number, device_id) = resolve(state, target).ok_or_else(|| format!("unknown device {target}"))?;
+    let is_member = state
+        .groups
+        .get(group.user())
+        .is_some_and(|info| info.members.contains(&number));
+    if !is_member {
+        return Err(format!("{target} is not a member of {group}"));
+    }
+    let mut children = vec![enc];
+    children.extend(message.child("device-identity").cloned());
+    let from = Node::new("message")
+        .attr("from", group.clone())
+        .attr("participant", sender.clone());
+    let stanza = delivered(from, message, &id, &kind, children);
+    deliver(state, device_jid(&number, device_id), "message", &id, stanza);
+    let ack = Node::new("ack")
+        .attr("class", "message")
+        .attr("id", id)
+        .attr("from", group.clone())
+        .attr("t", unix_now().to_string());
+    Ok((ack, 1))
+}
+
+/// `enc` as `device` gets it: with a flipped last byte while the device has copies left to damage
+/// ([`crate::TestServer::corrupt_next_messages`]).
+fn take_corruption(state: &mut State, device: &Jid, mut enc: Node) -> Node {
+    let corrupt = match state.faults.corrupt_next.get_mut(device) {
+        Some(left) if *left > 0 => {
+            *left -= 1;
+            true
+        }
+        _ => false,
+    };
+    if corrupt && let Content::Bytes(bytes) = &enc.content {
+        let mut corrupted = bytes.to_vec();
+        if let Some(last) = corrupted.last_mut() {
+            *last ^= 0x01;
+        }
+        enc.content = Content::Bytes(corrupted.into());
+    }
+    enc
 }
 
 /// A device's copy of `message`: `head` (the `<message>` with its sender attributes) plus the id, type, time, the

@@ -228,7 +228,7 @@ impl TestServer {
     }
 
     /// Flips a byte of the ciphertext of the next `count` message copies for `device`, so that they fail to
-    /// decrypt there (retry-receipt tests).
+    /// decrypt there (retry-receipt tests); in a group, the device's copy of the `skmsg`.
     pub fn corrupt_next_messages(&self, device: &Jid, count: usize) {
         self.shared()
             .lock()
