@@ -47,6 +47,7 @@ pub use messages::SendResponse;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::compose::EditKind;
 pub use whatsapp_core::media::MediaType;
+pub use whatsapp_core::media_retry::MediaRetryResult;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_noise::TrustRoot;
@@ -116,6 +117,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) recent: std::sync::Mutex<std::collections::VecDeque<messages::Recent>>,
     /// Retry receipts sent per message id, and retry requests answered per (device, message id).
     pub(crate) retries: std::sync::Mutex<messages::RetryCounters>,
+    /// Media retry requests waiting for the phone's answer.
+    pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
     running: Mutex<Option<Running>>,
 }
 
@@ -197,6 +200,7 @@ impl<B: Backend> ClientBuilder<B> {
             http: reqwest::Client::new(),
             recent: Default::default(),
             retries: Default::default(),
+            media_retries: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

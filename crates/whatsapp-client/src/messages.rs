@@ -439,7 +439,7 @@ impl<B: Backend> Client<B> {
         )?)
     }
 
-    async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
+    pub(crate) async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.command(Command::SendNode { node, reply }).await?;
         let timeout: Duration = self.shared.config.iq_timeout;

@@ -514,7 +514,12 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send(&ack).await?;
                 self.on_code_pairing_hello(notification).await?;
             }
-            Incoming::Notification { ack } => self.send(&ack).await?,
+            Incoming::Notification { ack } => {
+                self.send(&ack).await?;
+                if node.optional_str_attr("type") == Some("mediaretry") {
+                    self.shared.on_media_retry(node);
+                }
+            }
             Incoming::Receipt { ack } => {
                 self.send(&ack).await?;
                 match Receipt::parse(node) {
