@@ -27,7 +27,13 @@ fuzz_target!(|data: &[u8]| {
         .expand(RETRY_KEY_INFO.as_bytes(), &mut key)
         .expect("32 bytes is a valid HKDF-SHA256 length");
     let sealed = Aes256Gcm::new(&key.into())
-        .encrypt(Nonce::from_slice(&[1; 12]), Payload { msg: data, aad: b"MSG" })
+        .encrypt(
+            Nonce::from_slice(&[1; 12]),
+            Payload {
+                msg: data,
+                aad: b"MSG",
+            },
+        )
         .expect("small inputs encrypt");
     let node = Node::new("notification")
         .attr("id", "MSG")

@@ -145,7 +145,8 @@ impl PendingRetries {
         if self.0.len() >= MAX_PENDING_RETRIES {
             self.0.pop_front();
         }
-        self.0.push_back((message_id.to_owned(), Zeroizing::new(media_key)));
+        self.0
+            .push_back((message_id.to_owned(), Zeroizing::new(media_key)));
     }
 
     fn take(&mut self, message_id: &str) -> Option<Zeroizing<[u8; 32]>> {

@@ -39,7 +39,11 @@ async fn next_message(events: &mut Events) -> (MessageInfo, whatsapp_client::Mes
 }
 
 async fn next_media_retry(events: &mut Events, id: &str) -> Result<MediaRetryResult, ClientError> {
-    match wait_for(events, "a media retry answer", |e| matches!(e, Event::MediaRetry { .. })).await {
+    match wait_for(events, "a media retry answer", |e| {
+        matches!(e, Event::MediaRetry { .. })
+    })
+    .await
+    {
         Event::MediaRetry { message_id, result } => {
             assert_eq!(message_id, id);
             result
@@ -121,7 +125,11 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
     )
     .unwrap();
     assert_eq!((thumbnail.width(), thumbnail.height()), (100, 75));
-    let downloaded = bob.client.download(&MediaRef::of(&message).unwrap()).await.unwrap();
+    let downloaded = bob
+        .client
+        .download(&MediaRef::of(&message).unwrap())
+        .await
+        .unwrap();
     assert!(downloaded == png, "the download differs from the upload");
 
     // A video: duration and frame size from its headers.
@@ -133,7 +141,11 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
     assert_eq!(received.seconds, Some(5), "4.2 s rounds up");
     assert_eq!((received.width, received.height), (Some(1280), Some(720)));
     assert_eq!(received.caption, None);
-    let downloaded = bob.client.download(&MediaRef::of(&message).unwrap()).await.unwrap();
+    let downloaded = bob
+        .client
+        .download(&MediaRef::of(&message).unwrap())
+        .await
+        .unwrap();
     assert!(downloaded == video);
 
     // A voice message: its duration and the push-to-talk flag.
@@ -144,7 +156,11 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
     assert_eq!(received.mimetype.as_deref(), Some("audio/mp4"));
     assert_eq!(received.seconds, Some(3));
     assert_eq!(received.ptt, Some(true));
-    let downloaded = bob.client.download(&MediaRef::of(&message).unwrap()).await.unwrap();
+    let downloaded = bob
+        .client
+        .download(&MediaRef::of(&message).unwrap())
+        .await
+        .unwrap();
     assert!(downloaded == audio);
 
     // A sticker must be WebP; it arrives with its size.
@@ -155,7 +171,11 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
     assert_eq!(sticker.mimetype.as_deref(), Some("image/webp"));
     assert_eq!((sticker.width, sticker.height), (Some(64), Some(48)));
     assert_eq!(sticker.is_animated, Some(false));
-    let downloaded = bob.client.download(&MediaRef::of(&message).unwrap()).await.unwrap();
+    let downloaded = bob
+        .client
+        .download(&MediaRef::of(&message).unwrap())
+        .await
+        .unwrap();
     assert!(downloaded == webp);
 
     // What cannot be sent is refused before anything is uploaded.
@@ -169,7 +189,10 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
         Err(ClientError::MediaInfo(_))
     ));
     assert!(matches!(
-        alice.client.send_image(&user(BOB), &png[..png.len() / 2], None).await,
+        alice
+            .client
+            .send_image(&user(BOB), &png[..png.len() / 2], None)
+            .await,
         Err(ClientError::MediaInfo(_))
     ));
     assert_eq!(server.media_file_count(), uploaded);

@@ -138,7 +138,10 @@ pub fn mimetype(data: &[u8]) -> &'static str {
 fn zip_mimetype(data: &[u8]) -> &'static str {
     // OpenDocument stores its mimetype uncompressed as the first entry, named "mimetype" (30-byte header + 8).
     const OPEN_DOCUMENT: [(&[u8], &str); 3] = [
-        (b"application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.text"),
+        (
+            b"application/vnd.oasis.opendocument.text",
+            "application/vnd.oasis.opendocument.text",
+        ),
         (
             b"application/vnd.oasis.opendocument.spreadsheet",
             "application/vnd.oasis.opendocument.spreadsheet",
@@ -245,7 +248,9 @@ fn jpeg_thumbnail(image: &DynamicImage) -> Result<Vec<u8>, MediaInfoError> {
 /// Whether a WebP image is animated (its `VP8X` header's animation flag); `false` for other data.
 pub fn is_animated_webp(data: &[u8]) -> bool {
     // RIFF header (12 bytes), then the first chunk: "VP8X", its size (4), then the flags byte; bit 1 is animation.
-    mimetype(data) == "image/webp" && starts_with_at(data, 12, b"VP8X") && data.get(20).is_some_and(|f| f & 0x02 != 0)
+    mimetype(data) == "image/webp"
+        && starts_with_at(data, 12, b"VP8X")
+        && data.get(20).is_some_and(|f| f & 0x02 != 0)
 }
 
 /// The duration of audio or video, where the container states it: MP4-family files and Ogg Opus. `None` for
@@ -327,7 +332,10 @@ fn mvhd_duration(body: &[u8]) -> Option<Duration> {
     let (timescale, duration) = match body.first()? {
         0 => {
             let duration = be_u32(body, 16)?;
-            (be_u32(body, 12)?, (duration != u32::MAX).then_some(u64::from(duration))?)
+            (
+                be_u32(body, 12)?,
+                (duration != u32::MAX).then_some(u64::from(duration))?,
+            )
         }
         1 => {
             let duration = be_u64(body, 24)?;
@@ -473,7 +481,9 @@ mod tests {
 
     #[test]
     fn mimetypes_by_content() {
-        let check = |data: &[u8], expected: &str| assert_eq!(mimetype(data), expected, "{:?}", &data[..data.len().min(16)]);
+        let check = |data: &[u8], expected: &str| {
+            assert_eq!(mimetype(data), expected, "{:?}", &data[..data.len().min(16)])
+        };
         check(&jpeg(4, 4), "image/jpeg");
         check(&png(4, 4, 255), "image/png");
         check(b"GIF89a\x01\x00\x01\x00", "image/gif");
@@ -492,7 +502,10 @@ mod tests {
         let mut docx = b"PK\x03\x04".to_vec();
         docx.extend_from_slice(&[0; 26]);
         docx.extend_from_slice(b"[Content_Types].xml....PK\x03\x04word/document.xml");
-        check(&docx, "application/vnd.openxmlformats-officedocument.wordprocessingml.document");
+        check(
+            &docx,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        );
         let mut odt = b"PK\x03\x04".to_vec();
         odt.extend_from_slice(&[0; 26]);
         odt.extend_from_slice(b"mimetypeapplication/vnd.oasis.opendocument.text");
@@ -506,22 +519,36 @@ mod tests {
 
     #[test]
     fn image_dimensions_and_thumbnail() {
-        for (data, width, height) in [(png(640, 480, 255), 640, 480), (jpeg(90, 300), 90, 300), (png(20, 10, 0), 20, 10)] {
+        for (data, width, height) in [
+            (png(640, 480, 255), 640, 480),
+            (jpeg(90, 300), 90, 300),
+            (png(20, 10, 0), 20, 10),
+        ] {
             assert_eq!(image_dimensions(&data).unwrap(), (width, height));
             let info = image_info(&data).unwrap();
             assert_eq!((info.width, info.height), (width, height));
             assert_eq!(mimetype(&info.jpeg_thumbnail), "image/jpeg");
-            let thumbnail = image::load_from_memory_with_format(&info.jpeg_thumbnail, ImageFormat::Jpeg).unwrap();
+            let thumbnail =
+                image::load_from_memory_with_format(&info.jpeg_thumbnail, ImageFormat::Jpeg).unwrap();
             let longest = thumbnail.width().max(thumbnail.height());
-            assert_eq!(longest, width.max(height).min(THUMBNAIL_SIZE), "never enlarged, at most {THUMBNAIL_SIZE}");
+            assert_eq!(
+                longest,
+                width.max(height).min(THUMBNAIL_SIZE),
+                "never enlarged, at most {THUMBNAIL_SIZE}"
+            );
             // The aspect ratio survives, within a pixel of rounding.
-            let expected_short = u64::from(width.min(height)) * u64::from(longest) / u64::from(width.max(height));
+            let expected_short =
+                u64::from(width.min(height)) * u64::from(longest) / u64::from(width.max(height));
             let short = u64::from(thumbnail.width().min(thumbnail.height()));
             assert!(short.abs_diff(expected_short) <= 1, "{short} vs {expected_short}");
         }
         // A fully transparent image becomes white, not black.
         let thumbnail = image_info(&png(20, 10, 0)).unwrap().jpeg_thumbnail;
-        let pixel = image::load_from_memory(&thumbnail).unwrap().to_rgb8().get_pixel(5, 5).0;
+        let pixel = image::load_from_memory(&thumbnail)
+            .unwrap()
+            .to_rgb8()
+            .get_pixel(5, 5)
+            .0;
         assert!(pixel.iter().all(|&c| c > 240), "{pixel:?}");
     }
 
@@ -625,9 +652,15 @@ mod tests {
         assert_eq!(info.duration, Some(Duration::from_secs(3600 * 30)));
         assert_eq!(info.dimensions, Some((720, 1280)));
         // Audio only: no size; an unknown duration or zero timescale is no duration.
-        assert_eq!(mp4_info(&mp4(mvhd(0, 44_100, 44_100 * 3 / 2), &[audio])).duration, Some(Duration::from_millis(1500)));
+        assert_eq!(
+            mp4_info(&mp4(mvhd(0, 44_100, 44_100 * 3 / 2), &[audio])).duration,
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(mp4_info(&mp4(mvhd(0, 0, 100), &[])).duration, None);
-        assert_eq!(mp4_info(&mp4(mvhd(0, 600, u64::from(u32::MAX)), &[])).duration, None);
+        assert_eq!(
+            mp4_info(&mp4(mvhd(0, 600, u64::from(u32::MAX)), &[])).duration,
+            None
+        );
     }
 
     #[test]
@@ -635,7 +668,11 @@ mod tests {
         let file = mp4(mvhd(0, 1000, 5000), &[tkhd(0, 640, 480)]);
         for cut in 0..file.len() {
             let info = mp4_info(&file[..cut]);
-            assert_eq!(info, Mp4Info::default(), "cut at {cut}: the movie box is last, so any cut loses it");
+            assert_eq!(
+                info,
+                Mp4Info::default(),
+                "cut at {cut}: the movie box is last, so any cut loses it"
+            );
         }
         // A box claiming more than there is, or less than its own header.
         let mut lying = file.clone();
@@ -651,7 +688,13 @@ mod tests {
     }
 
     /// One Ogg page with a correct checksum holding `packets` (each under 255 bytes here).
-    fn ogg_page_bytes(serial: u32, sequence: u32, granule: i64, header_type: u8, packets: &[&[u8]]) -> Vec<u8> {
+    fn ogg_page_bytes(
+        serial: u32,
+        sequence: u32,
+        granule: i64,
+        header_type: u8,
+        packets: &[&[u8]],
+    ) -> Vec<u8> {
         let mut page = b"OggS\x00".to_vec();
         page.push(header_type);
         page.extend_from_slice(&granule.to_le_bytes());
@@ -679,11 +722,23 @@ mod tests {
         head.extend_from_slice(&[0, 0, 0]);
         let serial = 0x1234_5678;
         let mut file = ogg_page_bytes(serial, 0, 0, 0x02, &[&head]);
-        file.extend(ogg_page_bytes(serial, 1, 0, 0, &[b"OpusTags\x00\x00\x00\x00\x00\x00\x00\x00"]));
+        file.extend(ogg_page_bytes(
+            serial,
+            1,
+            0,
+            0,
+            &[b"OpusTags\x00\x00\x00\x00\x00\x00\x00\x00"],
+        ));
         for page in 0..pages {
             let at = granule * (page as i64 + 1) / pages as i64;
             let last = page + 1 == pages;
-            file.extend(ogg_page_bytes(serial, 2 + page as u32, at, if last { 0x04 } else { 0 }, &[&[0xFC; 40], if last { b"..OggS.." } else { &[0xFC; 3] }]));
+            file.extend(ogg_page_bytes(
+                serial,
+                2 + page as u32,
+                at,
+                if last { 0x04 } else { 0 },
+                &[&[0xFC; 40], if last { b"..OggS.." } else { &[0xFC; 3] }],
+            ));
             if page == 0 {
                 file.extend(ogg_page_bytes(0x99, 0, 999_999_999, 0, &[b"another stream"]));
             }
@@ -715,7 +770,10 @@ mod tests {
         let mut flipped = file.clone();
         let last = flipped.len() - 5;
         flipped[last] ^= 1;
-        assert!(ogg_opus_duration(&flipped).is_some_and(|d| d < Duration::from_millis(7500)), "the checksum rejects the damaged last page");
+        assert!(
+            ogg_opus_duration(&flipped).is_some_and(|d| d < Duration::from_millis(7500)),
+            "the checksum rejects the damaged last page"
+        );
         // Granule before the pre-skip, and a stream that is not Opus.
         assert_eq!(ogg_opus_duration(&ogg_opus(100, 312, 1)), None);
         let vorbis = ogg_page_bytes(1, 0, 0, 0x02, &[b"\x01vorbis\x00\x00\x00\x00"]);

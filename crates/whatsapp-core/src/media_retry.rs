@@ -13,8 +13,8 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use whatsapp_binary::{Content, Jid, Node};
 use whatsapp_proto::ProtoMessage;
-use whatsapp_proto::mms_retry::{MediaRetryNotification as RetryPayload, ServerErrorReceipt};
 use whatsapp_proto::mms_retry::media_retry_notification::ResultType;
+use whatsapp_proto::mms_retry::{MediaRetryNotification as RetryPayload, ServerErrorReceipt};
 use zeroize::Zeroizing;
 
 /// The HKDF info of the retry key (protocol-facts §3.9).
@@ -198,7 +198,10 @@ impl MediaRetryNotification {
         let timestamp = node.optional_i64_attr("t").map_err(attr_error)?;
         let rmr = node.child("rmr").ok_or(MediaRetryError::Missing("rmr"))?;
         let chat = rmr.jid_attr("jid").map_err(attr_error)?;
-        let from_me = rmr.optional_bool_attr("from_me").map_err(attr_error)?.unwrap_or(false);
+        let from_me = rmr
+            .optional_bool_attr("from_me")
+            .map_err(attr_error)?
+            .unwrap_or(false);
         let participant = rmr.optional_jid_attr("participant").map_err(attr_error)?;
         let answer = if let Some(error) = node.child("error") {
             let code = error.u64_attr("code").map_err(attr_error)?;
@@ -308,7 +311,10 @@ mod tests {
                 Node::new("rmr")
                     .attr("jid", chat())
                     .attr("from_me", "false")
-                    .attr("participant", Jid::with_device("15550000000", Jid::DEFAULT_USER_SERVER, 2)),
+                    .attr(
+                        "participant",
+                        Jid::with_device("15550000000", Jid::DEFAULT_USER_SERVER, 2),
+                    ),
                 inner,
             ])
     }
@@ -363,7 +369,10 @@ mod tests {
         let open = |aad: &[u8]| cipher.decrypt(Nonce::from_slice(&[9; 12]), Payload { msg: sealed, aad });
         let plain = open(b"3EB0ABCDEF").unwrap();
         assert_eq!(
-            ServerErrorReceipt::decode(plain.as_slice()).unwrap().stanza_id.as_deref(),
+            ServerErrorReceipt::decode(plain.as_slice())
+                .unwrap()
+                .stanza_id
+                .as_deref(),
             Some("3EB0ABCDEF")
         );
         assert!(open(b"another id").is_err());
@@ -394,12 +403,18 @@ mod tests {
             assert_eq!(parsed.decrypt(&KEY), expected);
         };
         check(
-            encrypted("MSG1", &payload("MSG1", ResultType::Success, Some("/v/t62/new?ccb=1"))),
+            encrypted(
+                "MSG1",
+                &payload("MSG1", ResultType::Success, Some("/v/t62/new?ccb=1")),
+            ),
             Ok(MediaRetryResult::Success {
                 direct_path: "/v/t62/new?ccb=1".to_owned(),
             }),
         );
-        check(encrypted("MSG1", &payload("MSG1", ResultType::NotFound, None)), Ok(MediaRetryResult::NotFound));
+        check(
+            encrypted("MSG1", &payload("MSG1", ResultType::NotFound, None)),
+            Ok(MediaRetryResult::NotFound),
+        );
         check(
             encrypted("MSG1", &payload("MSG1", ResultType::DecryptionError, None)),
             Ok(MediaRetryResult::DecryptionFailed),
@@ -447,7 +462,9 @@ mod tests {
         let cases = [
             (Node::new("receipt").attr("type", "mediaretry"), "wrong tag"),
             (
-                Node::new("notification").attr("type", "mediaretry").attr("id", "X"),
+                Node::new("notification")
+                    .attr("type", "mediaretry")
+                    .attr("id", "X"),
                 "no rmr",
             ),
             (
@@ -457,15 +474,24 @@ mod tests {
             (
                 notification(
                     "X",
-                    Node::new("encrypt").children([Node::new("enc_p").bytes(vec![1]), Node::new("enc_iv").bytes(vec![0; 5])]),
+                    Node::new("encrypt").children([
+                        Node::new("enc_p").bytes(vec![1]),
+                        Node::new("enc_iv").bytes(vec![0; 5]),
+                    ]),
                 ),
                 "short iv",
             ),
             (
-                notification("X", Node::new("encrypt").children([Node::new("enc_p").text("text"), iv])),
+                notification(
+                    "X",
+                    Node::new("encrypt").children([Node::new("enc_p").text("text"), iv]),
+                ),
                 "enc_p not bytes",
             ),
-            (notification("X", Node::new("error").attr("code", "x")), "bad code"),
+            (
+                notification("X", Node::new("error").attr("code", "x")),
+                "bad code",
+            ),
             (notification("X", Node::new("other")), "neither encrypt nor error"),
             (
                 Node::new("notification")
@@ -494,7 +520,10 @@ mod tests {
             .unwrap();
         let node = notification(
             "X",
-            Node::new("encrypt").children([Node::new("enc_p").bytes(garbage), Node::new("enc_iv").bytes(vec![1; 12])]),
+            Node::new("encrypt").children([
+                Node::new("enc_p").bytes(garbage),
+                Node::new("enc_iv").bytes(vec![1; 12]),
+            ]),
         );
         assert_eq!(
             MediaRetryNotification::parse(&node).unwrap().decrypt(&KEY),

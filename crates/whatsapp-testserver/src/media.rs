@@ -52,7 +52,9 @@ struct RetryGrant {
 
 impl std::fmt::Debug for RetryGrant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetryGrant").field("file", &self.file).finish_non_exhaustive()
+        f.debug_struct("RetryGrant")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -118,7 +120,10 @@ impl MediaHost {
     /// Takes every stored file offline (expired-media tests); the bytes stay for a media retry.
     pub(crate) fn forget_files(&self) {
         let gone = std::mem::take(&mut *self.files.lock().unwrap_or_else(|p| p.into_inner()));
-        self.expired.lock().unwrap_or_else(|p| p.into_inner()).extend(gone);
+        self.expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(gone);
     }
 
     /// Lets the phone answer a media retry for `message_id`: it knows the media key and the file.
@@ -139,7 +144,13 @@ impl MediaHost {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)
-            .or_else(|| self.files.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned())?;
+            .or_else(|| {
+                self.files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(id)
+                    .cloned()
+            })?;
         let new_id = format!("{id}-{:08x}", rand::random::<u32>());
         let direct_path = format!("/mms-file/{}/{new_id}?ccb=11-4", file.kind);
         self.files
@@ -155,11 +166,15 @@ impl MediaHost {
         let id = receipt.str_attr("id").map_err(|e| e.to_string())?.to_owned();
         let to = receipt.jid_attr("to").map_err(|e| e.to_string())?;
         if to.user() != sender.user() || to.server() != sender.server() || to.device() != 0 {
-            return Err(format!("media retry receipt to {to}, not to the sender's own account"));
+            return Err(format!(
+                "media retry receipt to {to}, not to the sender's own account"
+            ));
         }
         let rmr = receipt.child("rmr").ok_or("media retry receipt without <rmr>")?;
         rmr.jid_attr("jid").map_err(|e| format!("<rmr>: {e}"))?;
-        let encrypt = receipt.child("encrypt").ok_or("media retry receipt without <encrypt>")?;
+        let encrypt = receipt
+            .child("encrypt")
+            .ok_or("media retry receipt without <encrypt>")?;
         let part = |tag: &str| match encrypt.child(tag).map(|n| &n.content) {
             Some(Content::Bytes(bytes)) => Ok(bytes.to_vec()),
             _ => Err(format!("media retry receipt without <{tag}>")),
@@ -302,16 +317,13 @@ impl MediaHost {
         let id = file_id(&expected);
         let direct_path = format!("/mms-file/{kind}/{id}?ccb=11-4");
         let url = format!("http://{}{}", self.addr, direct_path);
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                StoredFile {
-                    kind: kind.to_owned(),
-                    bytes: Arc::new(body),
-                },
-            );
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            StoredFile {
+                kind: kind.to_owned(),
+                bytes: Arc::new(body),
+            },
+        );
         let json = format!("{{\"url\":\"{url}\",\"direct_path\":\"{direct_path}\"}}");
         (200, json.into_bytes())
     }
