@@ -71,6 +71,20 @@ pub enum ClientError {
     /// A secret-encrypted payload (a poll vote) did not decrypt.
     #[error("secret: {0}")]
     Secret(#[from] whatsapp_core::secret::SecretError),
+    /// The media host no longer has the file (HTTP 403, 404 or 410): ask the phone to upload it again with
+    /// [`Client::request_media_retry`](crate::Client::request_media_retry).
+    #[error("the media host no longer has the file (HTTP {status})")]
+    MediaExpired {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// A file to send is not what its message kind needs (an image that does not decode, a sticker that is not
+    /// WebP).
+    #[error("media to send: {0}")]
+    MediaInfo(#[from] whatsapp_core::media_info::MediaInfoError),
+    /// The phone's answer to a media retry request could not be read.
+    #[error("media retry: {0}")]
+    MediaRetry(#[from] whatsapp_core::media_retry::MediaRetryError),
     /// The operation is not supported for this kind of recipient yet.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

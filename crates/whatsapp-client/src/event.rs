@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::compose::EditKind;
+use whatsapp_core::media_retry::MediaRetryResult;
 use whatsapp_core::receipt::Receipt;
 use whatsapp_core::stream::TempBanReason;
 use whatsapp_proto::e2e::Message;
@@ -154,6 +155,15 @@ pub enum Event {
     HistorySyncError {
         /// Why.
         error: String,
+    },
+    /// The phone answered a [`Client::request_media_retry`](crate::Client::request_media_retry) of this client.
+    /// On success, download again with the new direct path in the message's
+    /// [`MediaRef`](crate::MediaRef).
+    MediaRetry {
+        /// The message whose media was asked for.
+        message_id: String,
+        /// What the phone did, or why its answer could not be read.
+        result: Result<MediaRetryResult, ClientError>,
     },
 }
 

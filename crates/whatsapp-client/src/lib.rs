@@ -52,6 +52,7 @@ pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::compose::{self, EditKind};
 pub use whatsapp_core::media::MediaType;
+pub use whatsapp_core::media_retry::MediaRetryResult;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_core::secret::option_hashes;
@@ -128,6 +129,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) app_state_lock: Mutex<()>,
     /// Collections with a sync waiting for `app_state_lock`.
     pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
+    /// Media retry requests waiting for the phone's answer.
+    pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
     running: Mutex<Option<Running>>,
 }
 
@@ -226,6 +229,7 @@ impl<B: Backend> ClientBuilder<B> {
             retries: Default::default(),
             app_state_lock: Mutex::new(()),
             app_state_waiting: Default::default(),
+            media_retries: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

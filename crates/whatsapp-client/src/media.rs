@@ -1,19 +1,29 @@
-//! Media transfer: upload an encrypted file to the media host the server names (`media_conn`), send documents,
-//! and download and decrypt the media of a received message, chunk by chunk (protocol-facts §3.9).
+//! Media transfer: upload an encrypted file to the media host the server names (`media_conn`), send images,
+//! videos, audio, stickers and documents with the metadata their messages carry, download and decrypt received
+//! media chunk by chunk, and ask the phone to upload expired media again (protocol-facts §3.9).
 //!
 //! The media host is reached over HTTPS, or plain HTTP when the client talks to a test server over `ws://`.
 
+use std::collections::VecDeque;
+use std::time::Duration;
+
 use rand::RngCore;
-use whatsapp_binary::Jid;
+use tracing::{debug, warn};
+use whatsapp_binary::{Jid, Node};
 use whatsapp_core::media::{
     self, MediaConn, MediaDecryptor, MediaType, download_path, media_conn_query, parse_media_conn,
     upload_path,
 };
+use whatsapp_core::media_info;
+use whatsapp_core::media_retry::{self, MediaRetryNotification, RetryTarget};
 use whatsapp_proto::e2e::Message;
-use whatsapp_proto::e2e::message::DocumentMessage;
-use whatsapp_store::Backend;
+use whatsapp_proto::e2e::message::{
+    AudioMessage, DocumentMessage, ImageMessage, StickerMessage, VideoMessage,
+};
+use whatsapp_store::{AccountStore, Backend};
+use zeroize::Zeroizing;
 
-use crate::{Client, ClientError, SendResponse, unix_now};
+use crate::{Client, ClientError, Event, MessageInfo, SendResponse, Shared, unix_now};
 
 /// A file on the media host: what a media message must carry to let recipients fetch and check it.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,7 +56,8 @@ impl std::fmt::Debug for Uploaded {
 pub struct MediaRef {
     /// What kind of media (selects the key expansion).
     pub media_type: MediaType,
-    /// The download path.
+    /// The download path; replace it with the one of a successful [`Event::MediaRetry`] to download expired
+    /// media.
     pub direct_path: String,
     /// The file's key.
     pub media_key: Vec<u8>,
@@ -79,6 +90,95 @@ impl MediaRef {
         media!(document_message, MediaType::Document);
         media!(sticker_message, MediaType::Image);
         None
+    }
+
+    fn key(&self) -> Result<[u8; 32], ClientError> {
+        self.media_key
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Malformed("media key is not 32 bytes".to_owned()))
+    }
+}
+
+/// A media message of kind `$kind` (`ImageMessage`, ...) for an [`Uploaded`] file: the fields every kind shares
+/// (location, key, hashes, length, mimetype, key timestamp), then the kind's own.
+macro_rules! media_message {
+    ($kind:ident, $uploaded:expr, $mimetype:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let uploaded: Uploaded = $uploaded;
+        $kind {
+            url: Some(uploaded.url),
+            direct_path: Some(uploaded.direct_path),
+            media_key: Some(uploaded.media_key.to_vec()),
+            file_sha256: Some(uploaded.file_sha256.to_vec()),
+            file_enc_sha256: Some(uploaded.file_enc_sha256.to_vec()),
+            file_length: Some(uploaded.file_length),
+            mimetype: Some($mimetype.to_owned()),
+            media_key_timestamp: Some(unix_now().as_secs() as i64),
+            $($field: $value,)*
+            ..Default::default()
+        }
+    }};
+}
+
+/// Whole seconds for a message's `seconds` field, rounded up so that a short clip does not show as 0:00.
+fn whole_seconds(duration: Duration) -> u32 {
+    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+/// How many media retry requests wait for an answer at most; the oldest is forgotten beyond this.
+const MAX_PENDING_RETRIES: usize = 256;
+
+/// Media retry requests waiting for the phone's answer: message id and media key, oldest first.
+#[derive(Default)]
+pub(crate) struct PendingRetries(VecDeque<(String, Zeroizing<[u8; 32]>)>);
+
+impl std::fmt::Debug for PendingRetries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(id, _)| id)).finish()
+    }
+}
+
+impl PendingRetries {
+    fn insert(&mut self, message_id: &str, media_key: [u8; 32]) {
+        self.0.retain(|(id, _)| id != message_id);
+        if self.0.len() >= MAX_PENDING_RETRIES {
+            self.0.pop_front();
+        }
+        self.0
+            .push_back((message_id.to_owned(), Zeroizing::new(media_key)));
+    }
+
+    fn take(&mut self, message_id: &str) -> Option<Zeroizing<[u8; 32]>> {
+        let at = self.0.iter().position(|(id, _)| id == message_id)?;
+        self.0.remove(at).map(|(_, key)| key)
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    fn pending_retries(&self) -> std::sync::MutexGuard<'_, PendingRetries> {
+        self.media_retries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads a `<notification type="mediaretry">` (already acknowledged) and emits [`Event::MediaRetry`] when it
+    /// answers a request of this client; answers to requests it does not know cannot be decrypted and are logged.
+    pub(crate) fn on_media_retry(&self, node: &Node) {
+        let notification = match MediaRetryNotification::parse(node) {
+            Ok(notification) => notification,
+            Err(error) => {
+                warn!(%error, "malformed media retry notification");
+                return;
+            }
+        };
+        let Some(key) = self.pending_retries().take(&notification.message_id) else {
+            debug!(id = %notification.message_id, "media retry answer for no request of this client");
+            return;
+        };
+        let result = notification.decrypt(&key).map_err(ClientError::from);
+        self.emit(Event::MediaRetry {
+            message_id: notification.message_id,
+            result,
+        });
     }
 }
 
@@ -156,33 +256,104 @@ impl<B: Backend> Client<B> {
         file_name: &str,
     ) -> Result<SendResponse, ClientError> {
         let uploaded = self.upload(data, MediaType::Document).await?;
+        let document = media_message!(DocumentMessage, uploaded, mimetype, {
+            title: Some(file_name.to_owned()),
+            file_name: Some(file_name.to_owned()),
+        });
         let message = Message {
-            document_message: Some(Box::new(DocumentMessage {
-                url: Some(uploaded.url),
-                mimetype: Some(mimetype.to_owned()),
-                title: Some(file_name.to_owned()),
-                file_sha256: Some(uploaded.file_sha256.to_vec()),
-                file_length: Some(uploaded.file_length),
-                media_key: Some(uploaded.media_key.to_vec()),
-                file_name: Some(file_name.to_owned()),
-                file_enc_sha256: Some(uploaded.file_enc_sha256.to_vec()),
-                direct_path: Some(uploaded.direct_path),
-                media_key_timestamp: Some(unix_now().as_secs() as i64),
-                ..Default::default()
-            })),
+            document_message: Some(Box::new(document)),
+            ..Default::default()
+        };
+        self.send_message(to, &message).await
+    }
+
+    /// Uploads a JPEG, PNG, GIF or WebP image and sends it to `to` with its mimetype (from the content),
+    /// dimensions and a JPEG thumbnail of at most 100 pixels a side. An image that does not decode is refused
+    /// before anything is uploaded.
+    pub async fn send_image(
+        &self,
+        to: &Jid,
+        data: &[u8],
+        caption: Option<&str>,
+    ) -> Result<SendResponse, ClientError> {
+        let info = media_info::image_info(data)?;
+        let uploaded = self.upload(data, MediaType::Image).await?;
+        let image = media_message!(ImageMessage, uploaded, media_info::mimetype(data), {
+            caption: caption.map(str::to_owned),
+            width: Some(info.width),
+            height: Some(info.height),
+            jpeg_thumbnail: Some(info.jpeg_thumbnail),
+        });
+        let message = Message {
+            image_message: Some(Box::new(image)),
+            ..Default::default()
+        };
+        self.send_message(to, &message).await
+    }
+
+    /// Uploads a video and sends it to `to`. For MP4, QuickTime and 3GP files the message carries the duration
+    /// and frame size from the file's headers; no thumbnail is made (frames are not decoded).
+    pub async fn send_video(
+        &self,
+        to: &Jid,
+        data: &[u8],
+        caption: Option<&str>,
+    ) -> Result<SendResponse, ClientError> {
+        let info = media_info::mp4_info(data);
+        let uploaded = self.upload(data, MediaType::Video).await?;
+        let video = media_message!(VideoMessage, uploaded, media_info::mimetype(data), {
+            caption: caption.map(str::to_owned),
+            seconds: info.duration.map(whole_seconds),
+            width: info.dimensions.map(|(width, _)| width),
+            height: info.dimensions.map(|(_, height)| height),
+        });
+        let message = Message {
+            video_message: Some(Box::new(video)),
+            ..Default::default()
+        };
+        self.send_message(to, &message).await
+    }
+
+    /// Uploads audio and sends it to `to`; `voice` sends it as a voice message (push-to-talk), which WhatsApp
+    /// expects as Ogg Opus. The duration is filled in for Ogg Opus and MP4/M4A files.
+    pub async fn send_audio(&self, to: &Jid, data: &[u8], voice: bool) -> Result<SendResponse, ClientError> {
+        let seconds = media_info::duration(data).map(whole_seconds);
+        let uploaded = self.upload(data, MediaType::Audio).await?;
+        let audio = media_message!(AudioMessage, uploaded, media_info::mimetype(data), {
+            seconds: seconds,
+            ptt: Some(voice),
+        });
+        let message = Message {
+            audio_message: Some(Box::new(audio)),
+            ..Default::default()
+        };
+        self.send_message(to, &message).await
+    }
+
+    /// Uploads a WebP image and sends it to `to` as a sticker, with its dimensions and whether it is animated.
+    pub async fn send_sticker(&self, to: &Jid, data: &[u8]) -> Result<SendResponse, ClientError> {
+        if media_info::mimetype(data) != "image/webp" {
+            return Err(ClientError::Unsupported("stickers other than WebP images"));
+        }
+        let (width, height) = media_info::image_dimensions(data)?;
+        let uploaded = self.upload(data, MediaType::Image).await?;
+        let sticker = media_message!(StickerMessage, uploaded, "image/webp", {
+            width: Some(width),
+            height: Some(height),
+            is_animated: Some(media_info::is_animated_webp(data)),
+        });
+        let message = Message {
+            sticker_message: Some(Box::new(sticker)),
             ..Default::default()
         };
         self.send_message(to, &message).await
     }
 
     /// Downloads and decrypts the media of a received message, checking the encrypted and plain hashes. The
-    /// download is decrypted as it arrives; nothing but the plaintext is held.
+    /// download is decrypted as it arrives; nothing but the plaintext is held. A file the media host no longer
+    /// has is [`ClientError::MediaExpired`]: see [`request_media_retry`](Self::request_media_retry).
     pub async fn download(&self, media: &MediaRef) -> Result<Vec<u8>, ClientError> {
-        let key: [u8; 32] = media
-            .media_key
-            .as_slice()
-            .try_into()
-            .map_err(|_| ClientError::Malformed("media key is not 32 bytes".to_owned()))?;
+        let key = Zeroizing::new(media.key()?);
         let conn = self.media_conn().await?;
         let path = download_path(&media.direct_path, &media.file_enc_sha256, media.media_type);
         let mut last_error = ClientError::Http("no media host".to_owned());
@@ -191,8 +362,11 @@ impl<B: Backend> Client<B> {
             let mut response = match self.shared.http.get(&url).send().await {
                 Ok(response) if response.status().is_success() => response,
                 Ok(response) => {
-                    last_error =
-                        ClientError::Http(format!("download from {host}: HTTP {}", response.status()));
+                    let status = response.status().as_u16();
+                    last_error = match status {
+                        403 | 404 | 410 => ClientError::MediaExpired { status },
+                        _ => ClientError::Http(format!("download from {host}: HTTP {status}")),
+                    };
                     continue;
                 }
                 Err(error) => {
@@ -214,6 +388,38 @@ impl<B: Backend> Client<B> {
             return Ok(plaintext);
         }
         Err(last_error)
+    }
+
+    /// Asks this account's phone to upload the media of a received (or sent) message again, after
+    /// [`download`](Self::download) failed with [`ClientError::MediaExpired`]. Returns once the server took the
+    /// request; the phone's answer arrives as [`Event::MediaRetry`] naming `info.id`, with the new direct path to
+    /// put in `media` on success.
+    pub async fn request_media_retry(&self, info: &MessageInfo, media: &MediaRef) -> Result<(), ClientError> {
+        let key = Zeroizing::new(media.key()?);
+        let own = self
+            .shared
+            .account
+            .device()
+            .await?
+            .jid
+            .clone()
+            .ok_or(ClientError::NotConnected)?;
+        let mut iv = [0u8; media_retry::IV_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut iv);
+        let target = RetryTarget {
+            id: &info.id,
+            chat: &info.chat,
+            from_me: info.is_from_me,
+            participant: info.is_group.then_some(&info.sender),
+        };
+        let receipt = media_retry::retry_receipt(&own, &target, &key, iv);
+        // Registered before sending: the answer may be read before this task sees the server's ack.
+        self.shared.pending_retries().insert(&info.id, *key);
+        let sent = self.send_and_wait_ack(receipt).await;
+        if sent.is_err() {
+            self.shared.pending_retries().take(&info.id);
+        }
+        sent.map(drop)
     }
 }
 

@@ -460,7 +460,7 @@ impl<B: Backend> Client<B> {
         )?)
     }
 
-    async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
+    pub(crate) async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
         let timeout: Duration = self.shared.config.iq_timeout;
         let mut logins = self.shared.logins.subscribe();
         let mut attempt = 0;

@@ -522,6 +522,9 @@ impl<'a, B: Backend> Session<'a, B> {
                     // Syncing needs IQs this task must read: run it beside.
                     self.client().sync_later(collection);
                 }
+                if node.optional_str_attr("type") == Some("mediaretry") {
+                    self.shared.on_media_retry(node);
+                }
             }
             Incoming::Receipt { ack } => {
                 self.send(&ack).await?;

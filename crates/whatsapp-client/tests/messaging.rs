@@ -650,7 +650,7 @@ async fn a_five_mebibyte_document_round_trip() {
     let downloaded = bob.client.download(&media).await.unwrap();
     assert!(downloaded == data, "the download differs from the upload");
 
-    // A wrong key does not decrypt; an expired file is an HTTP error.
+    // A wrong key does not decrypt; an expired file is its own error.
     let mut wrong = media.clone();
     wrong.media_key[0] ^= 1;
     assert!(matches!(
@@ -660,7 +660,7 @@ async fn a_five_mebibyte_document_round_trip() {
     server.forget_media();
     assert!(matches!(
         bob.client.download(&media).await,
-        Err(ClientError::Http(_))
+        Err(ClientError::MediaExpired { status: 404 })
     ));
     alice.client.disconnect().await;
     bob.client.disconnect().await;

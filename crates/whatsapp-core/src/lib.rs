@@ -20,6 +20,8 @@
 //! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
 //! - [`history`]: history sync blobs inflated and read one conversation at a time.
 //! - [`media`]: media key expansion and streaming encryption and decryption with the file hashes.
+//! - [`media_info`]: a file's mimetype by content, image dimensions and thumbnail, audio and video durations.
+//! - [`media_retry`]: asking the phone to upload expired media again, and reading its answer.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
@@ -35,6 +37,8 @@ pub mod group;
 pub mod history;
 pub mod iq;
 pub mod media;
+pub mod media_info;
+pub mod media_retry;
 pub mod message;
 pub mod pair;
 pub mod pair_code;

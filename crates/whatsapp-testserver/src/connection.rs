@@ -531,6 +531,9 @@ impl Conn {
             self.violation("receipt from a connection that is not logged in".to_owned());
             return self.close(None).await;
         };
+        if receipt.optional_str_attr("type") == Some("server-error") {
+            return self.media_retry(&sender, receipt).await;
+        }
         let routed = routing::route_receipt(&mut self.shared.lock(), &sender, receipt);
         match routed {
             Ok((ack, copies)) => {
@@ -541,6 +544,27 @@ impl Conn {
                     copies,
                 });
                 self.send(ack).await
+            }
+            Err(reason) => {
+                self.violation(reason);
+                self.send(nack(receipt)).await
+            }
+        }
+    }
+
+    /// A media retry request (`<receipt type="server-error">`): the account's phone answers it at once with a
+    /// `mediaretry` notification (see [`crate::media`]).
+    async fn media_retry(&mut self, sender: &Jid, receipt: &Node) -> Flow {
+        let answer = match self.shared.media.get() {
+            Some(host) => host.answer_retry(sender, receipt),
+            None => Err("media retry before the media host started".to_owned()),
+        };
+        match answer {
+            Ok((ack, notification)) => {
+                if self.send(ack).await == Flow::Close {
+                    return Flow::Close;
+                }
+                self.send(notification).await
             }
             Err(reason) => {
                 self.violation(reason);

@@ -135,10 +135,28 @@ impl TestServer {
         self.shared().media.get().map_or(0, |host| host.file_count())
     }
 
-    /// Deletes every uploaded media file, so downloads get 404 (expired media).
+    /// Takes every uploaded media file offline, so downloads get 404 (expired media). The bytes are kept, as the
+    /// sending phone keeps the original, for [`rehost_on_media_retry`](Self::rehost_on_media_retry).
     pub fn forget_media(&self) {
         if let Some(host) = self.shared().media.get() {
             host.forget_files();
+        }
+    }
+
+    /// Makes the phone answer a media retry request for message `message_id` by uploading its file again.
+    ///
+    /// This is a test API standing in for what only a real phone knows. A device asks for expired media with a
+    /// `<receipt type="server-error">` encrypted with a key derived from the message's media key; the phone
+    /// finds the message, checks the request, uploads the file again and answers with a `mediaretry`
+    /// notification encrypted with the same key. The simulated phones cannot read messages (they have no Signal
+    /// keys), so the test hands over the message's `media_key` and `file_enc_sha256` (both in the received
+    /// message). With them, the server decrypts and checks the request, re-hosts the file under a new direct
+    /// path, and sends the encrypted answer; a request for a message not registered here is answered with
+    /// `<error code="2">` (not on the phone), and one that does not decrypt with result `DECRYPTION_ERROR`.
+    /// Each registration answers one request.
+    pub fn rehost_on_media_retry(&self, message_id: &str, media_key: [u8; 32], file_enc_sha256: &[u8]) {
+        if let Some(host) = self.shared().media.get() {
+            host.grant_retry(message_id, media_key, file_enc_sha256);
         }
     }
 
