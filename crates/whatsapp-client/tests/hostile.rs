@@ -48,17 +48,16 @@ async fn events_until_text(events: &mut Events, text: &str) -> Vec<Event> {
     let found = tokio::time::timeout(STEP, async {
         while let Some(event) = events.recv().await {
             match event {
-                Event::Message { message, .. } if message.conversation.as_deref() == Some(text) => return true,
+                Event::Message { message, .. } if message.conversation.as_deref() == Some(text) => {
+                    return true;
+                }
                 other => before.push(other),
             }
         }
         false
     })
     .await;
-    assert!(
-        matches!(found, Ok(true)),
-        "no message {text:?}; saw {before:?}"
-    );
+    assert!(matches!(found, Ok(true)), "no message {text:?}; saw {before:?}");
     before
 }
 
@@ -107,7 +106,9 @@ async fn stanzas_that_make_no_sense_are_refused_and_the_client_carries_on() {
             .attr("type", "text")
             .children([garbage_enc()]),
         // A message without a sender.
-        Node::new("message").attr("id", "NOFROM").children([garbage_enc()]),
+        Node::new("message")
+            .attr("id", "NOFROM")
+            .children([garbage_enc()]),
         // A message whose `<enc>` has no bytes.
         Node::new("message")
             .attr("id", "EMPTYENC")
@@ -133,7 +134,10 @@ async fn stanzas_that_make_no_sense_are_refused_and_the_client_carries_on() {
             .attr("id", "nobody-asked-either")
             .children([Node::new("error").attr("code", "500")]),
         Node::new("iq").attr("type", "result"),
-        Node::new("iq").attr("type", "get").attr("id", "what").attr("xmlns", "frob"),
+        Node::new("iq")
+            .attr("type", "get")
+            .attr("id", "what")
+            .attr("xmlns", "frob"),
         // A pair-device for a paired device, a receipt without a sender, one for nothing we sent, a retry receipt
         // for a message we never sent.
         Node::new("iq")
@@ -141,7 +145,9 @@ async fn stanzas_that_make_no_sense_are_refused_and_the_client_carries_on() {
             .attr("id", "pd")
             .children([Node::new("pair-device").children([Node::new("ref").bytes(b"ref".to_vec())])]),
         Node::new("receipt").attr("id", "NOFROM"),
-        Node::new("receipt").attr("id", "UNKNOWN").attr("from", from_alice.clone()),
+        Node::new("receipt")
+            .attr("id", "UNKNOWN")
+            .attr("from", from_alice.clone()),
         Node::new("receipt")
             .attr("id", "NEVERSENT")
             .attr("type", "retry")
@@ -208,7 +214,10 @@ async fn a_message_full_of_bad_ciphertexts_is_one_undecryptable_event() {
     let before = exchange(&mut alice, &mut bob, "after fifty").await;
     no_messages(&before);
     assert_eq!(
-        count(&before, |e| matches!(e, Event::UndecryptableMessage { info, .. } if info.id == "FIFTYBAD")),
+        count(
+            &before,
+            |e| matches!(e, Event::UndecryptableMessage { info, .. } if info.id == "FIFTYBAD")
+        ),
         1,
         "{before:?}"
     );
@@ -230,7 +239,10 @@ async fn a_damaged_ciphertext_is_reported_and_the_session_survives() {
     let sent = alice.client.send_text(&user(BOB), "damaged").await.unwrap();
     let before = events_until_text(&mut bob.events, "damaged").await;
     assert_eq!(
-        count(&before, |e| matches!(e, Event::UndecryptableMessage { info, .. } if info.id == sent.id)),
+        count(
+            &before,
+            |e| matches!(e, Event::UndecryptableMessage { info, .. } if info.id == sent.id)
+        ),
         1,
         "{before:?}"
     );
@@ -303,8 +315,14 @@ async fn frames_that_are_not_nodes_end_the_connection_and_nothing_is_lost() {
     for (round, frame) in garbage.into_iter().enumerate() {
         assert!(server.send_frame_bytes(&bob.jid, frame));
         // Bob drops the connection (the server redelivers what he did not ack) and logs in again.
-        wait_for(&mut bob.events, "the disconnect", |e| matches!(e, Event::Disconnected)).await;
-        wait_for(&mut bob.events, "the reconnect", |e| matches!(e, Event::Connected)).await;
+        wait_for(&mut bob.events, "the disconnect", |e| {
+            matches!(e, Event::Disconnected)
+        })
+        .await;
+        wait_for(&mut bob.events, "the reconnect", |e| {
+            matches!(e, Event::Connected)
+        })
+        .await;
         let before = exchange(&mut alice, &mut bob, &format!("after garbage {round}")).await;
         no_messages(&before);
     }

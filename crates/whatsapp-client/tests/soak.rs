@@ -31,7 +31,7 @@ use whatsapp_client::{Client, Event, Jid};
 use whatsapp_testserver::TestServer;
 
 /// Messages per run unless `WHATSAPP_SOAK_MESSAGES` says otherwise.
-const DEFAULT_MESSAGES: usize = 120;
+const DEFAULT_MESSAGES: usize = 300;
 /// The fault plan's seed unless `WHATSAPP_SOAK_SEED` says otherwise.
 const DEFAULT_SEED: u64 = 0x5EED_0001;
 
@@ -105,7 +105,11 @@ macro_rules! pass {
 }
 
 impl StoreTransaction for FlakyTransaction {
-    fn put_identity(&mut self, address: &str, key: &[u8; 32]) -> impl Future<Output = StoreResult<()>> + Send {
+    fn put_identity(
+        &mut self,
+        address: &str,
+        key: &[u8; 32],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
         self.inner.put_identity(address, key)
     }
     fn put_session(&mut self, address: &str, session: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
@@ -396,7 +400,10 @@ impl Peer {
                 Ok(sent) => return (sent.id, failures),
                 Err(error) => {
                     failures += 1;
-                    assert!(failures < 100, "{text}: still failing after 100 attempts: {error}");
+                    assert!(
+                        failures < 100,
+                        "{text}: still failing after 100 attempts: {error}"
+                    );
                     if !self.client.is_logged_in() {
                         tokio::time::timeout(STEP, self.logins.changed())
                             .await
@@ -495,7 +502,8 @@ async fn soak(
         }
         tally.duplicates += peer.duplicates;
     }
-    tally.store_failures = alice.switch.failed.load(Ordering::Relaxed) + bob.switch.failed.load(Ordering::Relaxed);
+    tally.store_failures =
+        alice.switch.failed.load(Ordering::Relaxed) + bob.switch.failed.load(Ordering::Relaxed);
     tally
 }
 

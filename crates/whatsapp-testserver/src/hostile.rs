@@ -62,7 +62,9 @@ pub(crate) fn before_send(
     node: &Node,
 ) -> Write {
     let mut state = shared.lock();
-    if node.tag == "ack" && node.optional_str_attr("class") == Some("message") && !state.hostile.ack_delay.is_zero()
+    if node.tag == "ack"
+        && node.optional_str_attr("class") == Some("message")
+        && !state.hostile.ack_delay.is_zero()
     {
         let delay = state.hostile.ack_delay;
         let tx = tx.clone();
