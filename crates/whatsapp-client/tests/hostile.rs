@@ -377,3 +377,34 @@ async fn a_message_dribbled_one_byte_at_a_time_arrives_whole() {
     alice.client.disconnect().await;
     bob.client.disconnect().await;
 }
+
+#[tokio::test]
+async fn the_decrypt_buffer_forgets_what_the_server_can_no_longer_redeliver() {
+    use whatsapp_client::store::{Backend, BufferedEvent, EventBufferStore};
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(BOB);
+    let (backend, _path) = sqlite().await;
+    let (client, mut events) = client_for(&server, backend.clone()).await;
+    pair_with(&phone, &client, &mut events).await;
+    let account = backend.open_account(client.account_id()).await.unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day_ms = 24 * 3600 * 1000;
+    // Two handled messages: one 15 days old, past the server's 14 days of redelivery, and one from yesterday.
+    for (hash, age_days) in [([1u8; 32], 15), ([2u8; 32], 1)] {
+        let event = BufferedEvent {
+            plaintext: None,
+            server_timestamp: now_ms - age_days * day_ms,
+            insert_time: now_ms - age_days * day_ms,
+        };
+        account.put_buffered_event(&hash, &event).await.unwrap();
+    }
+    // The next login prunes the buffer before it reports the connection ready.
+    server.drop_connections();
+    wait_for(&mut events, "the reconnect", |e| matches!(e, Event::Connected)).await;
+    assert_eq!(account.buffered_event(&[1; 32]).await.unwrap(), None);
+    assert!(account.buffered_event(&[2; 32]).await.unwrap().is_some());
+    client.disconnect().await;
+}

@@ -65,7 +65,7 @@ impl FailureSwitch {
     fn should_fail(&self) -> bool {
         let every = self.every.load(Ordering::Relaxed);
         let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        let fail = every != 0 && n % every == 0;
+        let fail = every != 0 && n.is_multiple_of(every);
         if fail {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
