@@ -31,7 +31,7 @@ use whatsapp_client::{Client, Event, Jid};
 use whatsapp_testserver::TestServer;
 
 /// Messages per run unless `WHATSAPP_SOAK_MESSAGES` says otherwise.
-const DEFAULT_MESSAGES: usize = 200;
+const DEFAULT_MESSAGES: usize = 300;
 /// The fault plan's seed unless `WHATSAPP_SOAK_SEED` says otherwise.
 const DEFAULT_SEED: u64 = 0x5EED_0001;
 
