@@ -46,6 +46,11 @@ use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, MessageInfo, Share
 const FIRST_QR_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long each QR code after the first is shown.
 const QR_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a handled message's hash is kept for de-duplication: the server keeps undelivered messages 14 days
+/// (protocol-facts §2, `DeleteOldBufferedHashes`), so nothing older can be redelivered.
+const DECRYPT_BUFFER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often a long-lived connection prunes the decrypt buffer (whatsmeow: every 12 hours).
+const DECRYPT_BUFFER_PRUNE_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 
 /// What the handles ask of the connection task.
 pub(crate) enum Command {
@@ -356,6 +361,8 @@ struct Session<'a, B: Backend> {
     reached_login: bool,
     /// Stanzas sent with [`Command::SendNode`], by id, waiting for the server's ack.
     awaiting_ack: HashMap<String, oneshot::Sender<Result<Node, ClientError>>>,
+    /// When the decrypt buffer is next pruned (at login, then every [`DECRYPT_BUFFER_PRUNE_INTERVAL`]).
+    next_buffer_prune: Instant,
 }
 
 impl<'a, B: Backend> Session<'a, B> {
@@ -376,6 +383,7 @@ impl<'a, B: Backend> Session<'a, B> {
             lease_renewal: LEASE_TTL / 3,
             reached_login: false,
             awaiting_ack: HashMap::new(),
+            next_buffer_prune: Instant::ZERO,
         }
     }
 
@@ -703,6 +711,9 @@ impl<'a, B: Backend> Session<'a, B> {
         self.qr_expires = None;
         let now = self.now();
         self.keepalive = Some((Keepalive::new(now), Keepalive::next_ping(now, self.rng)));
+        if self.next_buffer_prune <= now {
+            self.prune_decrypt_buffer().await;
+        }
         // As whatsmeow does: prekey count, a refill if needed, `active`, then `Connected` (protocol-facts §3.3).
         // A failed step is logged and the sequence goes on.
         let timeout = self.shared.config.iq_timeout;
@@ -885,7 +896,22 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.lease_renewal <= now {
             self.renew_lease().await?;
         }
+        if self.reached_login && self.next_buffer_prune <= now {
+            self.prune_decrypt_buffer().await;
+        }
         Ok(())
+    }
+
+    /// Forgets the hashes of messages handled longer ago than the server could redeliver them, so the decrypt
+    /// buffer does not grow without bound. A failure is logged and tried again at the next interval.
+    async fn prune_decrypt_buffer(&mut self) {
+        self.next_buffer_prune = self.now() + DECRYPT_BUFFER_PRUNE_INTERVAL;
+        let cutoff = unix_now().saturating_sub(DECRYPT_BUFFER_TTL).as_millis() as i64;
+        match self.shared.account.delete_old_buffered_events(cutoff).await {
+            Ok(0) => {}
+            Ok(deleted) => debug!(deleted, "pruned the decrypt buffer"),
+            Err(error) => warn!(%error, "could not prune the decrypt buffer"),
+        }
     }
 
     async fn renew_lease(&mut self) -> Result<(), End> {
@@ -959,9 +985,10 @@ impl<B: Backend> Session<'_, B> {
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    // Not acknowledged: the server redelivers it.
-                    warn!(%error, "cannot read the decrypt buffer; leaving the message for redelivery");
-                    return Ok(());
+                    // Not acknowledged: the server redelivers it after the next login, which a new connection
+                    // brings at once.
+                    warn!(%error, "cannot read the decrypt buffer; reconnecting for a redelivery");
+                    return Err(End::Lost);
                 }
             }
             let _signal = self.shared.signal_lock.lock().await;
@@ -993,16 +1020,21 @@ impl<B: Backend> Session<'_, B> {
                         insert_time: now,
                     };
                     if let Err(error) = stage.commit_with_event(Some((&hash, &event))).await {
-                        warn!(%error, "cannot persist a decrypted message; leaving it for redelivery");
-                        return Ok(());
+                        // Not acknowledged, and nothing of it persisted: the redelivery after the reconnect
+                        // decrypts it again from the same state.
+                        warn!(%error, "cannot persist a decrypted message; reconnecting for a redelivery");
+                        return Err(End::Lost);
                     }
                     decrypted.push((hash, plaintext));
                 }
                 Err(error) => {
                     drop(stage);
                     drop(_signal);
+                    // One retry receipt and one event per message, however many copies in it fail: the sender
+                    // answers a retry with every copy again, and a hostile stanza cannot multiply the work.
                     self.send_retry_receipt(node).await?;
                     failures.push(ClientError::from(error));
+                    break;
                 }
             }
         }

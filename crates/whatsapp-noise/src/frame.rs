@@ -239,4 +239,28 @@ mod tests {
         assert!(encode_frame(&too_big[1..], &mut out).is_ok());
         assert_eq!(&out[..3], &[0xff, 0xff, 0xff]);
     }
+
+    #[test]
+    fn a_claimed_length_reserves_nothing() {
+        // A header claiming the largest frame, then a trickle: memory follows the bytes that arrived, not the
+        // claim, however the bytes are cut.
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[0xff, 0xff, 0xff]);
+        for _ in 0..100 {
+            decoder.push(&[0x5a; 10]);
+            assert_eq!(decoder.next_frame(), Ok(None));
+        }
+        assert_eq!(decoder.buffered_len(), 1003);
+        assert!(decoder.buf.capacity() < 64 * 1024, "{}", decoder.buf.capacity());
+        // A limit below the claim refuses the frame at its header.
+        let mut limited = FrameDecoder::new().with_max_len(1 << 20);
+        limited.push(&[0xff, 0xff, 0xff]);
+        assert_eq!(
+            limited.next_frame(),
+            Err(FrameError::TooLarge {
+                len: MAX_FRAME_LEN,
+                max: 1 << 20
+            })
+        );
+    }
 }

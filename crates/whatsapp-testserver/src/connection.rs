@@ -292,6 +292,10 @@ impl Conn {
                     Some(Command::Send(node)) => self.send(node).await,
                     Some(Command::Close(node)) => self.close(node).await,
                     Some(Command::Abort) | None => Flow::Close,
+                    Some(Command::Hostile(act)) => match crate::hostile::perform(&mut self.socket, &mut self.rx, act).await {
+                        Ok(true) => Flow::Continue,
+                        Ok(false) | Err(_) => Flow::Close,
+                    },
                 },
             };
             if flow == Flow::Close {
@@ -324,7 +328,14 @@ impl Conn {
 
     async fn send(&mut self, node: Node) -> Flow {
         tracing::trace!(%node, "send");
-        match self.socket.send_frame(&encode_frame(&node)).await {
+        let sent = match crate::hostile::before_send(&self.shared, &self.tx, self.device.as_ref(), &node) {
+            crate::hostile::Write::Whole => self.socket.send_frame(&encode_frame(&node)).await,
+            crate::hostile::Write::Dribble(pause) => {
+                crate::hostile::dribble(&mut self.socket, &encode_frame(&node), pause).await
+            }
+            crate::hostile::Write::Deferred => Ok(()),
+        };
+        match sent {
             Ok(()) => Flow::Continue,
             Err(error) => {
                 tracing::debug!(%error, "send failed");

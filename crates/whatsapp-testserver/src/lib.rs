@@ -10,7 +10,9 @@
 //! - [`TestServer`]: start one with [`TestServer::start`], give clients its [`TestServer::url`] and
 //!   [`TestServer::trust_root`], inject faults ([`TestServer::drop_connections`],
 //!   [`TestServer::send_stream_error`], [`TestServer::fail_logins`], [`TestServer::set_iq_delay`],
-//!   [`TestServer::answer_pings`]) and inspect what it stored.
+//!   [`TestServer::answer_pings`]), play a hostile server ([`TestServer::send_stanza`],
+//!   [`TestServer::send_frame_bytes`], [`TestServer::send_frame_header_then_stall`],
+//!   [`TestServer::dribble_next_message`], [`TestServer::replay_last_message`]) and inspect what it stored.
 //! - [`Phone`]: an account's primary phone: it scans QR codes ([`Phone::scan_qr`]), enters pairing codes
 //!   ([`Phone::enter_code`]) and unlinks devices.
 //! - [`ServerEvent`] and [`ServerEvents`]: everything the server saw, to synchronise tests on instead of sleeping.
@@ -36,6 +38,7 @@
 mod app_state;
 mod connection;
 mod events;
+mod hostile;
 mod media;
 mod phone;
 mod primary;

@@ -332,16 +332,13 @@ impl MediaHost {
     pub(crate) fn host(&self, kind: &str, encrypted: Vec<u8>) -> String {
         let id = hex::encode(&Sha256::digest(&encrypted)[..16]);
         let direct_path = format!("/mms-file/{kind}/{id}?ccb=11-4");
-        self.files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                StoredFile {
-                    kind: kind.to_owned(),
-                    bytes: Arc::new(encrypted),
-                },
-            );
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            id,
+            StoredFile {
+                kind: kind.to_owned(),
+                bytes: Arc::new(encrypted),
+            },
+        );
         direct_path
     }
 

@@ -14,6 +14,7 @@ use whatsapp_signal::KeyPair;
 
 use crate::connection::serve;
 use crate::events::ServerEvents;
+use crate::hostile::Act;
 use crate::phone::Phone;
 use crate::state::{Account, Command, Shared, device_jid, unix_now};
 
@@ -275,6 +276,57 @@ impl TestServer {
     /// Cuts `device`'s connection right after the next message copy is written to it (mid-receive faults).
     pub fn cut_after_next_message(&self, device: &Jid) {
         self.shared().lock().faults.cut_after_next.insert(device.clone());
+    }
+
+    /// Sends `stanza` to the live connection of `device` exactly as given, however little sense it makes (a
+    /// `<message>` without id, an `<iq>` answer nobody asked for, a `<receipt>` without `from`...). Returns whether
+    /// the device is connected.
+    pub fn send_stanza(&self, device: &Jid, stanza: Node) -> bool {
+        self.shared()
+            .lock()
+            .conn_of(device)
+            .is_some_and(|(_, conn)| conn.tx.send(Command::Send(stanza)).is_ok())
+    }
+
+    /// Sends `plaintext` to the live connection of `device` as one encrypted frame, whether or not it is a binary
+    /// node (a frame of garbage, a flags byte with nothing after it, a zlib bomb). Returns whether the device is
+    /// connected.
+    pub fn send_frame_bytes(&self, device: &Jid, plaintext: Vec<u8>) -> bool {
+        self.hostile(device, Act::Frame(plaintext))
+    }
+
+    /// Writes to the live connection of `device` a frame header claiming `claimed` bytes (at most 16 MiB - 1, what
+    /// three length bytes can say), then `filler` bytes of that frame, and then nothing ever again: the connection
+    /// reads and ignores what the client sends, answers no ping, and ends only when the client leaves or
+    /// [`drop_connections`](Self::drop_connections) is called. Oversized-frame and stalled-stream tests.
+    pub fn send_frame_header_then_stall(&self, device: &Jid, claimed: u32, filler: usize) -> bool {
+        self.hostile(device, Act::HeaderThenSilence { claimed, filler })
+    }
+
+    /// Writes the next message copy for `device` one byte per WebSocket message, pausing `pause` after each byte
+    /// (a slow sender); the connection sends nothing else meanwhile.
+    pub fn dribble_next_message(&self, device: &Jid, pause: Duration) {
+        crate::hostile::dribble_next_message(&mut self.shared().lock(), device, pause);
+    }
+
+    /// Sends the last message copy written to `device` again, byte for byte the same ciphertext: under the stanza
+    /// id `new_id`, or under its own id when `None` (a replay after the device acknowledged it). The replay is
+    /// queued until acked like any copy. Returns whether there was a copy to replay and the device is connected.
+    pub fn replay_last_message(&self, device: &Jid, new_id: Option<&str>) -> bool {
+        crate::hostile::replay(&mut self.shared().lock(), device, new_id.map(str::to_owned))
+    }
+
+    /// Holds back the server's ack of every message a client sends by `delay` (zero: ack at once). An ack whose
+    /// connection ends during the delay is lost.
+    pub fn set_ack_delay(&self, delay: Duration) {
+        self.shared().lock().hostile.ack_delay = delay;
+    }
+
+    fn hostile(&self, device: &Jid, act: Act) -> bool {
+        self.shared()
+            .lock()
+            .conn_of(device)
+            .is_some_and(|(_, conn)| conn.tx.send(Command::Hostile(act)).is_ok())
     }
 
     /// How many messages `device` has not acknowledged.

@@ -61,6 +61,8 @@ pub(crate) enum Command {
     Close(Option<Node>),
     /// End the connection at once: no stanza, no WebSocket close.
     Abort,
+    /// Do something hostile to the byte stream (hostile-server tests).
+    Hostile(crate::hostile::Act),
 }
 
 /// What a live connection is.
@@ -140,6 +142,8 @@ pub(crate) struct State {
     pub(crate) inboxes: HashMap<Jid, Vec<crate::routing::Queued>>,
     /// Groups by id (the user part of the group JID).
     pub(crate) groups: BTreeMap<String, Group>,
+    /// The hostile-server switches.
+    pub(crate) hostile: crate::hostile::Hostile,
 }
 
 /// A group: its subject and members (account phone numbers).
@@ -201,6 +205,7 @@ impl Shared {
                 next_conn: 1,
                 inboxes: HashMap::new(),
                 groups: BTreeMap::new(),
+                hostile: Default::default(),
             }),
             events,
             next_id: AtomicU64::new(1),

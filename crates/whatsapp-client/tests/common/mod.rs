@@ -85,7 +85,11 @@ pub(crate) async fn next_qr(events: &mut Events) -> String {
 }
 
 /// Pairs a client with `phone` by QR code and waits until it logged in; returns the device JID.
-pub(crate) async fn pair_with(phone: &Phone, client: &Client<SqlBackend>, events: &mut Events) -> Jid {
+pub(crate) async fn pair_with<B: whatsapp_client::store::Backend>(
+    phone: &Phone,
+    client: &Client<B>,
+    events: &mut Events,
+) -> Jid {
     client.connect().await.unwrap();
     let code = next_qr(events).await;
     let jid = phone.scan_qr(&code).await.unwrap();
