@@ -812,3 +812,16 @@ async fn a_group_message_that_does_not_decrypt_is_sent_again_with_the_sender_key
     let (_, message) = next_message(&mut bob.events).await;
     assert_eq!(message.conversation.as_deref(), Some("next"));
 }
+
+#[tokio::test]
+async fn messages_to_a_lid_address_arrive() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let bob_lid = server.add_phone(BOB).lid();
+
+    let sent = alice.client.send_text(&bob_lid, "to your lid").await.unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("to your lid"));
+}
