@@ -21,7 +21,9 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::runtime::Runtime;
@@ -36,7 +38,7 @@ use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
 use whatsapp_signal::store::{IdentityKeyStore, SessionStore};
 use whatsapp_signal::{CiphertextMessage, padding};
-use whatsapp_store::{AccountStore, Backend, BufferedEvent, Device, EventBufferStore, MemoryBackend};
+use whatsapp_store::{AccountStore, Backend, BufferedEvent, Device, MemoryBackend};
 use whatsapp_store_sql::SqlBackend;
 
 /// The sending side: its session with our account, and a counter for message ids.
@@ -107,7 +109,12 @@ fn run_all<B: Backend>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, b
     let account = rt.block_on(backend.create_account(&device)).expect("account");
     let alice = Jid::with_device("15550000002", Jid::DEFAULT_USER_SERVER, 0);
     let peer = rt
-        .block_on(establish(&account, &device, std::slice::from_ref(&alice), &mut rng))
+        .block_on(establish(
+            &account,
+            &device,
+            std::slice::from_ref(&alice),
+            &mut rng,
+        ))
         .pop()
         .expect("one peer");
     let mut sender = Sender {

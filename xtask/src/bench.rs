@@ -1,4 +1,4 @@
-//! `cargo xtask bench [NAME...]`: runs the criterion benches of `whatsapp-benches` (all of them, or the named
+//! `cargo xtask bench [NAME...]` (or `--report-only`: the report from the results already there): runs the criterion benches of `whatsapp-benches` (all of them, or the named
 //! ones) with short warm-up and measurement times, then writes `docs/PERFORMANCE.md` from the results.
 //!
 //! Every bench runs on its own, with the machine's load average recorded before and after it, because the machine
@@ -15,7 +15,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-/// The benches, in the order they run and appear in the report.
+/// The benches, in the order they run and appear in the report: criterion benches, then the measurement
+/// binaries of `benches/src/bin/` that record figures.
 const BENCHES: &[&str] = &[
     "group_send",
     "history",
@@ -25,7 +26,14 @@ const BENCHES: &[&str] = &[
     "noise",
     "appstate",
     "store",
+    "idle_clients",
 ];
+
+/// The measurement binaries among [`BENCHES`].
+const BINARIES: &[&str] = &["idle_clients"];
+
+/// The number of clients of `idle_clients`, unless `WHATSAPP_BENCH_IDLE_CLIENTS` says otherwise.
+const IDLE_CLIENTS: &str = "200";
 
 /// Criterion options for the whole run: short, so a full run stays within a few minutes.
 const CRITERION_ARGS: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
@@ -45,12 +53,24 @@ const COMPARISONS: &[(&str, &str, &str, &str)] = &[
         "inflate whole, decode with prost in one go",
     ),
     ("binary_decode", "ours_tree", "wacore_ref", "wacore-binary 0.7.0"),
-    ("binary_decode", "ours_owned", "wacore_owned", "wacore-binary 0.7.0"),
+    (
+        "binary_decode",
+        "ours_owned",
+        "wacore_owned",
+        "wacore-binary 0.7.0",
+    ),
     ("binary_encode", "ours", "wacore_marshal", "wacore-binary 0.7.0"),
 ];
 
 /// Runs the benches and writes the report.
 pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
+    let report = target_dir(root).join("bench-report");
+    if names.first().map(String::as_str) == Some("--report-only") {
+        // The report from the results already there, for a run that was cut short.
+        let doc = render(root, &report, "cargo xtask bench --report-only", 0.0)?;
+        std::fs::write(root.join("docs/PERFORMANCE.md"), doc)?;
+        return Ok(());
+    }
     for name in names {
         if !BENCHES.contains(&name.as_str()) {
             bail!("unknown bench {name}; the benches are {}", BENCHES.join(", "));
@@ -65,14 +85,22 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
             .filter(|b| names.iter().any(|n| n == b))
             .collect()
     };
-    let report = target_dir(root).join("bench-report");
     std::fs::create_dir_all(&report).with_context(|| format!("cannot create {}", report.display()))?;
     let started = Instant::now();
-    crate::run(
-        Command::new("cargo")
-            .current_dir(root)
-            .args(["bench", "-p", "whatsapp-benches", "--no-run"]),
-    )?;
+    crate::run(Command::new("cargo").current_dir(root).args([
+        "bench",
+        "-p",
+        "whatsapp-benches",
+        "--no-run",
+    ]))?;
+    crate::run(Command::new("cargo").current_dir(root).args([
+        "build",
+        "--profile",
+        "bench",
+        "-p",
+        "whatsapp-benches",
+        "--bins",
+    ]))?;
     for bench in &selected {
         let dir = report.join(bench);
         if dir.exists() {
@@ -81,14 +109,35 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         let load_before = load_average();
         let bench_started = Instant::now();
-        crate::run(
-            Command::new("cargo")
-                .current_dir(root)
-                .env("CRITERION_HOME", dir.join("criterion"))
-                .env("WHATSAPP_BENCH_FIGURES", dir.join("figures.tsv"))
+        let mut cargo = Command::new("cargo");
+        cargo
+            .current_dir(root)
+            .env("CRITERION_HOME", dir.join("criterion"))
+            .env("WHATSAPP_BENCH_FIGURES", dir.join("figures.tsv"));
+        if BINARIES.contains(bench) {
+            let clients =
+                std::env::var("WHATSAPP_BENCH_IDLE_CLIENTS").unwrap_or_else(|_| IDLE_CLIENTS.to_owned());
+            cargo
+                .args([
+                    "run",
+                    "--profile",
+                    "bench",
+                    "-p",
+                    "whatsapp-benches",
+                    "--bin",
+                    bench,
+                    "--",
+                ])
+                .arg(clients);
+        } else {
+            cargo
                 .args(["bench", "-p", "whatsapp-benches", "--bench", bench, "--"])
-                .args(CRITERION_ARGS),
-        )?;
+                .args(CRITERION_ARGS);
+        }
+        crate::run(&mut cargo)?;
+        if *bench == "signal" {
+            libsignal_node(root, &dir.join("figures.tsv"))?;
+        }
         let meta = format!(
             "{}\n{}\n{:.0}\n{}\n",
             load_before,
@@ -107,6 +156,47 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
     let out = root.join("docs/PERFORMANCE.md");
     std::fs::write(&out, doc).with_context(|| format!("cannot write {}", out.display()))?;
     eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// The libsignal-node operations of `benches/peers/libsignal_node.js` and the criterion benchmark of the same
+/// operation in `signal_session`.
+const LIBSIGNAL_NODE: &[(&str, &str)] = &[
+    ("x3dh_setup (process bundle)", "x3dh_setup"),
+    ("encrypt (within chain)", "encrypt_within_chain"),
+    ("decrypt (within chain)", "decrypt_within_chain"),
+    (
+        "encrypt+decrypt (DH ratchet step)",
+        "encrypt_decrypt_dh_ratchet_step",
+    ),
+];
+
+/// Runs the libsignal-node peer of the Signal bench when node finds the `libsignal` package (`NODE_PATH`, see the
+/// script's usage) and adds its rates to the figures; otherwise adds a note.
+fn libsignal_node(root: &Path, figures: &Path) -> Result<()> {
+    use std::io::Write as _;
+    let script = root.join("benches/peers/libsignal_node.js");
+    eprintln!("$ node {}", script.display());
+    let output = Command::new("node").arg(&script).output();
+    let mut lines = String::new();
+    match output {
+        Ok(out) if out.status.success() => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let Some((name, rate)) = line.trim_end().strip_suffix(" ops/s").and_then(|l| l.rsplit_once(' ')) else {
+                    continue;
+                };
+                lines.push_str(&format!("libsignal-node\t{}\t{}\tops/s\n", name.trim(), rate.trim()));
+            }
+        }
+        _ => lines.push_str(
+            "signal\tlibsignal-node peer not run (needs node and the npm package libsignal@6.0.0 on NODE_PATH)\t\t\n",
+        ),
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(figures)?
+        .write_all(lines.as_bytes())?;
     Ok(())
 }
 
@@ -263,7 +353,10 @@ fn render(root: &Path, report: &Path, commands: &str, seconds: f64) -> Result<St
     writeln!(doc)?;
     writeln!(doc, "- CPU: {model}, {cores} logical cores")?;
     writeln!(doc, "- Compiler: {}", rustc_version())?;
-    writeln!(doc, "- Last command: `{commands}` ({seconds:.0} s including the build)")?;
+    writeln!(
+        doc,
+        "- Last command: `{commands}` ({seconds:.0} s including the build)"
+    )?;
     writeln!(
         doc,
         "- Criterion options: `{}`; benches with long iterations use 10 samples.",
@@ -367,7 +460,10 @@ fn render(root: &Path, report: &Path, commands: &str, seconds: f64) -> Result<St
         writeln!(doc)?;
         writeln!(doc, "## Side by side")?;
         writeln!(doc)?;
-        writeln!(doc, "| group | ours | time | compared with | time | ratio (theirs / ours) |")?;
+        writeln!(
+            doc,
+            "| group | ours | time | compared with | time | ratio (theirs / ours) |"
+        )?;
         writeln!(doc, "|---|---|---:|---|---:|---:|")?;
         for (group, ours, other, what, ours_time, other_time) in pairs {
             writeln!(
@@ -379,14 +475,51 @@ fn render(root: &Path, report: &Path, commands: &str, seconds: f64) -> Result<St
             )?;
         }
     }
-    let peer = root.join("benches/peers/libsignal_node.js");
-    if peer.is_file() {
+    let signal_figures = std::fs::read_to_string(report.join("signal/figures.tsv")).unwrap_or_default();
+    let node: Vec<(String, f64)> = signal_figures
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["libsignal-node", name, rate, _] => Some(((*name).to_owned(), rate.parse().ok()?)),
+                _ => None,
+            }
+        })
+        .collect();
+    if !node.is_empty() {
         writeln!(doc)?;
         writeln!(
             doc,
-            "The Signal 1:1 operations have a peer measurement on libsignal-node, run by hand (it needs npm): see \
-             the usage at the top of `benches/peers/libsignal_node.js`."
+            "Signal 1:1 operations against libsignal-node (npm `libsignal` 6.0.0, `benches/peers/libsignal_node.js`, \
+             run right after the `signal` bench):"
         )?;
+        writeln!(doc)?;
+        writeln!(
+            doc,
+            "| operation | ours | libsignal-node | ratio (ours / theirs) |"
+        )?;
+        writeln!(doc, "|---|---:|---:|---:|")?;
+        for (theirs_name, ours_name) in LIBSIGNAL_NODE {
+            let Some(theirs) = node.iter().find(|(n, _)| n == theirs_name).map(|(_, r)| *r) else {
+                continue;
+            };
+            let Some(ours) = all
+                .iter()
+                .find(|e| e.group == "signal_session" && e.function == *ours_name)
+                .and_then(|e| Some(e.throughput.as_ref()?.1 / (e.time / 1e9)))
+            else {
+                continue;
+            };
+            writeln!(
+                doc,
+                "| {ours_name} | {ours:.0} ops/s | {theirs:.0} ops/s | {:.1}× |",
+                ours / theirs
+            )?;
+        }
+    }
+    if let Ok(findings) = std::fs::read_to_string(root.join("benches/FINDINGS.md")) {
+        writeln!(doc)?;
+        doc.push_str(&findings);
     }
     Ok(doc)
 }
