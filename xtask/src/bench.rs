@@ -93,14 +93,6 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
         "whatsapp-benches",
         "--no-run",
     ]))?;
-    crate::run(Command::new("cargo").current_dir(root).args([
-        "build",
-        "--profile",
-        "bench",
-        "-p",
-        "whatsapp-benches",
-        "--bins",
-    ]))?;
     for bench in &selected {
         let dir = report.join(bench);
         if dir.exists() {
