@@ -6,6 +6,8 @@
 //! acknowledged session, so our next message to the peer is a plain `msg` (no `pkmsg`, no device identity), as
 //! in a chat that has been going on for a while.
 
+#![allow(clippy::expect_used, clippy::panic, reason = "benchmark set-up fails loudly")]
+
 use rand::rngs::StdRng;
 use whatsapp_binary::Jid;
 use whatsapp_core::message::protocol_address;

@@ -101,27 +101,22 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
         std::fs::create_dir_all(&dir)?;
         let load_before = load_average();
         let bench_started = Instant::now();
-        let mut cargo = Command::new("cargo");
+        // The measurement binaries were built by `cargo bench --no-run`, with the benches' feature set (which
+        // `cargo run` would not reuse).
+        let mut cargo = if BINARIES.contains(bench) {
+            let mut binary = Command::new(target_dir(root).join("release").join(bench));
+            binary.arg(
+                std::env::var("WHATSAPP_BENCH_IDLE_CLIENTS").unwrap_or_else(|_| IDLE_CLIENTS.to_owned()),
+            );
+            binary
+        } else {
+            Command::new("cargo")
+        };
         cargo
             .current_dir(root)
             .env("CRITERION_HOME", dir.join("criterion"))
             .env("WHATSAPP_BENCH_FIGURES", dir.join("figures.tsv"));
-        if BINARIES.contains(bench) {
-            let clients =
-                std::env::var("WHATSAPP_BENCH_IDLE_CLIENTS").unwrap_or_else(|_| IDLE_CLIENTS.to_owned());
-            cargo
-                .args([
-                    "run",
-                    "--profile",
-                    "bench",
-                    "-p",
-                    "whatsapp-benches",
-                    "--bin",
-                    bench,
-                    "--",
-                ])
-                .arg(clients);
-        } else {
+        if !BINARIES.contains(bench) {
             cargo
                 .args(["bench", "-p", "whatsapp-benches", "--bench", bench, "--"])
                 .args(CRITERION_ARGS);
