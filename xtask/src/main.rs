@@ -4,10 +4,12 @@
 //! - `tidy`: the repository rules no compiler checks: every `.rs` file opens with `//!` docs, and the sans-IO
 //!   crates do not depend on tokio.
 //! - `fuzz [--time SECONDS] [TARGET...]`: runs every cargo-fuzz target (or the named ones) for the given time.
-//! - `bench`: runs the benchmarks under `benches/`.
+//! - `bench [NAME...]`: runs the benchmarks under `benches/` (all, or the named ones) and writes
+//!   `docs/PERFORMANCE.md` from their results.
 //!
 //! It does not install toolchains or system packages; `.ci/run` does that before calling it.
 
+mod bench;
 mod tidy;
 
 use std::process::Command;
@@ -21,12 +23,8 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("tidy") => tidy::run(&root),
         Some("fuzz") => fuzz(&root, &args[1..]),
-        Some("bench") => {
-            run(Command::new("cargo")
-                .current_dir(&root)
-                .args(["bench", "-p", "whatsapp-benches"]))
-        }
-        _ => bail!("usage: cargo xtask ci | tidy | fuzz [--time SECONDS] [TARGET...] | bench"),
+        Some("bench") => bench::run(&root, &args[1..]),
+        _ => bail!("usage: cargo xtask ci | tidy | fuzz [--time SECONDS] [TARGET...] | bench [NAME...]"),
     }
 }
 

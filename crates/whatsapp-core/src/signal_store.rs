@@ -14,10 +14,8 @@ use whatsapp_signal::store::{
     Direction, IdentityKeyStore, PreKeyStore, ProtocolAddress, SenderKeyName, SenderKeyStore, SessionStore,
     SignedPreKeyStore,
 };
-use whatsapp_signal::{Error, KeyPair, PublicKey, SenderKeyRecord, SessionRecord};
-use whatsapp_store::{AccountStore, BufferedEvent, Device, StoreError, StoreTransaction};
-
-use crate::device::key_pair;
+use whatsapp_signal::{Error, KeyPair, PrivateKey, PublicKey, SenderKeyRecord, SessionRecord};
+use whatsapp_store::{AccountStore, BufferedEvent, Device, KeyPairBytes, StoreError, StoreTransaction};
 
 #[derive(Default)]
 struct Stage {
@@ -45,6 +43,16 @@ impl<A: AccountStore> std::fmt::Debug for StagedSignalStore<'_, A> {
     }
 }
 
+/// A stored key pair as is. Unlike [`crate::device::key_pair`] it does not recompute the public half (a
+/// Curve25519 scalar multiplication): a stage is made for every message sent or received, and two of those per
+/// stage were most of the CPU time of decrypting a message.
+fn stored_pair(bytes: &KeyPairBytes) -> KeyPair {
+    KeyPair {
+        public: PublicKey::from_bytes(bytes.public),
+        private: PrivateKey::from_bytes(bytes.private),
+    }
+}
+
 fn store_error(error: StoreError) -> Error {
     Error::Store(error.to_string())
 }
@@ -54,10 +62,10 @@ impl<'a, A: AccountStore> StagedSignalStore<'a, A> {
     pub fn new(account: &'a A, device: &Device) -> Self {
         StagedSignalStore {
             account,
-            identity: key_pair(&device.identity_key),
+            identity: stored_pair(&device.identity_key),
             registration_id: device.registration_id,
             signed_prekey_id: device.signed_prekey.id,
-            signed_prekey: key_pair(&device.signed_prekey.key_pair),
+            signed_prekey: stored_pair(&device.signed_prekey.key_pair),
             stage: Mutex::new(Stage::default()),
         }
     }
@@ -170,7 +178,7 @@ impl<A: AccountStore> PreKeyStore for StagedSignalStore<'_, A> {
             return Ok(None);
         }
         let prekey = self.account.prekey(id).await.map_err(store_error)?;
-        Ok(prekey.map(|k| key_pair(&k.key_pair)))
+        Ok(prekey.map(|k| stored_pair(&k.key_pair)))
     }
 
     async fn remove_pre_key(&self, id: u32) -> Result<(), Error> {

@@ -269,8 +269,16 @@ pub async fn connect(url: &str, params: ClientParams<'_>) -> Result<Connection, 
     } else {
         Stream::Plain(tcp)
     };
-    let (ws, _response) = tokio_tungstenite::client_async(request, stream).await?;
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(websocket_config())).await?;
     client_handshake(ws, params).await
+}
+
+/// tungstenite allocates each connection's read buffer up front, 128 KiB by default: most of an idle connection's
+/// memory. Stanzas are small (a few hundred bytes, rarely more than a few KiB) and larger frames are read in several
+/// chunks, so 8 KiB costs nothing in throughput and keeps thousands of idle connections in one process cheap.
+fn websocket_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
 async fn client_handshake(
@@ -358,7 +366,8 @@ impl IncomingConnection {
 
     /// Upgrades to WebSocket and runs the responder handshake with the given ephemeral key.
     pub async fn handshake(self, ephemeral: PrivateKey) -> Result<Accepted, SocketError> {
-        let mut ws = tokio_tungstenite::accept_async(self.stream).await?;
+        let mut ws =
+            tokio_tungstenite::accept_async_with_config(self.stream, Some(websocket_config())).await?;
         let mut decoder = FrameDecoder::with_intro_header();
         let client_hello = next_raw_frame(&mut ws, &mut decoder).await?;
         let (responder, server_hello) =
