@@ -85,7 +85,7 @@ fn put_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
 }
 
 fn conversation(r: &mut Lcg, n: usize) -> Conversation {
-    let is_group = n % 5 == 0;
+    let is_group = n.is_multiple_of(5);
     let id = if is_group {
         format!("1203630{n:011}@g.us")
     } else {
@@ -93,7 +93,7 @@ fn conversation(r: &mut Lcg, n: usize) -> Conversation {
     };
     let messages = (0..MESSAGES_PER_CHAT)
         .map(|m| {
-            let from_me = r.next() % 3 == 0;
+            let from_me = r.next().is_multiple_of(3);
             let participant =
                 (is_group && !from_me).then(|| format!("1555{:07}@s.whatsapp.net", r.next() % 10_000_000));
             HistorySyncMsg {
