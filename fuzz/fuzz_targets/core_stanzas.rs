@@ -7,15 +7,15 @@
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use whatsapp_binary::{Jid, NodeTree, unpack_frame};
-use whatsapp_core::connection::Incoming;
 use whatsapp_core::compose::EditKind;
+use whatsapp_core::connection::Incoming;
 use whatsapp_core::group::parse_group_info;
 use whatsapp_core::media::parse_media_conn;
 use whatsapp_core::message::IncomingMessage;
-use whatsapp_core::receipt::Receipt;
-use whatsapp_core::retry::RetryRequest;
 use whatsapp_core::pair::{PairClientType, complete_pair_success};
 use whatsapp_core::pair_code::CodePairing;
+use whatsapp_core::receipt::Receipt;
+use whatsapp_core::retry::RetryRequest;
 use whatsapp_core::{policy, prekeys, usync};
 use whatsapp_signal::{KeyPair, PrivateKey};
 
@@ -35,8 +35,14 @@ fuzz_target!(|data: &[u8]| {
         Incoming::CodePairingHello { notification, .. } => {
             let mut rng = rand::rngs::StdRng::seed_from_u64(1);
             let phone = Jid::new("15551234567", Jid::DEFAULT_USER_SERVER);
-            let (mut pairing, _) =
-                CodePairing::start(phone, &[1; 32], PairClientType::Chrome, "Chrome (Linux)", true, &mut rng);
+            let (mut pairing, _) = CodePairing::start(
+                phone,
+                &[1; 32],
+                PairClientType::Chrome,
+                "Chrome (Linux)",
+                true,
+                &mut rng,
+            );
             // The reference check comes before the expensive code-key derivation; with a matching reference the
             // whole unwrap and bundle encryption run.
             let _ = pairing.handle_hello_response(notification);
