@@ -1,15 +1,21 @@
 //! Fuzzes the engine's stanza readers on decoded nodes: classification of every incoming stanza, `pair-success`
-//! parsing and checking, phone-code notifications, incoming messages, device lists, prekey bundles and the
-//! prekey count. Every reader may refuse a stanza but none may panic.
+//! parsing and checking, phone-code notifications, incoming messages, receipts and retry requests, edits, device
+//! lists, prekey bundles, the prekey count, group info and media hosts. Every reader may refuse a stanza but none
+//! may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use whatsapp_binary::{Jid, NodeTree, unpack_frame};
+use whatsapp_core::compose::EditKind;
 use whatsapp_core::connection::Incoming;
+use whatsapp_core::group::parse_group_info;
+use whatsapp_core::media::parse_media_conn;
 use whatsapp_core::message::IncomingMessage;
 use whatsapp_core::pair::{PairClientType, complete_pair_success};
 use whatsapp_core::pair_code::CodePairing;
+use whatsapp_core::receipt::Receipt;
+use whatsapp_core::retry::RetryRequest;
 use whatsapp_core::{policy, prekeys, usync};
 use whatsapp_signal::{KeyPair, PrivateKey};
 
@@ -29,8 +35,14 @@ fuzz_target!(|data: &[u8]| {
         Incoming::CodePairingHello { notification, .. } => {
             let mut rng = rand::rngs::StdRng::seed_from_u64(1);
             let phone = Jid::new("15551234567", Jid::DEFAULT_USER_SERVER);
-            let (mut pairing, _) =
-                CodePairing::start(phone, &[1; 32], PairClientType::Chrome, "Chrome (Linux)", true, &mut rng);
+            let (mut pairing, _) = CodePairing::start(
+                phone,
+                &[1; 32],
+                PairClientType::Chrome,
+                "Chrome (Linux)",
+                true,
+                &mut rng,
+            );
             // The reference check comes before the expensive code-key derivation; with a matching reference the
             // whole unwrap and bundle encryption run.
             let _ = pairing.handle_hello_response(notification);
@@ -42,4 +54,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = usync::parse_devices(&node);
     let _ = prekeys::parse_bundles(&node);
     let _ = policy::parse_prekey_count(&node);
+    let _ = Receipt::parse(&node);
+    let _ = RetryRequest::parse(&node);
+    let _ = EditKind::of(&node);
+    let _ = parse_group_info(&node);
+    let _ = parse_media_conn(&node);
 });

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = decryptor.finish(&mut out);
 
     let (enc, digest) = media::encrypt(rest, &key, MediaType::Image);
-    let back = media::decrypt(&enc, &key, MediaType::Image, Some(&digest.file_sha256)).expect("own encryption decrypts");
+    let back = media::decrypt(&enc, &key, MediaType::Image, Some(&digest.file_sha256))
+        .expect("own encryption decrypts");
     assert_eq!(back, rest);
 });

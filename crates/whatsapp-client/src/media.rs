@@ -21,11 +21,13 @@ use whatsapp_proto::e2e::message::{
     AudioMessage, DocumentMessage, ImageMessage, StickerMessage, VideoMessage,
 };
 use whatsapp_store::{AccountStore, Backend};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{Client, ClientError, Event, MessageInfo, SendResponse, Shared, unix_now};
 
 /// A file on the media host: what a media message must carry to let recipients fetch and check it.
+///
+/// The media key is zeroized on drop and `Debug` does not print it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Uploaded {
     /// The full URL of the file.
@@ -51,8 +53,16 @@ impl std::fmt::Debug for Uploaded {
     }
 }
 
+impl Drop for Uploaded {
+    fn drop(&mut self) {
+        self.media_key.zeroize();
+    }
+}
+
 /// The fields of a received media message that a download needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The media key is zeroized on drop and `Debug` prints only its length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MediaRef {
     /// What kind of media (selects the key expansion).
     pub media_type: MediaType,
@@ -65,6 +75,22 @@ pub struct MediaRef {
     pub file_enc_sha256: Vec<u8>,
     /// SHA-256 of the plaintext, checked after decryption.
     pub file_sha256: Vec<u8>,
+}
+
+impl std::fmt::Debug for MediaRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaRef")
+            .field("media_type", &self.media_type)
+            .field("direct_path", &self.direct_path)
+            .field("media_key_len", &self.media_key.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MediaRef {
+    fn drop(&mut self) {
+        self.media_key.zeroize();
+    }
 }
 
 impl MediaRef {
@@ -106,8 +132,8 @@ macro_rules! media_message {
     ($kind:ident, $uploaded:expr, $mimetype:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
         let uploaded: Uploaded = $uploaded;
         $kind {
-            url: Some(uploaded.url),
-            direct_path: Some(uploaded.direct_path),
+            url: Some(uploaded.url.clone()),
+            direct_path: Some(uploaded.direct_path.clone()),
             media_key: Some(uploaded.media_key.to_vec()),
             file_sha256: Some(uploaded.file_sha256.to_vec()),
             file_enc_sha256: Some(uploaded.file_enc_sha256.to_vec()),
@@ -201,8 +227,8 @@ impl<B: Backend> Client<B> {
 
     /// Encrypts `data` with a fresh media key and uploads it to the first media host that takes it.
     pub async fn upload(&self, data: &[u8], media_type: MediaType) -> Result<Uploaded, ClientError> {
-        let mut media_key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut media_key);
+        let mut media_key = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(media_key.as_mut());
         let (encrypted, digest) = media::encrypt(data, &media_key, media_type);
         let conn = self.media_conn().await?;
         let path = upload_path(media_type, &digest.file_enc_sha256, &conn.auth);
@@ -238,7 +264,7 @@ impl<B: Backend> Client<B> {
             return Ok(Uploaded {
                 url,
                 direct_path,
-                media_key,
+                media_key: *media_key,
                 file_sha256: digest.file_sha256,
                 file_enc_sha256: digest.file_enc_sha256,
                 file_length: digest.file_length,

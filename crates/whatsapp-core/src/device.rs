@@ -6,6 +6,7 @@
 use rand_core::{CryptoRng, RngCore};
 use whatsapp_signal::{KeyPair, PrivateKey};
 use whatsapp_store::{Device, KeyPairBytes, PreKey, SignedPreKey};
+use zeroize::Zeroize;
 
 use crate::payload::RegistrationKeys;
 use crate::policy::UploadKey;
@@ -35,7 +36,7 @@ pub fn new_device(rng: &mut (impl RngCore + CryptoRng)) -> Device {
     let signature = identity.private.sign(&signed.public.serialize(), rng);
     let mut adv_secret = [0u8; 32];
     rng.fill_bytes(&mut adv_secret);
-    Device {
+    let device = Device {
         noise_key: key_pair_bytes(&noise),
         identity_key: key_pair_bytes(&identity),
         registration_id: rng.next_u32() % 16_380 + 1,
@@ -51,7 +52,9 @@ pub fn new_device(rng: &mut (impl RngCore + CryptoRng)) -> Device {
         platform: String::new(),
         business_name: String::new(),
         push_name: String::new(),
-    }
+    };
+    adv_secret.zeroize();
+    device
 }
 
 /// The public keys of `device` for its registration payload.

@@ -7,6 +7,7 @@
 
 use prost::Message as _;
 use whatsapp_proto::signal as pb;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::Error;
 use crate::crypto::hmac_sha256;
@@ -361,19 +362,36 @@ impl SenderKeyMessage {
 }
 
 /// The message that hands a sender key to group members (`SenderKeyDistributionMessage`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// It carries a chain key, so it is zeroized on drop (the key and the wire bytes holding it) and `Debug` prints
+/// neither.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SenderKeyDistributionMessage {
+    #[zeroize(skip)]
     key_id: u32,
+    #[zeroize(skip)]
     iteration: u32,
     chain_key: [u8; 32],
+    #[zeroize(skip)]
     signing_key: PublicKey,
     serialized: Vec<u8>,
+}
+
+impl std::fmt::Debug for SenderKeyDistributionMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SenderKeyDistributionMessage")
+            .field("key_id", &self.key_id)
+            .field("iteration", &self.iteration)
+            .field("signing_key", &self.signing_key)
+            .field("serialized_len", &self.serialized.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SenderKeyDistributionMessage {
     /// Builds a distribution message.
     pub fn new(key_id: u32, iteration: u32, chain_key: [u8; 32], signing_key: PublicKey) -> Self {
-        let body = pb::SenderKeyDistributionMessage {
+        let mut body = pb::SenderKeyDistributionMessage {
             id: Some(key_id),
             iteration: Some(iteration),
             chain_key: Some(chain_key.to_vec()),
@@ -382,6 +400,7 @@ impl SenderKeyDistributionMessage {
         let mut serialized = Vec::with_capacity(1 + body.encoded_len());
         serialized.push(VERSION_BYTE);
         body.encode_raw(&mut serialized);
+        body.chain_key.zeroize();
         Self {
             key_id,
             iteration,
@@ -397,9 +416,10 @@ impl SenderKeyDistributionMessage {
         check_version(bytes, WHAT)?;
         let body = pb::SenderKeyDistributionMessage::decode(&bytes[1..])
             .map_err(|_| Error::Malformed { what: WHAT })?;
-        let chain_key = field(body.chain_key, "SenderKeyDistributionMessage.chainKey")?;
-        let chain_key =
-            <[u8; 32]>::try_from(chain_key.as_slice()).map_err(|_| Error::Malformed { what: WHAT })?;
+        let mut chain_key_bytes = field(body.chain_key, "SenderKeyDistributionMessage.chainKey")?;
+        let chain_key = <[u8; 32]>::try_from(chain_key_bytes.as_slice());
+        chain_key_bytes.zeroize();
+        let chain_key = chain_key.map_err(|_| Error::Malformed { what: WHAT })?;
         Ok(Self {
             key_id: field(body.id, "SenderKeyDistributionMessage.id")?,
             iteration: field(body.iteration, "SenderKeyDistributionMessage.iteration")?,

@@ -1,0 +1,129 @@
+//! `Debug` of every key-holding type prints no key bytes: media keys and the streaming media ciphers, the
+//! code-pairing state (ephemeral key, pairing code), a new device's keys and ADV secret, and the media upload token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers fail loudly")]
+
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+use whatsapp_binary::{Jid, Node};
+use whatsapp_core::device::{generate_prekeys, new_device};
+use whatsapp_core::media::{MediaDecryptor, MediaEncryptor, MediaKeys, MediaType, parse_media_conn};
+use whatsapp_core::pair::PairClientType;
+use whatsapp_core::pair_code::{CodePairing, PairingCode};
+use whatsapp_signal::PrivateKey;
+
+/// 32 distinct known bytes, `start`, `start + 1`, ...
+fn known(start: u8) -> [u8; 32] {
+    std::array::from_fn(|i| start.wrapping_add(i as u8))
+}
+
+/// Fails if `text` shows any 8-byte run of `secret` as lower or upper hex, or as the decimal or hex list that
+/// `{:?}` / `{:x?}` print for byte slices.
+fn assert_hidden(text: &str, secret: &[u8], what: &str) {
+    assert!(secret.len() >= 8, "{what}: too short to check");
+    let lower = text.to_lowercase();
+    for run in secret.windows(8) {
+        let hex: String = run.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!lower.contains(&hex), "{what} shown as hex in {text}");
+        let decimal = format!("{run:?}");
+        assert!(
+            !text.contains(&decimal[1..decimal.len() - 1]),
+            "{what} shown as a decimal list in {text}"
+        );
+        let hex_list = format!("{run:x?}");
+        assert!(
+            !lower.contains(&hex_list[1..hex_list.len() - 1]),
+            "{what} shown as a hex list in {text}"
+        );
+    }
+}
+
+#[test]
+fn media_keys_and_ciphers_hide_key_material() {
+    let media_key = known(0x20);
+    let keys = MediaKeys::expand(&media_key, MediaType::Image);
+    let secrets = [
+        ("media key", media_key.as_slice()),
+        ("iv", keys.iv.as_slice()),
+        ("cipher key", keys.cipher_key.as_slice()),
+        ("MAC key", keys.mac_key.as_slice()),
+        ("ref key", keys.ref_key.as_slice()),
+    ];
+    let mut encryptor = MediaEncryptor::new(&media_key, MediaType::Image);
+    let mut out = Vec::new();
+    encryptor.update(b"some plaintext", &mut out);
+    let decryptor = MediaDecryptor::new(&media_key, MediaType::Image);
+    for text in [
+        format!("{keys:?}"),
+        format!("{encryptor:#?}"),
+        format!("{decryptor:?}"),
+    ] {
+        for (what, secret) in secrets {
+            assert_hidden(&text, secret, what);
+        }
+    }
+}
+
+#[test]
+fn code_pairing_hides_its_ephemeral_key_and_code() {
+    let mut rng = StdRng::seed_from_u64(8);
+    // `start` draws the 5 code bytes, then the ephemeral key: replay the same draws on a copy.
+    let mut replay = rng.clone();
+    let mut code_bytes = [0u8; 5];
+    replay.fill_bytes(&mut code_bytes);
+    let ephemeral = PrivateKey::generate(&mut replay);
+    let phone = Jid::new("15551234567", Jid::DEFAULT_USER_SERVER);
+    let (pairing, _) = CodePairing::start(
+        phone,
+        &[1; 32],
+        PairClientType::Chrome,
+        "Chrome (Linux)",
+        true,
+        &mut rng,
+    );
+    assert_eq!(pairing.code, PairingCode::from_bytes(code_bytes));
+    let code = pairing.code.as_str().to_owned();
+    for text in [format!("{pairing:?}"), format!("{:?}", pairing.code)] {
+        assert_hidden(&text, &ephemeral.to_bytes(), "ephemeral key");
+        assert!(!text.contains(&code), "pairing code shown in {text}");
+        assert!(!text.contains(&code[..4]), "pairing code shown in {text}");
+    }
+}
+
+#[test]
+fn new_devices_and_prekeys_hide_private_keys_and_adv_secret() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let device = new_device(&mut rng);
+    let prekeys = generate_prekeys(&[1, 2], &mut rng);
+    let secrets = [
+        ("noise key", device.noise_key.private),
+        ("identity key", device.identity_key.private),
+        ("signed prekey", device.signed_prekey.key_pair.private),
+        ("ADV secret", device.adv_secret),
+        ("prekey", prekeys[0].key_pair.private),
+        ("prekey", prekeys[1].key_pair.private),
+    ];
+    for text in [
+        format!("{device:?}"),
+        format!("{device:#?}"),
+        format!("{prekeys:?}"),
+    ] {
+        for (what, secret) in &secrets {
+            assert_hidden(&text, secret, what);
+        }
+    }
+}
+
+#[test]
+fn media_conn_hides_the_upload_token() {
+    let token = "AUTH-TOKEN-0123456789abcdef";
+    let answer = Node::new("iq").children([Node::new("media_conn")
+        .attr("auth", token)
+        .attr("ttl", "300")
+        .children([Node::new("host").attr("hostname", "mmg.whatsapp.net")])]);
+    let conn = parse_media_conn(&answer).unwrap();
+    assert_eq!(conn.auth, token);
+    let text = format!("{conn:?}");
+    assert!(!text.contains(token), "token shown in {text}");
+    assert!(text.contains("mmg.whatsapp.net"));
+}
