@@ -1,12 +1,14 @@
 //! Fuzzes the engine's stanza readers on decoded nodes: classification of every incoming stanza, `pair-success`
 //! parsing and checking, phone-code notifications, incoming messages, receipts and retry requests, edits, device
-//! lists, prekey bundles, the prekey count, group info and media hosts. Every reader may refuse a stanza but none
-//! may panic.
+//! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications;
+//! and, reading the input as a `Message`, poll votes and app-state key shares. Every reader may refuse its input
+//! but none may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use rand::SeedableRng;
 use whatsapp_binary::{Jid, NodeTree, unpack_frame};
+use whatsapp_core::app_state;
 use whatsapp_core::compose::EditKind;
 use whatsapp_core::connection::Incoming;
 use whatsapp_core::group::parse_group_info;
@@ -16,10 +18,27 @@ use whatsapp_core::pair::{PairClientType, complete_pair_success};
 use whatsapp_core::pair_code::CodePairing;
 use whatsapp_core::receipt::Receipt;
 use whatsapp_core::retry::RetryRequest;
+use whatsapp_core::secret::{Original, decrypt_poll_vote};
 use whatsapp_core::{policy, prekeys, usync};
+use whatsapp_proto::ProtoMessage;
+use whatsapp_proto::e2e::Message;
 use whatsapp_signal::{KeyPair, PrivateKey};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(message) = Message::decode(data) {
+        let sender = Jid::new("15551234567", Jid::DEFAULT_USER_SERVER);
+        let original = Original {
+            id: "3EB0FUZZ",
+            sender: &sender,
+            secret: &[3; 32],
+        };
+        if let Some(update) = &message.poll_update_message {
+            let _ = decrypt_poll_vote(update, &original, &sender);
+        }
+        if let Some(share) = message.protocol_message.as_deref().and_then(app_state::key_share) {
+            let _ = app_state::shared_keys(share);
+        }
+    }
     let Ok(body) = unpack_frame(data) else {
         return;
     };
@@ -58,5 +77,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = RetryRequest::parse(&node);
     let _ = EditKind::of(&node);
     let _ = parse_group_info(&node);
+    let _ = app_state::parse_answer(&node);
+    let _ = app_state::changed_collections(&node);
     let _ = parse_media_conn(&node);
 });
