@@ -10,29 +10,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::*;
-use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::{Client, Event, Events, Jid, Node};
+use whatsapp_client::{Event, Events, Jid, Node};
 use whatsapp_testserver::{ServerEvent, TestServer};
-
-const BOB: &str = "15557654321";
-
-struct Companion {
-    client: Client<SqlBackend>,
-    events: Events,
-    jid: Jid,
-}
-
-async fn companion(server: &TestServer, phone: &str) -> Companion {
-    let phone = server.add_phone(phone);
-    let (backend, _path) = sqlite().await;
-    let (client, mut events) = client_for(server, backend).await;
-    let jid = pair_with(&phone, &client, &mut events).await;
-    Companion { client, events, jid }
-}
-
-fn user(number: &str) -> Jid {
-    Jid::new(number, Jid::DEFAULT_USER_SERVER)
-}
 
 /// Alice and Bob, paired, with a Signal session each way (so later messages are plain `msg`s).
 async fn alice_and_bob(server: &TestServer) -> (Companion, Companion) {

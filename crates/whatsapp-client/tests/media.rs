@@ -8,35 +8,8 @@ mod common;
 use std::io::Cursor;
 
 use common::*;
-use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::{Client, ClientError, Event, Events, Jid, MediaRef, MediaRetryResult, MessageInfo};
+use whatsapp_client::{ClientError, Event, Events, Jid, MediaRef, MediaRetryResult, MessageInfo};
 use whatsapp_testserver::TestServer;
-
-const BOB: &str = "15557654321";
-
-struct Companion {
-    client: Client<SqlBackend>,
-    events: Events,
-}
-
-async fn companion(server: &TestServer, phone: &str) -> Companion {
-    let phone = server.add_phone(phone);
-    let (backend, _path) = sqlite().await;
-    let (client, mut events) = client_for(server, backend).await;
-    pair_with(&phone, &client, &mut events).await;
-    Companion { client, events }
-}
-
-async fn next_message(events: &mut Events) -> (MessageInfo, whatsapp_client::Message) {
-    match wait_for(events, "a message", |e| {
-        matches!(e, Event::Message { .. } | Event::UndecryptableMessage { .. })
-    })
-    .await
-    {
-        Event::Message { info, message } => (info, *message),
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
 
 async fn next_media_retry(events: &mut Events, id: &str) -> Result<MediaRetryResult, ClientError> {
     match wait_for(events, "a media retry answer", |e| {

@@ -10,37 +10,6 @@ use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::{Client, ClientError, Event, Events, Jid, ReceiptKind};
 use whatsapp_testserver::{ServerEvent, TestServer};
 
-const BOB: &str = "15557654321";
-
-struct Companion {
-    client: Client<SqlBackend>,
-    events: Events,
-    jid: Jid,
-}
-
-async fn companion(server: &TestServer, phone: &str) -> Companion {
-    let phone = server.add_phone(phone);
-    let (backend, _path) = sqlite().await;
-    let (client, mut events) = client_for(server, backend).await;
-    let jid = pair_with(&phone, &client, &mut events).await;
-    Companion { client, events, jid }
-}
-
-async fn next_message(events: &mut Events) -> (whatsapp_client::MessageInfo, whatsapp_client::Message) {
-    match wait_for(events, "a message", |e| {
-        matches!(e, Event::Message { .. } | Event::UndecryptableMessage { .. })
-    })
-    .await
-    {
-        Event::Message { info, message } => (info, *message),
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
-
-fn user(number: &str) -> Jid {
-    Jid::new(number, Jid::DEFAULT_USER_SERVER)
-}
-
 #[tokio::test]
 async fn text_both_ways_and_to_own_devices() {
     let server = TestServer::start().await.unwrap();
@@ -566,7 +535,12 @@ async fn light_companion(server: &TestServer, phone: &str) -> Companion {
     let phone = server.add_phone(phone);
     let (client, mut events) = client_for(server, SqlBackend::memory().await.unwrap()).await;
     let jid = pair_with(&phone, &client, &mut events).await;
-    Companion { client, events, jid }
+    Companion {
+        client,
+        events,
+        jid,
+        path: String::new(),
+    }
 }
 
 #[tokio::test]

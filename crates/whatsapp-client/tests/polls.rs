@@ -5,47 +5,33 @@
 mod common;
 
 use common::*;
-use whatsapp_client::sql::SqlBackend;
-use whatsapp_client::{Client, ClientError, Event, Events, Jid, Message, MessageInfo, option_hashes};
+use whatsapp_client::{ClientError, option_hashes};
 use whatsapp_testserver::TestServer;
 
-const BOB: &str = "15557654321";
 const CAROL: &str = "15550000003";
-
-async fn companion(server: &TestServer, number: &str) -> (Client<SqlBackend>, Events) {
-    let phone = server.add_phone(number);
-    let (backend, _path) = sqlite().await;
-    let (client, mut events) = client_for(server, backend).await;
-    pair_with(&phone, &client, &mut events).await;
-    (client, events)
-}
-
-async fn next_message(events: &mut Events) -> (MessageInfo, Message) {
-    match wait_for(events, "a message", |e| {
-        matches!(e, Event::Message { .. } | Event::UndecryptableMessage { .. })
-    })
-    .await
-    {
-        Event::Message { info, message } => (info, *message),
-        other => panic!("expected a message, got {other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn poll_votes_travel_encrypted_and_decrypt_for_the_poll_sender() {
     let server = TestServer::start().await.unwrap();
-    let (alice, mut alice_events) = companion(&server, PHONE).await;
-    let (bob, mut bob_events) = companion(&server, BOB).await;
-    let (carol, mut carol_events) = companion(&server, CAROL).await;
+    let Companion {
+        client: alice,
+        events: mut alice_events,
+        ..
+    } = companion(&server, PHONE).await;
+    let Companion {
+        client: bob,
+        events: mut bob_events,
+        ..
+    } = companion(&server, BOB).await;
+    let Companion {
+        client: carol,
+        events: mut carol_events,
+        ..
+    } = companion(&server, CAROL).await;
 
     // One to one.
     let sent = alice
-        .send_poll(
-            &Jid::new(BOB, Jid::DEFAULT_USER_SERVER),
-            "Lunch?",
-            &["pizza", "sushi"],
-            1,
-        )
+        .send_poll(&user(BOB), "Lunch?", &["pizza", "sushi"], 1)
         .await
         .unwrap();
     let (poll, message) = next_message(&mut bob_events).await;

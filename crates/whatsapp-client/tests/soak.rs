@@ -35,17 +35,11 @@ const DEFAULT_MESSAGES: usize = 300;
 /// The fault plan's seed unless `WHATSAPP_SOAK_SEED` says otherwise.
 const DEFAULT_SEED: u64 = 0x5EED_0001;
 
-const BOB: &str = "15557654321";
-
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} must be a number")))
         .unwrap_or(default)
-}
-
-fn user(number: &str) -> Jid {
-    Jid::new(number, Jid::DEFAULT_USER_SERVER)
 }
 
 // ---------------------------------------------------------------------------------------------------------------

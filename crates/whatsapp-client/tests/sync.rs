@@ -13,43 +13,17 @@ use whatsapp_client::store::{
     AccountStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore, LidStore,
     SecretStore,
 };
-use whatsapp_client::{Client, Event, Events, Jid};
+use whatsapp_client::{Event, Events, Jid};
 use whatsapp_proto::e2e::MessageKey;
 use whatsapp_proto::history_sync::{
     Conversation, HistorySync, HistorySyncMsg, PhoneNumberToLidMapping, Pushname, WebMessageInfo,
 };
-use whatsapp_testserver::{Phone, TestServer};
+use whatsapp_testserver::TestServer;
 
-struct Companion {
-    client: Client<SqlBackend>,
-    events: Events,
-    jid: Jid,
-    /// The database file, for a second look at what the client stored.
-    path: String,
-}
-
-async fn companion(phone: &Phone, server: &TestServer) -> Companion {
-    let (backend, path) = sqlite().await;
-    let (client, mut events) = client_for(server, backend).await;
-    let jid = pair_with(phone, &client, &mut events).await;
-    Companion {
-        client,
-        events,
-        jid,
-        path,
-    }
-}
-
-impl Companion {
-    /// The account's store, opened separately from the client's.
-    async fn store(&self) -> impl AccountStore {
-        let backend = SqlBackend::open_sqlite(&self.path).await.unwrap();
-        backend.open_account(self.client.account_id()).await.unwrap()
-    }
-}
-
-fn user(number: &str) -> Jid {
-    Jid::new(number, Jid::DEFAULT_USER_SERVER)
+/// The account's store of `device`, opened separately from its client's.
+async fn store_of(device: &Companion) -> impl AccountStore {
+    let backend = SqlBackend::open_sqlite(&device.path).await.unwrap();
+    backend.open_account(device.client.account_id()).await.unwrap()
 }
 
 const NOW: i64 = 1_700_000_000_000;
@@ -104,8 +78,8 @@ async fn next_change(events: &mut Events) -> (Action, bool) {
 async fn app_state_is_shared_and_kept_in_step_between_companions() {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&phone, &server).await;
-    let mut desktop = companion(&phone, &server).await;
+    let mut laptop = companion(&server, PHONE).await;
+    let mut desktop = companion(&server, PHONE).await;
     let bob = user("15557654321");
     let carol = user("15550000003");
 
@@ -127,9 +101,19 @@ async fn app_state_is_shared_and_kept_in_step_between_companions() {
             26
         );
     }
-    let settings = laptop.store().await.chat_settings(&bob).await.unwrap().unwrap();
+    let settings = store_of(&laptop)
+        .await
+        .chat_settings(&bob)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(settings.pinned, "the last of the pins wins");
-    let settings = laptop.store().await.chat_settings(&carol).await.unwrap().unwrap();
+    let settings = store_of(&laptop)
+        .await
+        .chat_settings(&carol)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(settings.archived);
 
     // The laptop mutes Bob: the desktop hears of it and applies it.
@@ -145,8 +129,7 @@ async fn app_state_is_shared_and_kept_in_step_between_companions() {
     );
     assert!(!full);
     assert_eq!(
-        desktop
-            .store()
+        store_of(&desktop)
             .await
             .chat_settings(&bob)
             .await
@@ -175,7 +158,7 @@ async fn app_state_is_shared_and_kept_in_step_between_companions() {
     a.unwrap();
     b.unwrap();
     for device in [&laptop, &desktop] {
-        let store = device.store().await;
+        let store = store_of(device).await;
         assert!(store.chat_settings(&carol).await.unwrap().unwrap().pinned);
         let version = store
             .app_state_version("regular_low")
@@ -198,7 +181,7 @@ async fn next_is_keys(events: &mut Events) {
 async fn a_state_that_no_longer_verifies_is_synced_again_from_scratch() {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&phone, &server).await;
+    let mut laptop = companion(&server, PHONE).await;
     let bob = user("15557654321");
     phone.push_app_state(&PatchInfo::pin(&bob, true, NOW)).unwrap();
     phone.share_app_state_key().unwrap();
@@ -209,8 +192,7 @@ async fn a_state_that_no_longer_verifies_is_synced_again_from_scratch() {
     );
 
     // The stored LTHash is damaged behind the client's back; the next patch cannot verify on top of it.
-    laptop
-        .store()
+    store_of(&laptop)
         .await
         .put_app_state_version(
             "regular_low",
@@ -228,7 +210,12 @@ async fn a_state_that_no_longer_verifies_is_synced_again_from_scratch() {
         synced(&mut laptop.events, CollectionName::RegularLow).await,
         (2, true)
     );
-    let settings = laptop.store().await.chat_settings(&bob).await.unwrap().unwrap();
+    let settings = store_of(&laptop)
+        .await
+        .chat_settings(&bob)
+        .await
+        .unwrap()
+        .unwrap();
     // Archiving a chat also unpins it (the archive patch carries both changes).
     assert!(!settings.pinned && settings.archived, "{settings:?}");
 }
@@ -284,7 +271,7 @@ fn history(conversations: usize, messages: usize) -> HistorySync {
 async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversation() {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&phone, &server).await;
+    let mut laptop = companion(&server, PHONE).await;
     phone.send_history_sync(&laptop.jid, &history(100, 100)).unwrap();
 
     let mut conversations = Vec::new();
@@ -329,7 +316,7 @@ async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversat
     );
 
     // What it carried besides messages is stored.
-    let store = laptop.store().await;
+    let store = store_of(&laptop).await;
     let dana = store.contact(&user("15551000000")).await.unwrap().unwrap();
     assert_eq!(dana.push_name, "Dana");
     let backend = SqlBackend::open_sqlite(&laptop.path).await.unwrap();
@@ -346,7 +333,7 @@ async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversat
 async fn history_that_cannot_be_downloaded_is_reported() {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&phone, &server).await;
+    let mut laptop = companion(&server, PHONE).await;
     laptop.client.disconnect().await;
     phone.send_history_sync(&laptop.jid, &history(1, 1)).unwrap();
     server.forget_media();

@@ -110,3 +110,49 @@ pub(crate) async fn pair_by_qr(server: &TestServer, client: &Client<SqlBackend>,
     let phone = server.add_phone(PHONE);
     pair_with(&phone, client, events).await
 }
+
+/// The phone number of the second simulated account.
+pub(crate) const BOB: &str = "15557654321";
+
+/// A user's JID from its phone number.
+pub(crate) fn user(number: &str) -> Jid {
+    Jid::new(number, Jid::DEFAULT_USER_SERVER)
+}
+
+/// A companion device linked to its account's phone, with its events and its database file.
+pub(crate) struct Companion {
+    pub(crate) client: Client<SqlBackend>,
+    pub(crate) events: Events,
+    pub(crate) jid: Jid,
+    /// The SQLite file, for a second look at what the client stored (empty for an in-memory store).
+    pub(crate) path: String,
+}
+
+/// A new companion of the account numbered `number` (its phone is added if it is not there yet), on a SQLite file,
+/// paired and logged in.
+pub(crate) async fn companion(server: &TestServer, number: &str) -> Companion {
+    let phone = server.add_phone(number);
+    let (backend, path) = sqlite().await;
+    let (client, mut events) = client_for(server, backend).await;
+    let jid = pair_with(&phone, &client, &mut events).await;
+    Companion {
+        client,
+        events,
+        jid,
+        path,
+    }
+}
+
+/// The next message, failing on an undecryptable one.
+pub(crate) async fn next_message(
+    events: &mut Events,
+) -> (whatsapp_client::MessageInfo, whatsapp_client::Message) {
+    match wait_for(events, "a message", |e| {
+        matches!(e, Event::Message { .. } | Event::UndecryptableMessage { .. })
+    })
+    .await
+    {
+        Event::Message { info, message } => (info, *message),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
