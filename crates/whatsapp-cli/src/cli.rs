@@ -1,10 +1,10 @@
 //! The command line: global options and subcommands, parsed with clap's derive API.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// What `wa --help` says after the list of commands.
 const AFTER_HELP: &str = "\
-Not yet possible: group administration, exporting history.
+Not yet possible: group administration.
 
 Exit codes: 0 success; 1 the operation failed (network, server, pairing); 2 bad usage or set-up (a wrong
 recipient, not logged in, a database that cannot be opened), with one line saying how to fix it.
@@ -73,6 +73,9 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Chat history the phone sends to this device.
+    #[command(subcommand)]
+    History(HistoryCommand),
     /// Unlink this device from the phone and delete it from the database.
     Logout,
     /// Protocol debugging: binary stanzas <-> their JSON form.
@@ -81,6 +84,31 @@ pub(crate) enum Command {
     /// Run everything offline: an embedded test server, two accounts, pairing, messages both ways and a read
     /// receipt, printing each step.
     Demo,
+}
+
+/// `wa history ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HistoryCommand {
+    /// Write the messages of the history syncs the phone sends (soon after `wa login`; the server keeps them while
+    /// the device is offline), one JSON object per line, until the phone says the sync is complete.
+    Export {
+        /// The output format.
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: HistoryFormat,
+        /// The file to write, or `-` for stdout.
+        #[arg(long, short, default_value = "history.jsonl")]
+        output: std::path::PathBuf,
+        /// Stop when no history has come for this many seconds after login.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        idle: u64,
+    },
+}
+
+/// How `wa history export` writes messages.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum HistoryFormat {
+    /// One JSON object per message: chat, chat_name, id, from_me, sender, push_name, timestamp, text, kind.
+    Jsonl,
 }
 
 /// `wa node ...`.

@@ -494,3 +494,110 @@ async fn two_devices_in_one_postgres_database() {
     };
     two_devices_in_one_database(&url).await;
 }
+
+/// A history message for the export test: `n` of conversation `chat`.
+fn history_message(chat: &str, n: usize) -> whatsapp_client::proto::history_sync::HistorySyncMsg {
+    use whatsapp_client::proto::e2e::MessageKey;
+    use whatsapp_client::proto::history_sync::{HistorySyncMsg, WebMessageInfo};
+    HistorySyncMsg {
+        message: Some(WebMessageInfo {
+            key: MessageKey {
+                remote_jid: Some(chat.to_owned()),
+                from_me: Some(n.is_multiple_of(2)),
+                id: Some(format!("3EB0{n:04}")),
+                participant: None,
+            },
+            message: Some(whatsapp_client::Message {
+                conversation: Some(format!("line {n} of {chat}")),
+                ..Default::default()
+            }),
+            message_timestamp: Some(1_700_000_000 + n as u64),
+            ..Default::default()
+        }),
+        msg_order_id: Some(n as u64),
+    }
+}
+
+#[tokio::test]
+async fn history_export_writes_every_message_the_phone_sends() {
+    use whatsapp_client::proto::history_sync::{Conversation, HistorySync, history_sync::HistorySyncType};
+    let server = TestServer::start().await.unwrap();
+    let root: String = server
+        .trust_root()
+        .key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let database = fresh_database();
+    let export = format!("{database}.jsonl");
+    let args = |more: &[&str]| -> Vec<String> {
+        [
+            "--database",
+            &database,
+            "--server",
+            &server.url(),
+            "--root",
+            &root,
+        ]
+        .iter()
+        .chain(more)
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let phone = server.add_phone(ALICE);
+    let mut login = Running::spawn(&args(&["login"]));
+    let device = phone.scan_qr(&login.line_after("QR data: ").await).await.unwrap();
+    login.line_after("Logged in as ").await;
+    login.success().await;
+
+    // Two chunks while the device is offline: the server keeps them, the export reads both and stops at 100 %.
+    let chats = [
+        "15550001111@s.whatsapp.net",
+        "120363000000000009@g.us",
+        "15550002222@s.whatsapp.net",
+    ];
+    for (chunk, (progress, chats)) in [(50, &chats[..2]), (100, &chats[2..])].into_iter().enumerate() {
+        let history = HistorySync {
+            sync_type: HistorySyncType::InitialBootstrap as i32,
+            chunk_order: Some(chunk as u32 + 1),
+            progress: Some(progress),
+            conversations: chats
+                .iter()
+                .map(|chat| Conversation {
+                    id: (*chat).to_owned(),
+                    messages: (0..25).map(|n| history_message(chat, n)).collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        phone.send_history_sync(&device, &history).unwrap();
+    }
+    let out = output(&args(&[
+        "history", "export", "--format", "jsonl", "--output", &export,
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Exported 75 messages in 3 conversations\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    let lines: Vec<Json> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 75);
+    for (i, line) in lines.iter().enumerate() {
+        let (chat, n) = (chats[i / 25], i % 25);
+        assert_eq!(line["chat"], chat);
+        assert_eq!(line["id"], format!("3EB0{n:04}"));
+        assert_eq!(line["text"], format!("line {n} of {chat}"));
+        assert_eq!(line["from_me"], n.is_multiple_of(2));
+        assert_eq!(line["timestamp"], 1_700_000_000 + n as u64);
+        assert_eq!(line["kind"], "text");
+    }
+    let _ = std::fs::remove_file(&export);
+}

@@ -54,9 +54,13 @@ pub use whatsapp_core::compose::{self, EditKind};
 pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::media_retry::MediaRetryResult;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
+pub use whatsapp_core::policy::KeepaliveTiming;
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_core::secret::option_hashes;
 pub use whatsapp_noise::TrustRoot;
+/// The protobuf types of the protocol (`whatsapp-proto`): what events such as
+/// [`Event::HistoryConversation`] carry.
+pub use whatsapp_proto as proto;
 pub use whatsapp_proto::e2e::Message;
 pub use whatsapp_store as store;
 /// The SQL store backends (SQLite and PostgreSQL).
@@ -80,6 +84,7 @@ pub(crate) struct Config {
     pub(crate) identity: ClientIdentity,
     pub(crate) auto_reconnect: bool,
     pub(crate) iq_timeout: Duration,
+    pub(crate) keepalive: KeepaliveTiming,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -203,6 +208,14 @@ impl<B: Backend> ClientBuilder<B> {
         self
     }
 
+    /// How often the connection is pinged and how long failed pings are borne before it is made again (default:
+    /// WhatsApp Web's, pings every 20-30 s answered within 10 s, given up after 3 minutes of failures). Shorter
+    /// numbers notice a dead link sooner at the price of more traffic.
+    pub fn keepalive(mut self, timing: KeepaliveTiming) -> Self {
+        self.config.keepalive = timing;
+        self
+    }
+
     /// Opens the account (or creates a new device) and returns the client and its event stream.
     pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
         let account = match self.account {
@@ -253,6 +266,7 @@ impl<B: Backend> Client<B> {
                 identity: ClientIdentity::default(),
                 auto_reconnect: true,
                 iq_timeout: whatsapp_core::iq::DEFAULT_IQ_TIMEOUT,
+                keepalive: KeepaliveTiming::default(),
             },
         }
     }

@@ -24,8 +24,7 @@ use whatsapp_core::message::{self, EncKind, IncomingMessage, payload_hash};
 use whatsapp_core::pair::{PairClientType, PairSuccess, complete_pair_success, pair_error_reply, qr_code};
 use whatsapp_core::pair_code::{CodePairing, phone_jid};
 use whatsapp_core::policy::{
-    KEEPALIVE_RESPONSE_DEADLINE, Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query,
-    prekeys_to_upload,
+    Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query, prekeys_to_upload,
 };
 use whatsapp_core::receipt::{Receipt, ReceiptKind, delivery_receipt};
 use whatsapp_core::retry::{MAX_RETRY_RECEIPTS, RetryKeys, retry_receipt};
@@ -710,7 +709,9 @@ impl<'a, B: Backend> Session<'a, B> {
         self.reached_login = true;
         self.qr_expires = None;
         let now = self.now();
-        self.keepalive = Some((Keepalive::new(now), Keepalive::next_ping(now, self.rng)));
+        let keepalive = Keepalive::with_timing(now, self.shared.config.keepalive);
+        let first_ping = keepalive.next_ping(now, self.rng);
+        self.keepalive = Some((keepalive, first_ping));
         if self.next_buffer_prune <= now {
             self.prune_decrypt_buffer().await;
         }
@@ -883,15 +884,12 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.qr_expires.is_some_and(|at| at <= now) {
             self.show_next_qr(QR_TIMEOUT)?;
         }
-        if let Some((_, next)) = self.keepalive
-            && next <= now
+        if let Some((keepalive, next)) = self.keepalive.as_mut()
+            && *next <= now
         {
-            let following = Keepalive::next_ping(now, self.rng);
-            if let Some((_, next)) = self.keepalive.as_mut() {
-                *next = following;
-            }
-            self.send_iq(Keepalive::ping(), Waiter::Ping, KEEPALIVE_RESPONSE_DEADLINE)
-                .await?;
+            *next = keepalive.next_ping(now, self.rng);
+            let deadline = keepalive.timing().response_deadline;
+            self.send_iq(Keepalive::ping(), Waiter::Ping, deadline).await?;
         }
         if self.lease_renewal <= now {
             self.renew_lease().await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::*;
 use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::store::{AccountStore, Backend, IdentityStore};
-use whatsapp_client::{Client, ClientError, Event, Jid, TrustRoot};
+use whatsapp_client::{Client, ClientError, Event, Jid, KeepaliveTiming, TrustRoot};
 use whatsapp_core::PairError;
 use whatsapp_testserver::{ServerEvent, Tamper, TestServer};
 
@@ -153,6 +153,72 @@ async fn dropped_connection_reconnects() {
         matches!(e, Event::Connected)
     })
     .await;
+    client.disconnect().await;
+}
+
+/// A stalled link: the server stops answering pings. The client reports each failed ping, reports the link
+/// restored when answers come back, and when pings fail for longer than its give-up time it drops the connection
+/// and logs in on a new one. The timing is shortened from WhatsApp Web's 20-30 s / 10 s / 3 min so the test takes
+/// seconds; the state machine is the same.
+#[tokio::test]
+async fn unanswered_pings_give_the_connection_up_and_a_new_one_is_made() {
+    let server = TestServer::start().await.unwrap();
+    let (backend, _path) = sqlite().await;
+    let timing = KeepaliveTiming {
+        interval_min: Duration::from_millis(100),
+        interval_max: Duration::from_millis(150),
+        response_deadline: Duration::from_millis(300),
+        max_fail_time: Duration::from_millis(1500),
+    };
+    let (client, mut events) = Client::builder(backend)
+        .server(server.url(), server.trust_root())
+        .keepalive(timing)
+        .build()
+        .await
+        .unwrap();
+    let phone = server.add_phone(PHONE);
+    let device = pair_with(&phone, &client, &mut events).await;
+    let mut server_events = server.subscribe();
+
+    server.answer_pings(false);
+    wait_for(&mut events, "a failed ping", |e| {
+        matches!(e, Event::KeepaliveTimeout { error_count: 1 })
+    })
+    .await;
+    server.answer_pings(true);
+    wait_for(&mut events, "pings answered again", |e| {
+        matches!(e, Event::KeepaliveRestored)
+    })
+    .await;
+
+    server.answer_pings(false);
+    let mut counts = Vec::new();
+    let ended = tokio::time::timeout(STEP, async {
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::KeepaliveTimeout { error_count } => counts.push(error_count),
+                Event::Disconnected => return true,
+                Event::KeepaliveRestored => counts.clear(),
+                _ => {}
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ended, Ok(true), "the stalled connection was not given up");
+    // Each failure takes at least 100 ms of interval and 300 ms of deadline, so giving up after 1.5 s of failures
+    // takes at least four of them, counted up one by one.
+    assert!(counts.len() >= 4, "{counts:?}");
+    assert!(counts.windows(2).all(|w| w[1] == w[0] + 1), "{counts:?}");
+
+    server.answer_pings(true);
+    server_wait(&mut server_events, "a new connection", |e| {
+        matches!(e, ServerEvent::Connected { .. })
+    })
+    .await;
+    wait_for(&mut events, "logged in again", |e| matches!(e, Event::Connected)).await;
+    assert!(client.is_logged_in());
+    assert_eq!(client.jid().await.unwrap(), Some(device));
     client.disconnect().await;
 }
 

@@ -19,6 +19,31 @@ pub const KEEPALIVE_RESPONSE_DEADLINE: Duration = Duration::from_secs(10);
 /// How long pings may keep failing before the connection is considered dead (protocol-facts §3.3).
 pub const KEEPALIVE_MAX_FAIL_TIME: Duration = Duration::from_secs(180);
 
+/// The keepalive numbers of one connection. The default is WhatsApp Web's (the constants above); a program on a
+/// link where 3 minutes of silence is too long to notice a dead connection (or too short) can change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepaliveTiming {
+    /// The shortest wait between two pings.
+    pub interval_min: Duration,
+    /// The longest wait between two pings (the wait is uniformly random in between).
+    pub interval_max: Duration,
+    /// How long a ping may wait for its answer.
+    pub response_deadline: Duration,
+    /// How long pings may keep failing before the connection is given up and made again.
+    pub max_fail_time: Duration,
+}
+
+impl Default for KeepaliveTiming {
+    fn default() -> Self {
+        KeepaliveTiming {
+            interval_min: KEEPALIVE_INTERVAL_MIN,
+            interval_max: KEEPALIVE_INTERVAL_MAX,
+            response_deadline: KEEPALIVE_RESPONSE_DEADLINE,
+            max_fail_time: KEEPALIVE_MAX_FAIL_TIME,
+        }
+    }
+}
+
 /// What the keepalive policy asks the driver to do or tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -30,30 +55,50 @@ pub enum KeepaliveEvent {
     },
     /// A ping succeeded after failures.
     Restored,
-    /// Pings have failed for longer than [`KEEPALIVE_MAX_FAIL_TIME`]: reconnect.
+    /// Pings have failed for longer than [`KeepaliveTiming::max_fail_time`] (by default
+    /// [`KEEPALIVE_MAX_FAIL_TIME`]): reconnect.
     Reconnect,
 }
 
 /// Keepalive bookkeeping for one connection.
 #[derive(Clone, Debug)]
 pub struct Keepalive {
+    timing: KeepaliveTiming,
     last_success: Instant,
     error_count: u32,
 }
 
 impl Keepalive {
-    /// Starts counting at `now` (the connection was just established).
+    /// Starts counting at `now` (the connection was just established), with WhatsApp Web's timing.
     pub fn new(now: Instant) -> Keepalive {
+        Keepalive::with_timing(now, KeepaliveTiming::default())
+    }
+
+    /// Starts counting at `now` with other numbers than WhatsApp Web's.
+    pub fn with_timing(now: Instant, timing: KeepaliveTiming) -> Keepalive {
         Keepalive {
+            timing,
             last_success: now,
             error_count: 0,
         }
     }
 
-    /// The time of the next ping: a random 20 to 30 s after `now`.
-    pub fn next_ping(now: Instant, rng: &mut impl RngCore) -> Instant {
-        let span = (KEEPALIVE_INTERVAL_MAX - KEEPALIVE_INTERVAL_MIN).as_millis() as u64;
-        now + KEEPALIVE_INTERVAL_MIN + Duration::from_millis(u64::from(rng.next_u32()) % span)
+    /// The numbers this connection runs on.
+    pub fn timing(&self) -> KeepaliveTiming {
+        self.timing
+    }
+
+    /// The time of the next ping: a random time between the timing's shortest and longest interval after `now`
+    /// (20 to 30 s by default).
+    pub fn next_ping(&self, now: Instant, rng: &mut impl RngCore) -> Instant {
+        let min = self.timing.interval_min;
+        let span = self.timing.interval_max.saturating_sub(min).as_millis() as u64;
+        let jitter = if span == 0 {
+            0
+        } else {
+            u64::from(rng.next_u32()) % span
+        };
+        now + min + Duration::from_millis(jitter)
     }
 
     /// The ping stanza: `<iq xmlns="w:p" type="get" to="s.whatsapp.net"/>` (the caller adds the id).
@@ -78,7 +123,7 @@ impl Keepalive {
         let mut events = vec![KeepaliveEvent::Timeout {
             error_count: self.error_count,
         }];
-        if now.saturating_sub(self.last_success) > KEEPALIVE_MAX_FAIL_TIME {
+        if now.saturating_sub(self.last_success) > self.timing.max_fail_time {
             events.push(KeepaliveEvent::Reconnect);
         }
         events
@@ -177,7 +222,7 @@ mod tests {
     fn pings_are_20_to_30_seconds_apart() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         for _ in 0..1000 {
-            let next = Keepalive::next_ping(S(100), &mut rng);
+            let next = Keepalive::new(S(0)).next_ping(S(100), &mut rng);
             assert!(next >= S(120) && next < S(130), "{next:?}");
         }
     }
@@ -206,6 +251,34 @@ mod tests {
             keepalive.failed(S(250)),
             vec![KeepaliveEvent::Timeout { error_count: 1 }]
         );
+    }
+
+    #[test]
+    fn other_timing_changes_the_interval_and_the_give_up() {
+        let timing = KeepaliveTiming {
+            interval_min: Duration::from_millis(50),
+            interval_max: Duration::from_millis(50),
+            response_deadline: Duration::from_millis(20),
+            max_fail_time: Duration::from_millis(300),
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let mut keepalive = Keepalive::with_timing(S(0), timing);
+        assert_eq!(
+            keepalive.next_ping(S(1), &mut rng),
+            S(1) + Duration::from_millis(50)
+        );
+        assert_eq!(
+            keepalive.failed(Duration::from_millis(300)),
+            vec![KeepaliveEvent::Timeout { error_count: 1 }]
+        );
+        assert_eq!(
+            keepalive.failed(Duration::from_millis(301)),
+            vec![
+                KeepaliveEvent::Timeout { error_count: 2 },
+                KeepaliveEvent::Reconnect
+            ]
+        );
+        assert_eq!(keepalive.timing(), timing);
     }
 
     #[test]

@@ -11,32 +11,7 @@ use whatsapp_signal::{
     KeyPair, LocalIdentity, PreKeyBundle, PreKeysForMessage, PrivateKey, SenderKeyDistributionMessage,
     SenderKeyRecord, SessionRecord, create_distribution_message, encrypt, group_encrypt, process_bundle,
 };
-
-/// 32 distinct known bytes, `start`, `start + 1`, ...
-fn known(start: u8) -> [u8; 32] {
-    std::array::from_fn(|i| start.wrapping_add(i as u8))
-}
-
-/// Fails if `text` shows any 8-byte run of `secret` as lower or upper hex, or as the decimal or hex list that
-/// `{:?}` / `{:x?}` print for byte slices.
-fn assert_hidden(text: &str, secret: &[u8], what: &str) {
-    assert!(secret.len() >= 8, "{what}: too short to check");
-    let lower = text.to_lowercase();
-    for run in secret.windows(8) {
-        let hex: String = run.iter().map(|b| format!("{b:02x}")).collect();
-        assert!(!lower.contains(&hex), "{what} shown as hex in {text}");
-        let decimal = format!("{run:?}");
-        assert!(
-            !text.contains(&decimal[1..decimal.len() - 1]),
-            "{what} shown as a decimal list in {text}"
-        );
-        let hex_list = format!("{run:x?}");
-        assert!(
-            !lower.contains(&hex_list[1..hex_list.len() - 1]),
-            "{what} shown as a hex list in {text}"
-        );
-    }
-}
+use whatsapp_test_support::{assert_hidden, known};
 
 #[test]
 fn private_keys_and_key_pairs_are_redacted() {
