@@ -88,4 +88,13 @@ pub enum ClientError {
     /// The operation is not supported for this kind of recipient yet.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
+    /// Presence needs a push name: set one with [`Client::set_push_name`](crate::Client::set_push_name) first.
+    #[error("no push name set; contacts would see none")]
+    NoPushName,
+    /// A stanza from the server (an answer or a pushed stanza) could not be read.
+    #[error("stanza: {0}")]
+    Stanza(#[from] whatsapp_core::StanzaError),
+    /// A request was refused before it was sent (what is wrong is named).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
 }

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
+use whatsapp_core::call::CallMeta;
 use whatsapp_core::compose::EditKind;
 use whatsapp_core::media_retry::MediaRetryResult;
+use whatsapp_core::presence::{ChatMedia, ChatState};
+use whatsapp_core::privacy::{BlockAction, PrivacySettings};
 use whatsapp_core::receipt::Receipt;
 use whatsapp_core::stream::TempBanReason;
 use whatsapp_proto::e2e::Message;
@@ -164,6 +167,86 @@ pub enum Event {
         message_id: String,
         /// What the phone did, or why its answer could not be read.
         result: Result<MediaRetryResult, ClientError>,
+    },
+    /// A contact's presence changed (after [`Client::subscribe_presence`](crate::Client::subscribe_presence)).
+    Presence {
+        /// Whose presence.
+        from: Jid,
+        /// Whether they went offline.
+        unavailable: bool,
+        /// When they were last seen (unix seconds), when they went offline and share it.
+        last_seen: Option<i64>,
+    },
+    /// Someone is typing, recording or stopped in a chat with this account.
+    ChatPresence {
+        /// The chat: the contact, or the group.
+        chat: Jid,
+        /// Who.
+        sender: Jid,
+        /// Typing or stopped.
+        state: ChatState,
+        /// Text or audio.
+        media: ChatMedia,
+    },
+    /// Someone is calling this account. Decline with [`Client::reject_call`](crate::Client::reject_call).
+    CallOffer {
+        /// The call.
+        call: CallMeta,
+        /// The caller's platform, when given.
+        platform: Option<String>,
+        /// The caller's app version, when given.
+        version: Option<String>,
+    },
+    /// A call was accepted (on another device of this account, or by the callee of our call).
+    CallAccept {
+        /// The call.
+        call: CallMeta,
+    },
+    /// A callee's device is ringing.
+    CallPreAccept {
+        /// The call.
+        call: CallMeta,
+    },
+    /// Transport candidates of a call arrived (not read).
+    CallTransport {
+        /// The call.
+        call: CallMeta,
+    },
+    /// A call ended.
+    CallTerminate {
+        /// The call.
+        call: CallMeta,
+        /// Why, when given.
+        reason: Option<String>,
+    },
+    /// A call was declined.
+    CallReject {
+        /// The call.
+        call: CallMeta,
+    },
+    /// Another call element (`offer_notice`, `relaylatency`, or one this client does not know).
+    CallOther {
+        /// The call.
+        call: CallMeta,
+        /// The element's tag.
+        tag: String,
+    },
+    /// The blocklist changed on another device of this account.
+    Blocklist {
+        /// `modify` when the whole list should be fetched again with
+        /// [`Client::blocklist`](crate::Client::blocklist); otherwise absent and `changes` lists the changes.
+        action: Option<String>,
+        /// The new hash of the list.
+        dhash: String,
+        /// Each user blocked or unblocked.
+        changes: Vec<(Jid, BlockAction)>,
+    },
+    /// Privacy settings changed on another device of this account; only the changed categories are listed.
+    PrivacySettings(PrivacySettings),
+    /// A contact gave this account a privacy token; it is stored and sent back with messages to them.
+    PrivacyToken {
+        /// The contact.
+        from: Jid,
     },
 }
 

@@ -26,13 +26,18 @@
 //! its account while connected, so two processes never drive the same account at once.
 
 mod app_state;
+mod calls;
 mod error;
 mod event;
 mod history;
 mod media;
 mod messages;
+mod pacing;
 mod polls;
+mod presence;
+mod privacy;
 mod session;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,13 +55,17 @@ pub use media::{MediaRef, Uploaded};
 pub use messages::SendResponse;
 pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
+pub use whatsapp_core::call::CallMeta;
 pub use whatsapp_core::compose::{self, EditKind};
 pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::media_retry::MediaRetryResult;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::policy::KeepaliveTiming;
+pub use whatsapp_core::presence::{ChatMedia, ChatState, Presence};
+pub use whatsapp_core::privacy::{BlockAction, Blocklist, PrivacyCategory, PrivacySettings, PrivacyValue};
 pub use whatsapp_core::receipt::{Receipt, ReceiptKind};
 pub use whatsapp_core::secret::option_hashes;
+pub use whatsapp_core::user::{OnWhatsApp, PictureInfo, UserInfo};
 pub use whatsapp_noise::TrustRoot;
 /// The protobuf types of the protocol (`whatsapp-proto`): what events such as
 /// [`Event::HistoryConversation`] carry.
@@ -85,6 +94,8 @@ pub(crate) struct Config {
     pub(crate) auto_reconnect: bool,
     pub(crate) iq_timeout: Duration,
     pub(crate) keepalive: KeepaliveTiming,
+    /// Messages per second and burst of the send pacing; `None` sends at once.
+    pub(crate) send_rate_limit: Option<(f64, u32)>,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -136,6 +147,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
     /// Media retry requests waiting for the phone's answer.
     pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
+    /// The send pacing, when the builder set a rate limit.
+    pub(crate) pacer: Option<pacing::SendPacer>,
     running: Mutex<Option<Running>>,
 }
 
@@ -216,6 +229,16 @@ impl<B: Backend> ClientBuilder<B> {
         self
     }
 
+    /// Paces message sends to at most `per_second` on average, with bursts of up to `burst` (default: no
+    /// limit). WhatsApp bans accounts that send in bulk; pacing makes each send wait for a token before it
+    /// fetches device lists or encrypts anything, so callers wait in their own tasks and nothing queues inside
+    /// the client. Presence, receipts and other stanzas are not paced. A `per_second` that is not a positive
+    /// number turns pacing off.
+    pub fn send_rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.config.send_rate_limit = Some((per_second, burst));
+        self
+    }
+
     /// Opens the account (or creates a new device) and returns the client and its event stream.
     pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
         let account = match self.account {
@@ -227,6 +250,10 @@ impl<B: Backend> ClientBuilder<B> {
         };
         let (events, receiver) = mpsc::unbounded_channel();
         let owner = format!("whatsapp-client-{:016x}", rand::random::<u64>());
+        let pacer = self
+            .config
+            .send_rate_limit
+            .and_then(|(per_second, burst)| pacing::SendPacer::new(per_second, burst));
         let shared = Shared {
             backend: self.backend,
             account,
@@ -243,6 +270,7 @@ impl<B: Backend> ClientBuilder<B> {
             app_state_lock: Mutex::new(()),
             app_state_waiting: Default::default(),
             media_retries: Default::default(),
+            pacer,
             running: Mutex::new(None),
         };
         Ok((
@@ -267,6 +295,7 @@ impl<B: Backend> Client<B> {
                 auto_reconnect: true,
                 iq_timeout: whatsapp_core::iq::DEFAULT_IQ_TIMEOUT,
                 keepalive: KeepaliveTiming::default(),
+                send_rate_limit: None,
             },
         }
     }

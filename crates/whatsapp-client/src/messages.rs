@@ -99,6 +99,9 @@ impl<B: Backend> Client<B> {
     /// Encrypts `message` for every device of `to` and every other device of this account, sends it, and waits
     /// for the server's ack.
     pub async fn send_message(&self, to: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
+        if let Some(pacer) = &self.shared.pacer {
+            pacer.acquire().await;
+        }
         if to.is_group() {
             return self.send_group_message(to, message).await;
         }
@@ -135,6 +138,8 @@ impl<B: Backend> Client<B> {
             .bundles_for_new_sessions(recipients.iter().chain(&own_devices))
             .await?;
 
+        // A contact's privacy token goes back to them with every message (whatsmeow `tctoken.go`).
+        let token = self.privacy_token_for(&to).await?;
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let stanza = {
             let _signal = shared.signal_lock.lock().await;
@@ -169,7 +174,10 @@ impl<B: Backend> Client<B> {
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
-            stanza
+            match token {
+                Some(token) => with_child(stanza, whatsapp_core::privacy::tctoken_node(&token)),
+                None => stanza,
+            }
         };
         shared.remember(Recent {
             id: id.clone(),
@@ -564,4 +572,13 @@ fn random_16() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     bytes
+}
+
+/// `node` with `child` appended to its children.
+fn with_child(mut node: Node, child: Node) -> Node {
+    match &mut node.content {
+        whatsapp_binary::Content::Nodes(children) => children.push(child),
+        _ => node.content = whatsapp_binary::Content::Nodes(vec![child]),
+    }
+    node
 }

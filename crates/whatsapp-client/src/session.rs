@@ -64,6 +64,11 @@ pub(crate) enum Command {
     Disconnect {
         done: oneshot::Sender<()>,
     },
+    /// Sends a stanza that gets no answer (presence, chat state, call rejection).
+    Send {
+        node: Node,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
     /// Sends a stanza and answers with the server's `<ack>` of its id.
     SendNode {
         node: Node,
@@ -327,6 +332,9 @@ fn refuse(command: Command) {
         Command::SendNode { reply, .. } => {
             let _ = reply.send(Err(ClientError::NotConnected));
         }
+        Command::Send { reply, .. } => {
+            let _ = reply.send(Err(ClientError::NotConnected));
+        }
         Command::Disconnect { done } => {
             let _ = done.send(());
         }
@@ -487,6 +495,11 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.send_iq(node, Waiter::User(reply), timeout).await
             }
             Command::PairPhone { phone, reply } => self.start_code_pairing(&phone, reply).await,
+            Command::Send { node, reply } => {
+                self.send(&node).await?;
+                let _ = reply.send(Ok(()));
+                Ok(())
+            }
             Command::SendNode { node, reply } => {
                 let Some(id) = node.optional_str_attr("id").map(str::to_owned) else {
                     let _ = reply.send(Err(ClientError::Malformed("stanza without an id".to_owned())));
@@ -524,7 +537,17 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.on_code_pairing_hello(notification).await?;
             }
             Incoming::Notification { ack } => {
+                if node.optional_str_attr("type") == Some("privacy_token") {
+                    // Stored before the ack, so a token is never acknowledged and lost.
+                    if let Err(error) = self.shared.store_privacy_tokens(node).await {
+                        warn!(%error, "could not store privacy tokens; reconnecting so the server redelivers");
+                        return Err(End::Lost);
+                    }
+                }
                 self.send(&ack).await?;
+                if node.optional_str_attr("type") == Some("account_sync") {
+                    self.shared.on_account_sync(node);
+                }
                 for collection in whatsapp_core::app_state::changed_collections(node) {
                     // Syncing needs IQs this task must read: run it beside.
                     self.client().sync_later(collection);
@@ -556,6 +579,12 @@ impl<'a, B: Backend> Session<'a, B> {
                 {
                     let _ = reply.send(Ok(node.clone()));
                 }
+            }
+            Incoming::Presence => self.shared.on_presence(node),
+            Incoming::ChatState => self.shared.on_chat_state(node),
+            Incoming::Call { ack } => {
+                self.send(&ack).await?;
+                self.shared.on_call(node);
             }
             Incoming::LoginSuccess(success) => self.on_login(success).await?,
             Incoming::LoginFailure(disconnect) | Incoming::StreamError(disconnect) => {

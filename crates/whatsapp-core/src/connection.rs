@@ -49,6 +49,18 @@ pub enum Incoming<'a> {
     },
     /// `<ack>`: the server accepted a stanza we sent (its `id` names it).
     ServerAck,
+    /// `<presence>`: a contact's presence; read it with
+    /// [`PresenceUpdate::parse`](crate::presence::PresenceUpdate::parse). Not acknowledged.
+    Presence,
+    /// `<chatstate>`: a contact is typing or stopped; read it with
+    /// [`ChatPresence::parse`](crate::presence::ChatPresence::parse). Not acknowledged.
+    ChatState,
+    /// `<call>`: call signalling; read it with [`CallStanza::parse`](crate::call::CallStanza::parse) and send
+    /// `ack`.
+    Call {
+        /// The `<ack>` to send.
+        ack: Node,
+    },
     /// Any other `<notification>`: acknowledge it.
     Notification {
         /// The `<ack>` to send.
@@ -88,6 +100,9 @@ impl<'a> Incoming<'a> {
             "message" => Incoming::Message { ack: ack(node) },
             "receipt" => Incoming::Receipt { ack: ack(node) },
             "ack" => Incoming::ServerAck,
+            "presence" => Incoming::Presence,
+            "chatstate" => Incoming::ChatState,
+            "call" => Incoming::Call { ack: ack(node) },
             "success" => Incoming::LoginSuccess(LoginSuccess::parse(node)),
             "failure" => Incoming::LoginFailure(classify_failure(node)),
             "stream:error" => Incoming::StreamError(classify_stream_error(node)),
@@ -276,6 +291,14 @@ mod tests {
         assert!(matches!(Incoming::classify(&result), Incoming::IqResponse));
         assert!(matches!(
             Incoming::classify(&Node::new("presence")),
+            Incoming::Presence
+        ));
+        assert!(matches!(
+            Incoming::classify(&Node::new("chatstate")),
+            Incoming::ChatState
+        ));
+        assert!(matches!(
+            Incoming::classify(&Node::new("ib")),
             Incoming::Unhandled
         ));
         assert!(matches!(

@@ -56,3 +56,18 @@ pub enum ResponseError {
         text: String,
     },
 }
+
+/// Why a stanza the server pushed (presence, chat state, call, account notification) could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+#[non_exhaustive]
+pub enum StanzaError {
+    /// An attribute is missing or invalid.
+    #[error("{0}")]
+    Attr(#[from] AttrError),
+    /// A required child element is missing (the path names it).
+    #[error("stanza has no {0}")]
+    Missing(&'static str),
+    /// The stanza has a shape this engine does not accept (what is wrong is named).
+    #[error("stanza has an invalid {0}")]
+    Invalid(&'static str),
+}

@@ -24,11 +24,16 @@
 //! - [`media_retry`]: asking the phone to upload expired media again, and reading its answer.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
+//! - [`presence`]: this account's presence, presence subscriptions and chat states, sent and received.
+//! - [`user`]: whether numbers are on WhatsApp, other users' about text, photos and devices.
+//! - [`privacy`]: privacy settings, the blocklist, privacy tokens and `account_sync` notifications.
+//! - [`call`]: incoming call signalling read into events, and declining a call.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
 
 pub mod app_state;
+pub mod call;
 pub mod compose;
 pub mod connection;
 pub mod device;
@@ -45,17 +50,20 @@ pub mod pair_code;
 pub mod payload;
 pub mod policy;
 pub mod prekeys;
+pub mod presence;
+pub mod privacy;
 pub mod receipt;
 pub mod retry;
 pub mod secret;
 pub mod signal_store;
 pub mod stream;
+pub mod user;
 pub mod usync;
 
 #[cfg(test)]
 mod testing;
 
-pub use error::{PairError, ResponseError};
+pub use error::{PairError, ResponseError, StanzaError};
 
 /// The server's own JID, `s.whatsapp.net`: the `to` of IQs addressed to the server.
 pub fn server_jid() -> whatsapp_binary::Jid {

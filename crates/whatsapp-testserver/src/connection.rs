@@ -385,6 +385,7 @@ impl Conn {
             "iq" => self.handle_iq(node).await,
             "message" => self.route_message(&node).await,
             "receipt" => self.route_receipt(&node).await,
+            "presence" | "chatstate" | "call" => self.social_stanza(&node).await,
             "ack" => {
                 if let Some(device) = self.device.clone() {
                     let acked = routing::acknowledged(&mut self.shared.lock(), &device, &node);
@@ -433,6 +434,16 @@ impl Conn {
         }
         if iq.optional_jid_attr("to").ok().flatten() != Some(server_jid()) {
             return self.respond_error(id, 400).await;
+        }
+        if crate::social::handles(iq) {
+            let answer = match self.device.as_ref() {
+                Some(device) => crate::social::answer(&mut self.shared.lock(), device, id, iq),
+                None => Err(401),
+            };
+            return match answer {
+                Ok(answer) => self.respond(vec![answer]).await,
+                Err(code) => self.respond_error(id, code).await,
+            };
         }
         let kind = iq.optional_str_attr("type").unwrap_or_default();
         match (iq.optional_str_attr("xmlns").unwrap_or_default(), kind) {
@@ -508,6 +519,36 @@ impl Conn {
         if cut == Some(false) {
             return Flow::Close;
         }
+        if let Some(token) = message.child("tctoken").and_then(Node::content_bytes) {
+            self.shared.emit(ServerEvent::PrivacyTokenAttached {
+                from: sender.clone(),
+                id: message.optional_str_attr("id").unwrap_or_default().to_owned(),
+                token: token.to_vec(),
+            });
+        }
+        let blocked = {
+            let state = self.shared.lock();
+            message
+                .optional_jid_attr("to")
+                .ok()
+                .flatten()
+                .filter(|to| !to.is_group())
+                .and_then(|to| routing::resolve(&state, &to))
+                .is_some_and(|(number, _)| crate::social::blocks(&state, &number, sender.user()))
+        };
+        if blocked {
+            // As the real server does, the sender cannot tell: the message is acknowledged and dropped.
+            let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
+            self.shared.emit(ServerEvent::MessageBlocked {
+                from: sender,
+                id: id.clone(),
+            });
+            let ack = Node::new("ack")
+                .attr("class", "message")
+                .attr("id", id)
+                .attr("t", unix_now().to_string());
+            return self.send(ack).await;
+        }
         let routed = routing::route_message(&mut self.shared.lock(), &sender, message);
         match routed {
             Ok((ack, copies)) => {
@@ -532,6 +573,35 @@ impl Conn {
                 self.shared
                     .emit(ServerEvent::MessageRefused { from: sender, reason });
                 self.send(nack(message)).await
+            }
+        }
+    }
+
+    /// A `<presence>`, `<chatstate>` or `<call>` from a logged-in device (see [`crate::social`]). Presence and
+    /// chat states get no answer; a call rejection is acked. Anything malformed is a protocol violation.
+    async fn social_stanza(&mut self, node: &Node) -> Flow {
+        let Some(sender) = self.device.clone() else {
+            self.violation(format!("{} from a connection that is not logged in", node.tag));
+            return self.close(None).await;
+        };
+        let outcome = match node.tag.as_ref() {
+            "presence" => crate::social::presence(&mut self.shared.lock(), &sender, node).map(|e| (e, None)),
+            "chatstate" => {
+                crate::social::chat_state(&mut self.shared.lock(), &sender, node).map(|e| (e, None))
+            }
+            _ => crate::social::call(&sender, node).map(|(e, ack)| (e, Some(ack))),
+        };
+        match outcome {
+            Ok((event, ack)) => {
+                self.shared.emit(event);
+                match ack {
+                    Some(ack) => self.send(ack).await,
+                    None => Flow::Continue,
+                }
+            }
+            Err(reason) => {
+                self.violation(reason);
+                Flow::Continue
             }
         }
     }

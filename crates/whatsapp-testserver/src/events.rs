@@ -159,6 +159,57 @@ pub enum ServerEvent {
         /// The device, if the connection was logged in.
         device: Option<Jid>,
     },
+    /// An account went online or offline (`<presence type="available|unavailable">`); its subscribers' live
+    /// devices were told.
+    PresenceChanged {
+        /// The account.
+        account: Jid,
+        /// Whether it is online now.
+        available: bool,
+    },
+    /// A device subscribed to an account's presence and was sent its current presence.
+    PresenceSubscribed {
+        /// The subscribing device.
+        subscriber: Jid,
+        /// The account.
+        target: Jid,
+    },
+    /// A device sent a chat state; it was forwarded to the chat's live devices.
+    ChatStateRouted {
+        /// The sending device.
+        from: Jid,
+        /// The chat.
+        to: Jid,
+        /// The state's tag (`composing`, `paused`).
+        state: String,
+        /// How many devices it was sent to (0 when the recipient blocked the sender).
+        copies: usize,
+    },
+    /// A device declined a call.
+    CallRejected {
+        /// The device.
+        device: Jid,
+        /// The call id.
+        call_id: String,
+        /// The caller named in the rejection.
+        call_creator: Jid,
+    },
+    /// A one-to-one message carried a privacy token (`<tctoken>`).
+    PrivacyTokenAttached {
+        /// The sending device.
+        from: Jid,
+        /// The message id.
+        id: String,
+        /// The token.
+        token: Vec<u8>,
+    },
+    /// A message was accepted and acknowledged but not delivered, because the recipient blocked the sender.
+    MessageBlocked {
+        /// The sending device.
+        from: Jid,
+        /// The message id.
+        id: String,
+    },
 }
 
 /// A subscription to the server's events, from the moment of [`TestServer::subscribe`](crate::TestServer::subscribe).

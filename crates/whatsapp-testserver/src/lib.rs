@@ -29,8 +29,13 @@
 //! patches ([`Phone::push_app_state`]); the server keeps each account's app-state collections as ordered patch logs
 //! (§3.8).
 //!
+//! Between accounts it also routes presence to subscribers and chat states to live devices, answers user
+//! lookups, photo and about-text queries, keeps privacy settings (enforcing last seen, about and photo
+//! visibility) and blocklists (a blocked user's messages are acknowledged but not delivered), hands out privacy
+//! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]).
+//!
 //! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
-//! routes no presence yet, its phones send but do not read end-to-end messages, and its certificate root is its
+//! carries no call media, its phones send but do not read end-to-end messages, and its certificate root is its
 //! own, so only a client explicitly configured with [`TestServer::trust_root`] talks to it.
 
 #![forbid(unsafe_code)]
@@ -44,6 +49,7 @@ mod phone;
 mod primary;
 mod routing;
 mod server;
+mod social;
 mod state;
 mod validate;
 

@@ -175,6 +175,32 @@ impl TestServer {
         Jid::new(id, Jid::GROUP_SERVER)
     }
 
+    /// Has the phone of account `from` call account `to`: a `<call><offer>` with `call_id` is queued for every
+    /// device of `to` (redelivered until acked); returns how many. A device's rejection is reported as
+    /// [`ServerEvent::CallRejected`](crate::ServerEvent::CallRejected).
+    pub fn place_call(&self, from: &str, to: &str, call_id: &str) -> usize {
+        let id = self.shared().next_stanza_id();
+        crate::social::place_call(&mut self.shared().lock(), from, to, call_id, &id)
+    }
+
+    /// Has account `from` give account `to` a privacy token: a `privacy_token` notification (naming `from` by
+    /// phone number, with its LID as `sender_lid`) queued for every device of `to`.
+    pub fn send_privacy_token(&self, from: &str, to: &str, token: &[u8]) {
+        let id = self.shared().next_stanza_id();
+        crate::social::send_privacy_token(&mut self.shared().lock(), from, to, token, &id);
+    }
+
+    /// Sets account `number`'s profile photo id (`None`: no photo), as answered to photo and user-info queries.
+    pub fn set_profile_picture(&self, number: &str, id: Option<&str>) {
+        crate::social::set_picture(&mut self.shared().lock(), number, id);
+    }
+
+    /// Account `number`'s about text, last push name sent with presence, and default disappearing timer
+    /// (seconds), as the server holds them.
+    pub fn profile(&self, number: &str) -> (String, String, u32) {
+        crate::social::profile_of(&mut self.shared().lock(), number)
+    }
+
     /// Creates an account with a primary phone for `number` (digits, international form, no `+`), with a random
     /// LID and a fresh account identity key, and returns its phone. Calling it again for the same number returns
     /// the same account's phone.

@@ -144,6 +144,8 @@ pub(crate) struct State {
     pub(crate) groups: BTreeMap<String, Group>,
     /// The hostile-server switches.
     pub(crate) hostile: crate::hostile::Hostile,
+    /// Presence, profiles, privacy and blocklists.
+    pub(crate) social: crate::social::Social,
 }
 
 /// A group: its subject and members (account phone numbers).
@@ -206,6 +208,7 @@ impl Shared {
                 inboxes: HashMap::new(),
                 groups: BTreeMap::new(),
                 hostile: Default::default(),
+                social: Default::default(),
             }),
             events,
             next_id: AtomicU64::new(1),

@@ -1,0 +1,89 @@
+//! Presence and chat state: going online and offline, following contacts' presence, typing indicators, and
+//! the push name that goes with presence (stanzas in `whatsapp_core::presence`).
+
+use tokio::sync::oneshot;
+use tracing::warn;
+use whatsapp_binary::{Jid, Node};
+use whatsapp_core::presence::{
+    ChatMedia, ChatPresence, ChatState, Presence, PresenceUpdate, chat_state_stanza, presence_stanza,
+    subscribe_stanza,
+};
+use whatsapp_store::{AccountStore, Backend};
+
+use crate::session::Command;
+use crate::{Client, ClientError, Event, Shared};
+
+impl<B: Backend> Client<B> {
+    /// Marks this account online or offline. The server shows contacts the push name sent with it, so a push
+    /// name must be set first ([`Client::set_push_name`]; whatsmeow refuses the same way with `ErrNoPushName`).
+    /// Call it with [`Presence::Available`] after connecting to receive contacts' presence.
+    pub async fn send_presence(&self, presence: Presence) -> Result<(), ClientError> {
+        let device = self.shared.account.device().await?;
+        if device.push_name.is_empty() {
+            return Err(ClientError::NoPushName);
+        }
+        self.send_stanza(presence_stanza(presence, &device.push_name))
+            .await
+    }
+
+    /// Sets this account's push name (the display name contacts see) in the store; it goes out with the next
+    /// [`Client::send_presence`]. It is not synced to the phone's app state.
+    pub async fn set_push_name(&self, name: &str) -> Result<(), ClientError> {
+        let mut device = self.shared.account.device().await?;
+        device.push_name = name.to_owned();
+        self.shared.account.put_device(&device).await?;
+        Ok(())
+    }
+
+    /// Asks the server to forward `user`'s presence as [`Event::Presence`], with our privacy token for them
+    /// when we have one. The server may only forward presence while this account is itself available.
+    pub async fn subscribe_presence(&self, user: &Jid) -> Result<(), ClientError> {
+        let token = self.privacy_token_for(user).await?;
+        self.send_stanza(subscribe_stanza(user, token.as_deref())).await
+    }
+
+    /// Tells `chat` that this account is typing ([`ChatState::Composing`], or recording with
+    /// [`ChatMedia::Audio`]) or stopped ([`ChatState::Paused`]).
+    pub async fn send_chat_presence(
+        &self,
+        chat: &Jid,
+        state: ChatState,
+        media: ChatMedia,
+    ) -> Result<(), ClientError> {
+        self.send_stanza(chat_state_stanza(chat, &state, &media)).await
+    }
+
+    /// Sends a stanza that the server does not answer, once it is written to the connection.
+    pub(crate) async fn send_stanza(&self, node: Node) -> Result<(), ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Send { node, reply }).await?;
+        answer.await.map_err(|_| ClientError::ConnectionClosed)?
+    }
+}
+
+impl<B: Backend> Shared<B> {
+    /// A `<presence>` from the server, as an event.
+    pub(crate) fn on_presence(&self, node: &Node) {
+        match PresenceUpdate::parse(node) {
+            Ok(update) => self.emit(Event::Presence {
+                from: update.from,
+                unavailable: update.unavailable,
+                last_seen: update.last_seen,
+            }),
+            Err(error) => warn!(%error, "malformed presence"),
+        }
+    }
+
+    /// A `<chatstate>` from the server, as an event.
+    pub(crate) fn on_chat_state(&self, node: &Node) {
+        match ChatPresence::parse(node) {
+            Ok(chat) => self.emit(Event::ChatPresence {
+                chat: chat.chat,
+                sender: chat.sender,
+                state: chat.state,
+                media: chat.media,
+            }),
+            Err(error) => warn!(%error, "malformed chat state"),
+        }
+    }
+}
