@@ -33,6 +33,7 @@ mod media;
 mod messages;
 mod polls;
 mod session;
+mod spool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,6 +81,10 @@ pub(crate) struct Config {
     pub(crate) identity: ClientIdentity,
     pub(crate) auto_reconnect: bool,
     pub(crate) iq_timeout: Duration,
+    /// History blobs larger than this are spooled to a temporary file.
+    pub(crate) spool_threshold: usize,
+    /// Where spooled blobs go.
+    pub(crate) spool_dir: std::path::PathBuf,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -129,6 +134,9 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) app_state_lock: Mutex<()>,
     /// Collections with a sync waiting for `app_state_lock`.
     pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
+    /// Collections whose last sync stopped at a key the phone had not shared; they are synced again when the
+    /// phone's answer to the key request arrives.
+    pub(crate) app_state_key_waits: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
     /// Media retry requests waiting for the phone's answer.
     pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
     running: Mutex<Option<Running>>,
@@ -203,6 +211,21 @@ impl<B: Backend> ClientBuilder<B> {
         self
     }
 
+    /// The size above which a downloaded history blob is written to a temporary file while it downloads and is
+    /// read back from there, instead of being held in memory (default 8 MiB). Lowering it trades memory for
+    /// disk I/O; the project's tests lower it to exercise the file path with small blobs.
+    pub fn spool_threshold(mut self, bytes: usize) -> Self {
+        self.config.spool_threshold = bytes;
+        self
+    }
+
+    /// The directory of those temporary files (default: [`std::env::temp_dir`]). Each file is readable by its
+    /// owner alone (on Unix) and removed as soon as its blob was read or its download failed.
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.spool_dir = dir.into();
+        self
+    }
+
     /// Opens the account (or creates a new device) and returns the client and its event stream.
     pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
         let account = match self.account {
@@ -229,6 +252,7 @@ impl<B: Backend> ClientBuilder<B> {
             retries: Default::default(),
             app_state_lock: Mutex::new(()),
             app_state_waiting: Default::default(),
+            app_state_key_waits: Default::default(),
             media_retries: Default::default(),
             running: Mutex::new(None),
         };
@@ -253,6 +277,8 @@ impl<B: Backend> Client<B> {
                 identity: ClientIdentity::default(),
                 auto_reconnect: true,
                 iq_timeout: whatsapp_core::iq::DEFAULT_IQ_TIMEOUT,
+                spool_threshold: spool::DEFAULT_SPOOL_THRESHOLD,
+                spool_dir: std::env::temp_dir(),
             },
         }
     }
