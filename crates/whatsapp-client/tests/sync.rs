@@ -243,7 +243,7 @@ async fn a_key_the_phone_never_shared_is_asked_for_and_the_sync_resumes() {
         1
     );
 
-    // The phone moves to a key it keeps to itself; the next two patches use it.
+    // The phone moves to a key it keeps to itself; the next two patches (one in each of two collections) use it.
     let secret = phone.rotate_app_state_key().unwrap();
     phone
         .push_app_state(&PatchInfo::archive(&bob, true, None, NOW + 1))
@@ -251,17 +251,29 @@ async fn a_key_the_phone_never_shared_is_asked_for_and_the_sync_resumes() {
     phone
         .push_app_state(&PatchInfo::mute(&bob, true, None, NOW + 2))
         .unwrap();
-    // The laptop cannot read them, asks the phone, gets exactly that key, and then syncs without an error
-    // (`synced` fails on an AppStateSyncError).
-    // Each `server_sync` may catch one or both patches; every sync after the key's arrival is incremental.
+    // The laptop cannot read them, asks the phone, gets exactly that key, and then both collections sync without
+    // an error (`synced` fails on an AppStateSyncError).
     next_is_keys(&mut laptop.events).await;
-    loop {
-        let (version, full_sync) = synced(&mut laptop.events, CollectionName::RegularLow).await;
-        assert!(!full_sync);
-        if version == 3 {
-            break;
+    let mut reached = std::collections::HashMap::new();
+    while reached.len() < 2 {
+        match wait_for(&mut laptop.events, "collections synced", |e| {
+            matches!(e, Event::AppStateSynced { .. } | Event::AppStateSyncError { .. })
+        })
+        .await
+        {
+            Event::AppStateSynced {
+                collection,
+                version,
+                full_sync,
+            } => {
+                assert!(!full_sync);
+                reached.insert(collection, version);
+            }
+            other => panic!("a collection did not sync: {other:?}"),
         }
     }
+    assert_eq!(reached[&CollectionName::RegularLow], 2);
+    assert_eq!(reached[&CollectionName::RegularHigh], 1);
     let store = store_of(&laptop).await;
     let keys = store.app_state_sync_keys().await.unwrap();
     assert!(keys.iter().any(|key| key.id == secret), "the requested key is stored");
