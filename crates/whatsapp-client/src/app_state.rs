@@ -10,7 +10,8 @@
 
 use tracing::{debug, warn};
 use whatsapp_appstate::{
-    Action, AppStateError, AppStateKey, CollectionDecoder, CollectionName, Operation, ParsedPatch, PatchBuilder, PatchInfo,
+    Action, AppStateError, AppStateKey, CollectionDecoder, CollectionName, Operation, ParsedPatch,
+    PatchBuilder, PatchInfo,
 };
 use whatsapp_core::app_state::{
     CollectionAnswer, fetch_query, key_request, newest_key, parse_answer, patch_query, referenced_key_ids,

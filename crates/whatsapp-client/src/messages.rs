@@ -452,7 +452,8 @@ impl<B: Backend> Client<B> {
                     .await
                     .map_err(|(_, error)| error)?
             };
-            let skmsg = group::encrypt(&stage, chat, &own_address, &message.encode_to_vec(), &mut rng).await?;
+            let skmsg =
+                group::encrypt(&stage, chat, &own_address, &message.encode_to_vec(), &mut rng).await?;
             let identity = device.account_identity.clone().unwrap_or_default();
             let kind = stanza_type(message);
             let stanza = if status {

@@ -159,7 +159,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_spool_directory_that_does_not_exist_is_an_error() {
-        let mut spool = Spool::new(1, std::env::temp_dir().join("no-such-directory-for-whatsapp-spool"));
+        let mut spool = Spool::new(
+            1,
+            std::env::temp_dir().join("no-such-directory-for-whatsapp-spool"),
+        );
         let written = spool.write(b"ab".to_vec()).await;
         assert!(matches!(written, Err(ClientError::TempFile(_))), "{written:?}");
     }

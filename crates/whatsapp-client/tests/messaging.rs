@@ -817,11 +817,7 @@ async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     );
 
     // Everyone in the audience holds the key now: the second status is the skmsg alone.
-    let second = alice
-        .client
-        .send_status(&text("back"), &audience)
-        .await
-        .unwrap();
+    let second = alice.client.send_status(&text("back"), &audience).await.unwrap();
     let routed = server_wait(
         &mut server_events,
         "second status",
@@ -852,7 +848,10 @@ async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     assert_eq!(info.chat, user(PHONE));
 
     // Sending a status through send_message is refused with a pointer to send_status.
-    let refused = alice.client.send_message(&Jid::status_broadcast(), &text("no")).await;
+    let refused = alice
+        .client
+        .send_message(&Jid::status_broadcast(), &text("no"))
+        .await;
     assert!(matches!(refused, Err(ClientError::Unsupported(_))), "{refused:?}");
     for companion in [alice, alice_laptop, bob, carol, dave] {
         companion.client.disconnect().await;

@@ -10,8 +10,8 @@ use common::*;
 use whatsapp_client::appstate::{Action, CollectionName, PatchInfo};
 use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::store::{
-    AccountStore, AppStateKeyStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore, LidStore,
-    SecretStore,
+    AccountStore, AppStateKeyStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore,
+    LidStore, SecretStore,
 };
 use whatsapp_client::{Client, ClientBuilder, Event, Events, HistoryCounts, Jid};
 use whatsapp_proto::e2e::MessageKey;
@@ -276,7 +276,10 @@ async fn a_key_the_phone_never_shared_is_asked_for_and_the_sync_resumes() {
     assert_eq!(reached[&CollectionName::RegularHigh], 1);
     let store = store_of(&laptop).await;
     let keys = store.app_state_sync_keys().await.unwrap();
-    assert!(keys.iter().any(|key| key.id == secret), "the requested key is stored");
+    assert!(
+        keys.iter().any(|key| key.id == secret),
+        "the requested key is stored"
+    );
     let settings = store.chat_settings(&bob).await.unwrap().unwrap();
     assert!(settings.archived && settings.muted_until == -1, "{settings:?}");
     laptop.client.disconnect().await;
@@ -485,7 +488,10 @@ async fn a_history_blob_above_the_spool_threshold_goes_through_a_temporary_file(
     assert_eq!((counts.conversations, counts.messages), (20, 1000));
     let (conversations, spooled_counts) = next_history(&mut spooled.events).await.unwrap();
     assert_eq!(spooled_counts, counts);
-    assert!(conversations == expected, "the spooled blob decodes to the same conversations");
+    assert!(
+        conversations == expected,
+        "the spooled blob decodes to the same conversations"
+    );
     assert_eq!(
         std::fs::read_dir(&spool_dir).unwrap().count(),
         0,

@@ -172,10 +172,12 @@ pub fn key_share(message: &ProtocolMessage) -> Option<&AppStateSyncKeyShare> {
 /// each once, in order of first use.
 pub fn referenced_key_ids(snapshot: Option<&SyncdSnapshot>, patches: &[SyncdPatch]) -> Vec<Vec<u8>> {
     let snapshot_ids = snapshot.into_iter().flat_map(|snapshot| {
-        snapshot
-            .key_id
-            .iter()
-            .chain(snapshot.records.iter().filter_map(|record| record.key_id.as_ref()))
+        snapshot.key_id.iter().chain(
+            snapshot
+                .records
+                .iter()
+                .filter_map(|record| record.key_id.as_ref()),
+        )
     });
     let patch_ids = patches.iter().flat_map(|patch| {
         patch.key_id.iter().chain(
@@ -418,7 +420,11 @@ mod tests {
     #[test]
     fn key_ids_are_collected_once_and_requested() {
         use whatsapp_proto::server_sync::{KeyId, SyncdMutation, SyncdRecord};
-        let key = |id: &[u8]| Some(KeyId { id: Some(id.to_vec()) });
+        let key = |id: &[u8]| {
+            Some(KeyId {
+                id: Some(id.to_vec()),
+            })
+        };
         let record = |id: &[u8]| SyncdRecord {
             key_id: key(id),
             ..Default::default()
@@ -440,7 +446,10 @@ mod tests {
             referenced_key_ids(Some(&snapshot), std::slice::from_ref(&patch)),
             vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
         );
-        assert_eq!(referenced_key_ids(None, &[patch]), vec![b"c".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            referenced_key_ids(None, &[patch]),
+            vec![b"c".to_vec(), b"b".to_vec()]
+        );
         let request = key_request(&[b"c".to_vec()]);
         let protocol = request.protocol_message.unwrap();
         assert_eq!(
@@ -448,7 +457,9 @@ mod tests {
             Some(protocol_message::Type::AppStateSyncKeyRequest as i32)
         );
         assert_eq!(
-            protocol.app_state_sync_key_request.unwrap().key_ids[0].key_id.as_deref(),
+            protocol.app_state_sync_key_request.unwrap().key_ids[0]
+                .key_id
+                .as_deref(),
             Some(&b"c"[..])
         );
     }

@@ -292,7 +292,11 @@ pub fn wav_duration(data: &[u8]) -> Option<Duration> {
             b"fmt " => byte_rate = Some(le_u32(data, body + 8)?),
             b"data" => {
                 let available = data.len().saturating_sub(body);
-                let length = if size == 0 || size > available { available } else { size };
+                let length = if size == 0 || size > available {
+                    available
+                } else {
+                    size
+                };
                 return duration_of(u64::try_from(length).ok()?, u64::from(byte_rate?));
             }
             _ => {}
@@ -326,7 +330,9 @@ struct Mp3Frame {
 /// sample-rate indexes, channel mode. Free-format and reserved values are `None`.
 fn mp3_frame(header: &[u8]) -> Option<Mp3Frame> {
     // Bitrates of Layer III in kbit/s by index, for MPEG-1 and for MPEG-2/2.5; index 0 is free format, 15 invalid.
-    const MPEG1: [u32; 16] = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0];
+    const MPEG1: [u32; 16] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0,
+    ];
     const MPEG2: [u32; 16] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0];
     let [0xFF, b1, b2, b3] = *header.get(..4)? else {
         return None;
@@ -957,7 +963,10 @@ mod tests {
         let file = wav(8000, 1, 12_000);
         assert_eq!(mimetype(&file), "audio/wav");
         assert_eq!(duration(&file), Some(Duration::from_millis(1500)));
-        assert_eq!(wav_duration(&wav(44_100, 2, 4410)), Some(Duration::from_millis(100)));
+        assert_eq!(
+            wav_duration(&wav(44_100, 2, 4410)),
+            Some(Duration::from_millis(100))
+        );
         // An unfinished header (data size 0xFFFFFFFF) counts the bytes that are there.
         let mut unfinished = file.clone();
         let data_at = unfinished.windows(4).position(|w| w == b"data").unwrap();
@@ -994,7 +1003,12 @@ mod tests {
     fn id3v2(body_len: usize) -> Vec<u8> {
         let mut tag = b"ID3\x04\x00\x00".to_vec();
         let size = body_len as u32;
-        tag.extend([(size >> 21) as u8 & 0x7F, (size >> 14) as u8 & 0x7F, (size >> 7) as u8 & 0x7F, size as u8 & 0x7F]);
+        tag.extend([
+            (size >> 21) as u8 & 0x7F,
+            (size >> 14) as u8 & 0x7F,
+            (size >> 7) as u8 & 0x7F,
+            size as u8 & 0x7F,
+        ]);
         tag.extend(std::iter::repeat_n(0u8, body_len));
         tag
     }
@@ -1071,7 +1085,10 @@ mod tests {
         assert_eq!(mp3_duration(&[0xFF, 0xFB, 0x00, 0x00, 0, 0, 0, 0]), None);
         assert_eq!(mp3_duration(&[0xFF, 0xFB, 0xF0, 0x00, 0, 0, 0, 0]), None);
         assert_eq!(mp3_duration(&[0xFF, 0xEB, 0x90, 0x00, 0, 0, 0, 0]), None);
-        assert_eq!(mp3_duration(b"ID3\x04\x00\x00\x7F\x7F\x7F\x7F\xFF\xFB\x90\x00"), None);
+        assert_eq!(
+            mp3_duration(b"ID3\x04\x00\x00\x7F\x7F\x7F\x7F\xFF\xFB\x90\x00"),
+            None
+        );
         let mut overflow = wav(8000, 1, 10);
         overflow[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(wav_duration(&overflow), None);

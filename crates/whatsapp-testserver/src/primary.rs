@@ -71,7 +71,9 @@ impl Phone {
         let log = account
             .and_then(|account| account.app_state.get(name.as_str()).cloned())
             .unwrap_or_default();
-        let keys = account.map(|account| account.app_state_keys.clone()).unwrap_or_default();
+        let keys = account
+            .map(|account| account.app_state_keys.clone())
+            .unwrap_or_default();
         let current = replay(name, &log, &keys)?;
         let mut ivs = vec![[0u8; 16]; info.mutations.len()];
         for iv in &mut ivs {

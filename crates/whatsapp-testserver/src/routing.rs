@@ -362,7 +362,8 @@ fn route_status_message(state: &mut State, sender: &Jid, message: &Node) -> Resu
     let mut copies = Vec::new();
     for target in participants.children_by_tag("to") {
         let listed = target.jid_attr("jid").map_err(|e| e.to_string())?;
-        let (number, device_id) = resolve(state, &listed).ok_or_else(|| format!("unknown device {listed}"))?;
+        let (number, device_id) =
+            resolve(state, &listed).ok_or_else(|| format!("unknown device {listed}"))?;
         let linked = state
             .accounts
             .get(&number)
