@@ -92,7 +92,11 @@ impl Spool {
     /// Appends `data`; moves everything to a new temporary file once the total passes the threshold.
     pub(crate) async fn write(&mut self, data: Vec<u8>) -> Result<(), ClientError> {
         if self.file.is_none() {
-            self.memory.extend_from_slice(&data);
+            if self.memory.is_empty() {
+                self.memory = data;
+            } else {
+                self.memory.extend_from_slice(&data);
+            }
             if self.memory.len() <= self.threshold {
                 return Ok(());
             }

@@ -272,7 +272,9 @@ pub fn duration(data: &[u8]) -> Option<Duration> {
 }
 
 fn le_u32(data: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// The duration of a WAV file: the size of its `data` chunk over the byte rate its `fmt ` chunk states. A `data`
@@ -284,12 +286,12 @@ pub fn wav_duration(data: &[u8]) -> Option<Duration> {
     }
     let mut at = 12usize;
     let mut byte_rate = None;
-    while let (Some(id), Some(size)) = (data.get(at..at + 4), le_u32(data, at + 4)) {
+    while let (Some(id), Some(size)) = (data.get(at..at.checked_add(4)?), le_u32(data, at.checked_add(4)?)) {
         let body = at.checked_add(8)?;
         let size = usize::try_from(size).ok()?;
         match id {
             // Format tag, channels, sample rate, then the byte rate (RIFF WAVE `fmt ` layout).
-            b"fmt " => byte_rate = Some(le_u32(data, body + 8)?),
+            b"fmt " => byte_rate = Some(le_u32(data, body.checked_add(8)?)?),
             b"data" => {
                 let available = data.len().saturating_sub(body);
                 let length = if size == 0 || size > available {
