@@ -2,15 +2,20 @@
 //! own changes (mute, pin, archive...), and keeping the store's chat settings and contacts in step.
 //!
 //! Keys come from the phone in key-share messages; a collection is first synced when they arrive, and again
-//! whenever the server says it changed (`server_sync`). A sync that fails verification (an LTHash or MAC
+//! whenever the server says it changed (`server_sync`). A snapshot or patch encrypted with a key the phone never
+//! shared makes the client ask the phone for it (an `AppStateSyncKeyRequest` peer message, whatsmeow
+//! `requestAppStateKeys`); the collection waits, without an error event, and is synced again when the phone's
+//! key share arrives. A sync that fails verification (an LTHash or MAC
 //! mismatch) is retried once as a full sync from scratch. One sync runs at a time per client.
 
 use tracing::{debug, warn};
 use whatsapp_appstate::{
-    Action, AppStateKey, CollectionDecoder, CollectionName, Operation, ParsedPatch, PatchBuilder, PatchInfo,
+    Action, AppStateError, AppStateKey, CollectionDecoder, CollectionName, Operation, ParsedPatch,
+    PatchBuilder, PatchInfo,
 };
 use whatsapp_core::app_state::{
-    CollectionAnswer, fetch_query, newest_key, parse_answer, patch_query, stored_state, touched_indexes,
+    CollectionAnswer, fetch_query, key_request, newest_key, parse_answer, patch_query, referenced_key_ids,
+    stored_state, touched_indexes,
 };
 use whatsapp_core::media::MediaType;
 use whatsapp_proto::server_sync::{ExternalBlobReference, SyncdPatch};
@@ -51,8 +56,15 @@ impl<B: Backend> Client<B> {
         });
     }
 
-    /// Syncs every collection that was never synced (after the phone shared its keys).
+    /// Syncs every collection that was never synced or was waiting for a key (after the phone shared keys).
     pub(crate) async fn sync_new_collections(&self) {
+        let waiting = std::mem::take(
+            &mut *self
+                .shared
+                .app_state_key_waits
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
         for collection in CollectionName::ALL {
             let synced = self
                 .shared
@@ -62,7 +74,8 @@ impl<B: Backend> Client<B> {
                 .ok()
                 .flatten()
                 .is_some();
-            if !synced && let Err(error) = self.fetch_app_state(collection, false).await {
+            let due = !synced || waiting.contains(&collection);
+            if due && let Err(error) = self.fetch_app_state(collection, false).await {
                 warn!(%collection, %error, "app-state sync failed");
             }
         }
@@ -76,6 +89,11 @@ impl<B: Backend> Client<B> {
             }
             outcome => outcome,
         };
+        if let Err(ClientError::AppState(error @ AppStateError::MissingKey { .. })) = &outcome {
+            // Not final: the key was asked for, and its arrival syncs the collection again.
+            debug!(%collection, %error, "app-state sync waits for a key from the phone");
+            return outcome;
+        }
         if let Err(error) = &outcome {
             self.shared.emit(Event::AppStateSyncError {
                 collection,
@@ -146,6 +164,14 @@ impl<B: Backend> Client<B> {
         }
         let base = stored_state(stored.as_ref(), macs);
         let keys = account.app_state_sync_keys().await?;
+        let missing: Vec<Vec<u8>> = referenced_key_ids(snapshot.as_ref(), &patches)
+            .into_iter()
+            .filter(|id| !keys.iter().any(|key| &key.id == id))
+            .collect();
+        if !missing.is_empty() {
+            // The decoder below then fails with `MissingKey`, which leaves the collection waiting for the answer.
+            self.request_app_state_keys(collection, &missing).await;
+        }
         let lookup = |id: &[u8]| {
             keys.iter()
                 .find(|key| key.id == id)
@@ -214,6 +240,24 @@ impl<B: Backend> Client<B> {
         }
         debug!(%collection, version = update.version, "app state applied");
         Ok(update.version)
+    }
+
+    /// Asks this account's phone for the app-state keys `ids` and marks `collection` as waiting for them. A
+    /// request that cannot be sent is logged: the next `server_sync` of the collection asks again.
+    async fn request_app_state_keys(&self, collection: CollectionName, ids: &[Vec<u8>]) {
+        self.shared
+            .app_state_key_waits
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(collection);
+        let hex: Vec<String> = ids
+            .iter()
+            .map(|id| id.iter().map(|byte| format!("{byte:02x}")).collect())
+            .collect();
+        debug!(%collection, keys = ?hex, "asking the phone for app-state keys");
+        if let Err(error) = self.send_peer_message(&key_request(ids), true).await {
+            warn!(%collection, %error, "could not ask the phone for app-state keys");
+        }
     }
 
     /// Patches with their external mutations downloaded.

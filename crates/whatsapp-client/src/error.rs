@@ -85,6 +85,9 @@ pub enum ClientError {
     /// The phone's answer to a media retry request could not be read.
     #[error("media retry: {0}")]
     MediaRetry(#[from] whatsapp_core::media_retry::MediaRetryError),
+    /// A large download could not be written to (or read back from) its temporary file.
+    #[error("temporary file: {0}")]
+    TempFile(#[source] std::io::Error),
     /// The operation is not supported for this kind of recipient yet.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),

@@ -1,7 +1,9 @@
 //! History sync (protocol-facts §3.9): the phone uploads compressed, encrypted `HistorySync` blobs and tells
 //! this device where they are in peer messages. Each blob is downloaded and verified (MAC and both hashes) before
 //! any of it is used, then inflated and decoded one conversation at a time on a blocking thread, so memory holds
-//! the compressed blob and one conversation, never the whole inflated history.
+//! the compressed blob and one conversation, never the whole inflated history. A blob larger than the spool
+//! threshold (8 MiB unless the client was built with another) is not held in memory either: it is written to a
+//! temporary file while it downloads, read back from there, and the file is removed afterwards.
 //!
 //! Push names, phone-number/LID mappings and message secrets found on the way are stored; every conversation is
 //! emitted as [`Event::HistoryConversation`], and [`Event::HistorySynced`] closes each blob with its counts.
@@ -9,12 +11,13 @@
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 use whatsapp_binary::Jid;
-use whatsapp_core::history::{HistoryItem, inflate};
+use whatsapp_core::history::{HistoryError, HistoryItem, inflate};
 use whatsapp_core::media::MediaType;
 use whatsapp_proto::e2e::message::HistorySyncNotification;
 use whatsapp_proto::history_sync::Conversation;
 use whatsapp_store::{AccountStore, Backend, ContactStore, LidMapping, MessageSecret, SecretStore};
 
+use crate::spool::{Spool, Spooled};
 use crate::{Client, ClientError, Event, MediaRef};
 
 /// Decoded items in flight between the decoding thread and the task storing them.
@@ -59,7 +62,7 @@ impl<B: Backend> Client<B> {
         notification: &HistorySyncNotification,
     ) -> Result<(HistoryCounts, Option<u32>), ClientError> {
         let compressed = match &notification.initial_hist_bootstrap_inline_payload {
-            Some(inline) => inline.clone(),
+            Some(inline) => Spooled::Memory(inline.clone()),
             None => {
                 let missing = |field| ClientError::Malformed(format!("history notification without {field}"));
                 let media = MediaRef {
@@ -78,17 +81,21 @@ impl<B: Backend> Client<B> {
                         .clone()
                         .ok_or_else(|| missing("a hash"))?,
                 };
-                self.download(&media).await?
+                let config = &self.shared.config;
+                let spool = Spool::new(config.spool_threshold, config.spool_dir.clone());
+                self.download_spooled(&media, spool).await?
             }
         };
         let (items, mut receiver) = mpsc::channel(ITEMS_IN_FLIGHT);
-        let decoding = tokio::task::spawn_blocking(move || {
-            for item in inflate(compressed.as_slice()) {
-                let failed = item.is_err();
-                if items.blocking_send(item).is_err() || failed {
-                    break;
+        let decoding = tokio::task::spawn_blocking(move || match compressed {
+            Spooled::Memory(bytes) => forward(inflate(bytes.as_slice()), &items),
+            // The file is removed when `temp` drops at the end of this closure, read to the end or not.
+            Spooled::File(temp) => match std::fs::File::open(temp.path()) {
+                Ok(file) => forward(inflate(std::io::BufReader::new(file)), &items),
+                Err(error) => {
+                    let _ = items.blocking_send(Err(error.into()));
                 }
-            }
+            },
         });
         let own = self
             .shared
@@ -164,6 +171,19 @@ impl<B: Backend> Client<B> {
             other => debug!(?other, "history item not used"),
         }
         Ok(())
+    }
+}
+
+/// Sends the decoded items to the storing task until the stream ends, fails, or the task stops listening.
+fn forward(
+    decoded: impl Iterator<Item = Result<HistoryItem, HistoryError>>,
+    items: &mpsc::Sender<Result<HistoryItem, HistoryError>>,
+) {
+    for item in decoded {
+        let failed = item.is_err();
+        if items.blocking_send(item).is_err() || failed {
+            break;
+        }
     }
 }
 

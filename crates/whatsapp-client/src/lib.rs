@@ -38,6 +38,7 @@ mod presence;
 mod privacy;
 mod session;
 mod users;
+mod spool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +97,10 @@ pub(crate) struct Config {
     pub(crate) keepalive: KeepaliveTiming,
     /// Messages per second and burst of the send pacing; `None` sends at once.
     pub(crate) send_rate_limit: Option<(f64, u32)>,
+    /// History blobs larger than this are spooled to a temporary file.
+    pub(crate) spool_threshold: usize,
+    /// Where spooled blobs go.
+    pub(crate) spool_dir: std::path::PathBuf,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -145,6 +150,9 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) app_state_lock: Mutex<()>,
     /// Collections with a sync waiting for `app_state_lock`.
     pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
+    /// Collections whose last sync stopped at a key the phone had not shared; they are synced again when the
+    /// phone's answer to the key request arrives.
+    pub(crate) app_state_key_waits: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
     /// Media retry requests waiting for the phone's answer.
     pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
     /// The send pacing, when the builder set a rate limit.
@@ -239,6 +247,21 @@ impl<B: Backend> ClientBuilder<B> {
         self
     }
 
+    /// The size above which a downloaded history blob is written to a temporary file while it downloads and is
+    /// read back from there, instead of being held in memory (default 8 MiB). Lowering it trades memory for
+    /// disk I/O; the project's tests lower it to exercise the file path with small blobs.
+    pub fn spool_threshold(mut self, bytes: usize) -> Self {
+        self.config.spool_threshold = bytes;
+        self
+    }
+
+    /// The directory of those temporary files (default: [`std::env::temp_dir`]). Each file is readable by its
+    /// owner alone (on Unix) and removed as soon as its blob was read or its download failed.
+    pub fn spool_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.config.spool_dir = dir.into();
+        self
+    }
+
     /// Opens the account (or creates a new device) and returns the client and its event stream.
     pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
         let account = match self.account {
@@ -269,6 +292,7 @@ impl<B: Backend> ClientBuilder<B> {
             retries: Default::default(),
             app_state_lock: Mutex::new(()),
             app_state_waiting: Default::default(),
+            app_state_key_waits: Default::default(),
             media_retries: Default::default(),
             pacer,
             running: Mutex::new(None),
@@ -296,6 +320,8 @@ impl<B: Backend> Client<B> {
                 iq_timeout: whatsapp_core::iq::DEFAULT_IQ_TIMEOUT,
                 keepalive: KeepaliveTiming::default(),
                 send_rate_limit: None,
+                spool_threshold: spool::DEFAULT_SPOOL_THRESHOLD,
+                spool_dir: std::env::temp_dir(),
             },
         }
     }

@@ -23,6 +23,7 @@ use whatsapp_proto::e2e::message::{
 use whatsapp_store::{AccountStore, Backend};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::spool::{Spool, Spooled, WRITE_BATCH};
 use crate::{Client, ClientError, Event, MessageInfo, SendResponse, Shared, unix_now};
 
 /// A file on the media host: what a media message must carry to let recipients fetch and check it.
@@ -318,13 +319,32 @@ impl<B: Backend> Client<B> {
     }
 
     /// Uploads a video and sends it to `to`. For MP4, QuickTime and 3GP files the message carries the duration
-    /// and frame size from the file's headers; no thumbnail is made (frames are not decoded).
+    /// (`mvhd`) and frame size (`tkhd`) from the file's headers; no thumbnail is made, since that would mean
+    /// decoding video (see [`Client::send_video_with`] to pass one).
     pub async fn send_video(
         &self,
         to: &Jid,
         data: &[u8],
         caption: Option<&str>,
     ) -> Result<SendResponse, ClientError> {
+        self.send_video_with(to, data, caption, None).await
+    }
+
+    /// [`Client::send_video`] with a preview: `thumbnail` is a small JPEG (WhatsApp shows previews of about
+    /// 100 pixels a side, blurred) that the caller made, e.g. from a frame with a video tool; this library decodes
+    /// no video. A thumbnail that is not a JPEG is refused before anything is uploaded.
+    pub async fn send_video_with(
+        &self,
+        to: &Jid,
+        data: &[u8],
+        caption: Option<&str>,
+        thumbnail: Option<&[u8]>,
+    ) -> Result<SendResponse, ClientError> {
+        if let Some(thumbnail) = thumbnail
+            && media_info::mimetype(thumbnail) != "image/jpeg"
+        {
+            return Err(media_info::MediaInfoError::NotAnImage.into());
+        }
         let info = media_info::mp4_info(data);
         let uploaded = self.upload(data, MediaType::Video).await?;
         let video = media_message!(VideoMessage, uploaded, media_info::mimetype(data), {
@@ -332,6 +352,7 @@ impl<B: Backend> Client<B> {
             seconds: info.duration.map(whole_seconds),
             width: info.dimensions.map(|(width, _)| width),
             height: info.dimensions.map(|(_, height)| height),
+            jpeg_thumbnail: thumbnail.map(<[u8]>::to_vec),
         });
         let message = Message {
             video_message: Some(Box::new(video)),
@@ -341,7 +362,9 @@ impl<B: Backend> Client<B> {
     }
 
     /// Uploads audio and sends it to `to`; `voice` sends it as a voice message (push-to-talk), which WhatsApp
-    /// expects as Ogg Opus. The duration is filled in for Ogg Opus and MP4/M4A files.
+    /// expects as Ogg Opus. The duration is filled in for Ogg Opus, MP4/M4A and WAV files from their headers, and
+    /// for MP3 from a Xing/Info or VBRI header or else estimated from the first frame's bitrate (exact for
+    /// constant-bitrate files).
     pub async fn send_audio(&self, to: &Jid, data: &[u8], voice: bool) -> Result<SendResponse, ClientError> {
         let seconds = media_info::duration(data).map(whole_seconds);
         let uploaded = self.upload(data, MediaType::Audio).await?;
@@ -379,6 +402,24 @@ impl<B: Backend> Client<B> {
     /// download is decrypted as it arrives; nothing but the plaintext is held. A file the media host no longer
     /// has is [`ClientError::MediaExpired`]: see [`request_media_retry`](Self::request_media_retry).
     pub async fn download(&self, media: &MediaRef) -> Result<Vec<u8>, ClientError> {
+        // A spool with no threshold never leaves memory.
+        match self
+            .download_spooled(media, Spool::new(usize::MAX, std::path::PathBuf::new()))
+            .await?
+        {
+            Spooled::Memory(plaintext) => Ok(plaintext),
+            Spooled::File(_) => Err(ClientError::Unsupported("a download spooled without a threshold")),
+        }
+    }
+
+    /// [`download`](Self::download) into `spool`: the plaintext goes to memory, or to a temporary file once it
+    /// passes the spool's threshold. The MAC and both hashes are checked before the result is returned, so a
+    /// file that is returned holds verified bytes.
+    pub(crate) async fn download_spooled(
+        &self,
+        media: &MediaRef,
+        mut spool: Spool,
+    ) -> Result<Spooled, ClientError> {
         let key = Zeroizing::new(media.key()?);
         let conn = self.media_conn().await?;
         let path = download_path(&media.direct_path, &media.file_enc_sha256, media.media_type);
@@ -404,6 +445,9 @@ impl<B: Backend> Client<B> {
             let mut plaintext = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(http_error)? {
                 decryptor.update(&chunk, &mut plaintext);
+                if plaintext.len() >= WRITE_BATCH {
+                    spool.write(std::mem::take(&mut plaintext)).await?;
+                }
             }
             let digest = decryptor.finish(&mut plaintext)?;
             if digest.file_enc_sha256.as_slice() != media.file_enc_sha256.as_slice()
@@ -411,7 +455,8 @@ impl<B: Backend> Client<B> {
             {
                 return Err(ClientError::Media(media::MediaError::BadHash));
             }
-            return Ok(plaintext);
+            spool.write(plaintext).await?;
+            return Ok(spool.finish());
         }
         Err(last_error)
     }

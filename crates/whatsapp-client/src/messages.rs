@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::compose::{self, EditKind};
 use whatsapp_core::message::{
-    encrypt_for_devices, message_id, message_stanza, protocol_address, stanza_type,
+    encrypt_for_devices, message_id, message_stanza, peer_stanza, protocol_address, stanza_type,
 };
 use whatsapp_core::receipt::{ReceiptKind, read_receipt};
 use whatsapp_core::retry::{MAX_RETRIES_ANSWERED, RECENT_MESSAGES, RetryRequest, resend_stanza};
@@ -105,7 +105,12 @@ impl<B: Backend> Client<B> {
         if to.is_group() {
             return self.send_group_message(to, message).await;
         }
-        if to.is_broadcast_list() || to.is_status_broadcast() || to.is_newsletter() {
+        if to.is_status_broadcast() {
+            return Err(ClientError::Unsupported(
+                "a status update needs its audience: use send_status",
+            ));
+        }
+        if to.is_broadcast_list() || to.is_newsletter() {
             return Err(ClientError::Unsupported("sending to broadcasts and newsletters"));
         }
         let shared = &self.shared;
@@ -226,7 +231,8 @@ impl<B: Backend> Client<B> {
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
-        let plaintext = if request.chat.is_group() {
+        let sender_key_chat = request.chat.is_group() || request.chat.is_status_broadcast();
+        let plaintext = if sender_key_chat {
             // Filled in under the Signal lock below: the message with this device's sender key, so the copy
             // also repairs a missing or broken sender key.
             message
@@ -262,7 +268,7 @@ impl<B: Backend> Client<B> {
             if let Some(bundle) = bundle {
                 whatsapp_signal::store::process_bundle(&stage, &address, &bundle, &mut rng).await?;
             }
-            let plaintext = if request.chat.is_group() {
+            let plaintext = if sender_key_chat {
                 let skdm = group::distribution_message(&stage, &request.chat, &own_address, &mut rng).await?;
                 Message {
                     sender_key_distribution_message: skdm.sender_key_distribution_message,
@@ -361,35 +367,75 @@ impl<B: Backend> Client<B> {
     /// Sends to a group: the members' devices that have not received this device's sender key yet get it
     /// (pairwise, in the same stanza), everyone gets the message encrypted once with the sender key.
     async fn send_group_message(&self, group: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
+        let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
+        let users: Vec<Jid> = info.participants.iter().map(Jid::to_non_ad).collect();
+        self.send_with_sender_key(group, &users, message).await
+    }
+
+    /// Posts a status update: `message` goes to `status@broadcast` for the devices of `recipients` and this
+    /// account's other devices, encrypted once with this device's sender key for the status broadcast; devices
+    /// that do not hold the key yet get it pairwise in the same stanza, as in a group.
+    ///
+    /// The audience is the caller's: whatsmeow derives it from the account's status privacy setting (contacts,
+    /// an allow list or a deny list) and the contact store, which leaves the decision of who sees a status to
+    /// settings this library does not manage. Pass the users (phone-number or LID JIDs, without device) who may
+    /// see it; this account is added.
+    pub async fn send_status(
+        &self,
+        message: &Message,
+        recipients: &[Jid],
+    ) -> Result<SendResponse, ClientError> {
+        let device = self.shared.account.device().await?;
+        let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
+        let mut users: Vec<Jid> = recipients.iter().map(Jid::to_non_ad).collect();
+        if !users.iter().any(|user| user.user() == own.user()) {
+            users.push(own.to_non_ad());
+        }
+        self.send_with_sender_key(&Jid::status_broadcast(), &users, message)
+            .await
+    }
+
+    /// The sender-key send of groups and status updates: every device of `users` except this one gets the
+    /// `skmsg`, and those that have not received this device's sender key for `chat` get the SKDM pairwise.
+    async fn send_with_sender_key(
+        &self,
+        chat: &Jid,
+        users: &[Jid],
+        message: &Message,
+    ) -> Result<SendResponse, ClientError> {
         let shared = &self.shared;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         // Outgoing sender keys are keyed by this device's LID when it has one (protocol-facts §3.5).
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
-        let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
         let sid = format!("{}", rand::random::<u64>());
-        let users: Vec<Jid> = info.participants.iter().map(Jid::to_non_ad).collect();
-        let answer = self.send_iq(usync::device_query(&users, &sid)).await?;
+        let answer = self.send_iq(usync::device_query(users, &sid)).await?;
         let devices: Vec<Jid> = usync::parse_devices(&answer)?
             .into_iter()
             .flat_map(|user| user.devices)
             .filter(|jid| !(jid.user() == own.user() && jid.device() == own.device()))
             .collect();
+        let status = chat.is_status_broadcast();
+        if status && devices.is_empty() {
+            return Err(ClientError::Response(whatsapp_core::ResponseError::Missing(
+                "recipient devices",
+            )));
+        }
         // The devices already holding this device's sender key (persisted with the key itself: a new key starts
         // an empty list).
-        let group_name = group.to_string();
+        let chat_name = chat.to_string();
         let own_sender = protocol_address(&own_address).to_string();
         if shared
             .account
-            .sender_key(&group_name, &own_sender)
+            .sender_key(&chat_name, &own_sender)
             .await?
             .is_none()
         {
-            shared.account.clear_sender_key_recipients(&group_name).await?;
+            shared.account.clear_sender_key_recipients(&chat_name).await?;
         }
         let reached: HashSet<String> = shared
             .account
-            .sender_key_recipients(&group_name)
+            .sender_key_recipients(&chat_name)
             .await?
             .into_iter()
             .collect();
@@ -409,34 +455,84 @@ impl<B: Backend> Client<B> {
             let copies = if reachable.is_empty() {
                 Vec::new()
             } else {
-                let skdm = group::distribution_message(&stage, group, &own_address, &mut rng).await?;
+                let skdm = group::distribution_message(&stage, chat, &own_address, &mut rng).await?;
                 encrypt_for_devices(&stage, &reachable, &group::encode(&skdm), &mut rng)
                     .await
                     .map_err(|(_, error)| error)?
             };
             let skmsg =
-                group::encrypt(&stage, group, &own_address, &message.encode_to_vec(), &mut rng).await?;
+                group::encrypt(&stage, chat, &own_address, &message.encode_to_vec(), &mut rng).await?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = with_edit(
-                group::message_stanza(&id, group, stanza_type(message), &copies, &skmsg, &identity),
-                message,
-            );
+            let kind = stanza_type(message);
+            let stanza = if status {
+                // A device that neither holds the key nor could get it (no prekey bundle) is left out: it could
+                // not read the skmsg.
+                let listed: Vec<Jid> = devices
+                    .iter()
+                    .filter(|jid| reached.contains(&jid.to_string()) || reachable.contains(jid))
+                    .cloned()
+                    .collect();
+                group::status_stanza(&id, kind, &listed, &copies, &skmsg, &identity)
+            } else {
+                group::message_stanza(&id, chat, kind, &copies, &skmsg, &identity)
+            };
             stage.commit().await?;
-            (stanza, reachable)
+            (with_edit(stanza, message), reachable)
         };
         shared.remember(Recent {
             id: id.clone(),
-            to: group.clone(),
+            to: chat.clone(),
             message: message.clone(),
         });
-        self.remember_secret(group, &own, &id, message).await;
-        debug!(%id, %group, distributed = distributed.len(), "sending group message");
+        self.remember_secret(chat, &own, &id, message).await;
+        debug!(%id, %chat, distributed = distributed.len(), "sending with the sender key");
         let ack = self.send_and_wait_ack(stanza).await?;
         let distributed: Vec<String> = distributed.iter().map(Jid::to_string).collect();
         shared
             .account
-            .add_sender_key_recipients(&group_name, &distributed)
+            .add_sender_key_recipients(&chat_name, &distributed)
             .await?;
+        Ok(SendResponse {
+            id,
+            timestamp: ack.optional_i64_attr("t").ok().flatten(),
+        })
+    }
+
+    /// Sends `message` to this account's phone (device 0) alone, as a peer message (protocol messages between
+    /// an account's own devices, such as app-state key requests), and waits for the server's ack.
+    pub(crate) async fn send_peer_message(
+        &self,
+        message: &Message,
+        high_priority: bool,
+    ) -> Result<SendResponse, ClientError> {
+        let shared = &self.shared;
+        let device = shared.account.device().await?;
+        let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
+        let phone = own.to_non_ad();
+        let bundles = self.bundles_for_new_sessions(std::iter::once(&phone)).await?;
+        let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
+        let stanza = {
+            let _signal = shared.signal_lock.lock().await;
+            let stage = StagedSignalStore::new(&shared.account, &device);
+            let mut rng = rand::rngs::OsRng;
+            start_sessions(&stage, bundles, &mut rng).await?;
+            let copy = encrypt_for_devices(
+                &stage,
+                std::slice::from_ref(&phone),
+                &message.encode_to_vec(),
+                &mut rng,
+            )
+            .await
+            .map_err(|(_, error)| error)?
+            .pop()
+            .ok_or(ClientError::Unsupported("no session with this account's phone"))?;
+            let identity = device.account_identity.clone().unwrap_or_default();
+            let stanza = peer_stanza(&id, &copy, high_priority, &identity);
+            stage.commit().await?;
+            stanza
+        };
+        debug!(%id, "sending a peer message to the phone");
+        let ack = self.send_and_wait_ack(stanza).await?;
         Ok(SendResponse {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),

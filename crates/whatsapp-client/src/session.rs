@@ -1028,9 +1028,9 @@ impl<B: Backend> Session<'_, B> {
             };
             match decrypted_payload {
                 Ok(plaintext) => {
-                    // In a group, a pairwise copy carries the sender's key: store it with this payload's changes,
-                    // so the skmsg after it decrypts.
-                    if parsed.is_group
+                    // In a group or a status update, a pairwise copy carries the sender's key: store it with this
+                    // payload's changes, so the skmsg after it decrypts.
+                    if (parsed.is_group || parsed.chat.is_status_broadcast())
                         && let Ok(Message {
                             sender_key_distribution_message: Some(skdm),
                             ..
@@ -1163,8 +1163,12 @@ impl<B: Backend> Session<'_, B> {
             }
             debug!(count = keys.len(), "app-state keys received");
             self.shared.emit(Event::AppStateKeys { count: keys.len() });
-            let client = self.client();
-            tokio::spawn(async move { client.sync_new_collections().await });
+            // An empty share (the phone has none of the keys asked for) starts nothing: syncing again would only
+            // ask again.
+            if !keys.is_empty() {
+                let client = self.client();
+                tokio::spawn(async move { client.sync_new_collections().await });
+            }
             return Ok(());
         }
         if protocol.r#type == Some(ProtocolType::HistorySyncNotification as i32)

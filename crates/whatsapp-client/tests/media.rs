@@ -75,9 +75,18 @@ fn mp4(brand: &[u8; 4], millis: u32, width: u32, height: u32) -> Vec<u8> {
 
 #[tokio::test]
 async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
+    media_round_trip(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn media_round_trip_with_postgresql_stores() {
+    on_postgres(media_round_trip).await;
+}
+
+async fn media_round_trip(db: Db) {
     let server = TestServer::start().await.unwrap();
-    let alice = companion(&server, PHONE).await;
-    let mut bob = companion(&server, BOB).await;
+    let alice = companion_in(&server, PHONE, &db).await;
+    let mut bob = companion_in(&server, BOB, &db).await;
 
     // An image: dimensions, mimetype, caption and a thumbnail that decodes.
     let png = picture(640, 480, image::ImageFormat::Png);
@@ -120,6 +129,43 @@ async fn images_video_audio_and_stickers_arrive_with_their_metadata() {
         .await
         .unwrap();
     assert!(downloaded == video);
+
+    // The same video with a preview the caller made; a preview that is not a JPEG is refused before uploading.
+    let preview = picture(96, 54, image::ImageFormat::Jpeg);
+    alice
+        .client
+        .send_video_with(&user(BOB), &video, Some("clip"), Some(&preview))
+        .await
+        .unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    let received = message.video_message.as_deref().unwrap();
+    assert_eq!(received.jpeg_thumbnail.as_deref(), Some(preview.as_slice()));
+    assert_eq!(received.caption.as_deref(), Some("clip"));
+    assert_eq!((received.width, received.height), (Some(1280), Some(720)));
+    let refused = alice
+        .client
+        .send_video_with(&user(BOB), &video, None, Some(&png))
+        .await;
+    assert!(matches!(refused, Err(ClientError::MediaInfo(_))), "{refused:?}");
+
+    // A WAV recording: its duration from the RIFF header (2.5 s of 8 kHz 16-bit mono rounds up to 3).
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(36u32 + 40_000).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&[1, 0, 1, 0]);
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&[2, 0, 16, 0]);
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&40_000u32.to_le_bytes());
+    wav.extend(std::iter::repeat_n(0u8, 40_000));
+    alice.client.send_audio(&user(BOB), &wav, false).await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    let received = message.audio_message.as_deref().unwrap();
+    assert_eq!(received.mimetype.as_deref(), Some("audio/wav"));
+    assert_eq!(received.seconds, Some(3));
+    assert_eq!(received.ptt, Some(false));
 
     // A voice message: its duration and the push-to-talk flag.
     let audio = mp4(b"M4A ", 3_000, 0, 0);

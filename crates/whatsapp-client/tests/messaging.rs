@@ -252,47 +252,6 @@ async fn a_second_retry_starts_a_new_session_from_the_receipts_keys() {
     bob.client.disconnect().await;
 }
 
-/// A schema of its own on the PostgreSQL test database (`WHATSAPP_TEST_POSTGRES_URL`), dropped at the end; `None`
-/// after a note when the variable is not set.
-struct PostgresSchema {
-    admin: sea_orm::DatabaseConnection,
-    name: String,
-    url: String,
-}
-
-impl PostgresSchema {
-    async fn new() -> Option<PostgresSchema> {
-        use sea_orm::ConnectionTrait;
-        let Ok(base) = std::env::var("WHATSAPP_TEST_POSTGRES_URL") else {
-            println!("skipped: WHATSAPP_TEST_POSTGRES_URL not set");
-            return None;
-        };
-        // A plain connection: it runs no migrations, so nothing touches the database's public schema.
-        let admin = sea_orm::Database::connect(&base).await.unwrap();
-        let name = format!("wa_client_{}_{}", std::process::id(), rand_suffix());
-        admin
-            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-        Some(PostgresSchema { admin, name, url })
-    }
-
-    async fn drop_schema(self) {
-        use sea_orm::ConnectionTrait;
-        self.admin
-            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
-            .await
-            .unwrap();
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
-}
-
 #[tokio::test]
 async fn messaging_with_a_postgresql_store() {
     let Some(schema) = PostgresSchema::new().await else {
@@ -339,13 +298,22 @@ async fn messaging_with_a_postgresql_store() {
 
 #[tokio::test]
 async fn group_messages_reach_every_member_device_and_distribute_the_key_once() {
+    group_messages(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn group_messages_with_postgresql_stores() {
+    on_postgres(group_messages).await;
+}
+
+async fn group_messages(db: Db) {
     const CAROL: &str = "15550001111";
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
-    let mut alice = companion(&server, PHONE).await;
-    let mut alice_laptop = companion(&server, PHONE).await;
-    let mut bob = companion(&server, BOB).await;
-    let mut carol = companion(&server, CAROL).await;
+    let mut alice = companion_in(&server, PHONE, &db).await;
+    let mut alice_laptop = companion_in(&server, PHONE, &db).await;
+    let mut bob = companion_in(&server, BOB, &db).await;
+    let mut carol = companion_in(&server, CAROL, &db).await;
     let group = server.create_group("Friends", &[PHONE, BOB, CAROL]);
 
     let first = alice.client.send_text(&group, "hello group").await.unwrap();
@@ -798,4 +766,94 @@ async fn messages_to_a_lid_address_arrive() {
     let (info, message) = next_message(&mut bob.events).await;
     assert_eq!(info.id, sent.id);
     assert_eq!(message.conversation.as_deref(), Some("to your lid"));
+}
+
+#[tokio::test]
+async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
+    const CAROL: &str = "15550001111";
+    const DAVE: &str = "15550002222";
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut alice_laptop = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let mut carol = companion(&server, CAROL).await;
+    let mut dave = companion(&server, DAVE).await;
+    let audience = [user(BOB), user(CAROL)];
+    let text = |text: &str| whatsapp_client::Message {
+        conversation: Some(text.to_owned()),
+        ..Default::default()
+    };
+
+    let first = alice
+        .client
+        .send_status(&text("out for lunch"), &audience)
+        .await
+        .unwrap();
+    for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
+        let (info, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("out for lunch"));
+        assert_eq!(info.id, first.id);
+        assert_eq!(info.chat, Jid::status_broadcast());
+        assert_eq!(info.sender, alice.jid);
+        assert!(!info.is_group);
+    }
+    let routed = server_wait(
+        &mut server_events,
+        "first status",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == first.id),
+    )
+    .await;
+    assert!(
+        matches!(
+            routed,
+            ServerEvent::MessageRouted {
+                copies: 3,
+                pairwise: 3,
+                ..
+            }
+        ),
+        "{routed:?}"
+    );
+
+    // Everyone in the audience holds the key now: the second status is the skmsg alone.
+    let second = alice.client.send_status(&text("back"), &audience).await.unwrap();
+    let routed = server_wait(
+        &mut server_events,
+        "second status",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == second.id),
+    )
+    .await;
+    assert!(
+        matches!(
+            routed,
+            ServerEvent::MessageRouted {
+                copies: 3,
+                pairwise: 0,
+                ..
+            }
+        ),
+        "{routed:?}"
+    );
+    for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
+        let (info, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("back"));
+        assert_eq!(info.chat, Jid::status_broadcast());
+    }
+
+    // Dave, outside the audience, got neither: the next thing he receives is a direct message.
+    alice.client.send_text(&user(DAVE), "direct").await.unwrap();
+    let (info, message) = next_message(&mut dave.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("direct"));
+    assert_eq!(info.chat, user(PHONE));
+
+    // Sending a status through send_message is refused with a pointer to send_status.
+    let refused = alice
+        .client
+        .send_message(&Jid::status_broadcast(), &text("no"))
+        .await;
+    assert!(matches!(refused, Err(ClientError::Unsupported(_))), "{refused:?}");
+    for companion in [alice, alice_laptop, bob, carol, dave] {
+        companion.client.disconnect().await;
+    }
 }

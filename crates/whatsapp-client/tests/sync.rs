@@ -10,10 +10,10 @@ use common::*;
 use whatsapp_client::appstate::{Action, CollectionName, PatchInfo};
 use whatsapp_client::sql::SqlBackend;
 use whatsapp_client::store::{
-    AccountStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore, LidStore,
-    SecretStore,
+    AccountStore, AppStateKeyStore, AppStateStore, AppStateVersion, Backend, ChatSettingsStore, ContactStore,
+    LidStore, SecretStore,
 };
-use whatsapp_client::{Event, Events, Jid};
+use whatsapp_client::{Client, ClientBuilder, Event, Events, HistoryCounts, Jid};
 use whatsapp_proto::e2e::MessageKey;
 use whatsapp_proto::history_sync::{
     Conversation, HistorySync, HistorySyncMsg, PhoneNumberToLidMapping, Pushname, WebMessageInfo,
@@ -22,7 +22,7 @@ use whatsapp_testserver::TestServer;
 
 /// The account's store of `device`, opened separately from its client's.
 async fn store_of(device: &Companion) -> impl AccountStore {
-    let backend = SqlBackend::open_sqlite(&device.path).await.unwrap();
+    let backend = reopen(device).await;
     backend.open_account(device.client.account_id()).await.unwrap()
 }
 
@@ -76,10 +76,19 @@ async fn next_change(events: &mut Events) -> (Action, bool) {
 
 #[tokio::test]
 async fn app_state_is_shared_and_kept_in_step_between_companions() {
+    app_state_round_trip(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn app_state_round_trip_with_postgresql_stores() {
+    on_postgres(app_state_round_trip).await;
+}
+
+async fn app_state_round_trip(db: Db) {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&server, PHONE).await;
-    let mut desktop = companion(&server, PHONE).await;
+    let mut laptop = companion_in(&server, PHONE, &db).await;
+    let mut desktop = companion_in(&server, PHONE, &db).await;
     let bob = user("15557654321");
     let carol = user("15550000003");
 
@@ -220,6 +229,62 @@ async fn a_state_that_no_longer_verifies_is_synced_again_from_scratch() {
     assert!(!settings.pinned && settings.archived, "{settings:?}");
 }
 
+#[tokio::test]
+async fn a_key_the_phone_never_shared_is_asked_for_and_the_sync_resumes() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&server, PHONE).await;
+    let bob = user("15557654321");
+    phone.push_app_state(&PatchInfo::pin(&bob, true, NOW)).unwrap();
+    phone.share_app_state_key().unwrap();
+    next_is_keys(&mut laptop.events).await;
+    assert_eq!(
+        all_synced(&mut laptop.events).await[&CollectionName::RegularLow],
+        1
+    );
+
+    // The phone moves to a key it keeps to itself; the next two patches (one in each of two collections) use it.
+    let secret = phone.rotate_app_state_key().unwrap();
+    phone
+        .push_app_state(&PatchInfo::archive(&bob, true, None, NOW + 1))
+        .unwrap();
+    phone
+        .push_app_state(&PatchInfo::mute(&bob, true, None, NOW + 2))
+        .unwrap();
+    // The laptop cannot read them, asks the phone, gets exactly that key, and then both collections sync without
+    // an error (`synced` fails on an AppStateSyncError).
+    next_is_keys(&mut laptop.events).await;
+    let mut reached = std::collections::HashMap::new();
+    while reached.len() < 2 {
+        match wait_for(&mut laptop.events, "collections synced", |e| {
+            matches!(e, Event::AppStateSynced { .. } | Event::AppStateSyncError { .. })
+        })
+        .await
+        {
+            Event::AppStateSynced {
+                collection,
+                version,
+                full_sync,
+            } => {
+                assert!(!full_sync);
+                reached.insert(collection, version);
+            }
+            other => panic!("a collection did not sync: {other:?}"),
+        }
+    }
+    assert_eq!(reached[&CollectionName::RegularLow], 2);
+    assert_eq!(reached[&CollectionName::RegularHigh], 1);
+    let store = store_of(&laptop).await;
+    let keys = store.app_state_sync_keys().await.unwrap();
+    assert!(
+        keys.iter().any(|key| key.id == secret),
+        "the requested key is stored"
+    );
+    let settings = store.chat_settings(&bob).await.unwrap().unwrap();
+    assert!(settings.archived && settings.muted_until == -1, "{settings:?}");
+    laptop.client.disconnect().await;
+}
+
 fn history(conversations: usize, messages: usize) -> HistorySync {
     let conversations = (0..conversations)
         .map(|c| {
@@ -269,9 +334,18 @@ fn history(conversations: usize, messages: usize) -> HistorySync {
 
 #[tokio::test]
 async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversation() {
+    history_of_ten_thousand_messages(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn history_sync_with_a_postgresql_store() {
+    on_postgres(history_of_ten_thousand_messages).await;
+}
+
+async fn history_of_ten_thousand_messages(db: Db) {
     let server = TestServer::start().await.unwrap();
     let phone = server.add_phone(PHONE);
-    let mut laptop = companion(&server, PHONE).await;
+    let mut laptop = companion_in(&server, PHONE, &db).await;
     phone.send_history_sync(&laptop.jid, &history(100, 100)).unwrap();
 
     let mut conversations = Vec::new();
@@ -319,7 +393,7 @@ async fn history_sync_of_ten_thousand_messages_streams_conversation_by_conversat
     let store = store_of(&laptop).await;
     let dana = store.contact(&user("15551000000")).await.unwrap().unwrap();
     assert_eq!(dana.push_name, "Dana");
-    let backend = SqlBackend::open_sqlite(&laptop.path).await.unwrap();
+    let backend = reopen(&laptop).await;
     assert_eq!(
         backend.lid_for_pn(&user("15551000001")).await.unwrap(),
         Some(Jid::new("99887766", Jid::LID_SERVER))
@@ -346,4 +420,88 @@ async fn history_that_cannot_be_downloaded_is_reported() {
         Event::HistorySyncError { error } => assert!(error.contains("404"), "{error}"),
         other => panic!("expected a failure, got {other:?}"),
     }
+}
+
+/// The conversations and counts of the next history sync, or its error.
+async fn next_history(events: &mut Events) -> Result<(Vec<Conversation>, HistoryCounts), String> {
+    let mut conversations = Vec::new();
+    loop {
+        match wait_for(events, "history", |e| {
+            matches!(
+                e,
+                Event::HistoryConversation(_) | Event::HistorySynced { .. } | Event::HistorySyncError { .. }
+            )
+        })
+        .await
+        {
+            Event::HistoryConversation(conversation) => conversations.push(*conversation),
+            Event::HistorySynced { counts, .. } => return Ok((conversations, counts)),
+            Event::HistorySyncError { error } => return Err(error),
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// A companion of `number` whose client is built with `configure`.
+async fn companion_with(
+    server: &TestServer,
+    number: &str,
+    configure: impl FnOnce(ClientBuilder<SqlBackend>) -> ClientBuilder<SqlBackend>,
+) -> Companion {
+    let phone = server.add_phone(number);
+    let (backend, path) = sqlite().await;
+    let builder = Client::builder(backend).server(server.url(), server.trust_root());
+    let (client, mut events) = configure(builder).build().await.unwrap();
+    let jid = pair_with(&phone, &client, &mut events).await;
+    Companion {
+        client,
+        events,
+        jid,
+        path,
+    }
+}
+
+#[tokio::test]
+async fn a_history_blob_above_the_spool_threshold_goes_through_a_temporary_file() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let spool_dir = format!("{}/spool-{}", env!("CARGO_TARGET_TMPDIR"), std::process::id());
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    let missing_dir = format!("{spool_dir}/does-not-exist");
+    // The blob is tens of kibibytes compressed: 1 KiB puts it over the threshold.
+    let mut in_memory = companion(&server, PHONE).await;
+    let mut spooled = companion_with(&server, PHONE, |builder| {
+        builder.spool_threshold(1024).spool_dir(&spool_dir)
+    })
+    .await;
+    let mut unwritable = companion_with(&server, PHONE, |builder| {
+        builder.spool_threshold(1024).spool_dir(&missing_dir)
+    })
+    .await;
+    let sync = history(20, 50);
+    for device in [&in_memory, &spooled, &unwritable] {
+        phone.send_history_sync(&device.jid, &sync).unwrap();
+    }
+
+    let (expected, counts) = next_history(&mut in_memory.events).await.unwrap();
+    assert_eq!((counts.conversations, counts.messages), (20, 1000));
+    let (conversations, spooled_counts) = next_history(&mut spooled.events).await.unwrap();
+    assert_eq!(spooled_counts, counts);
+    assert!(
+        conversations == expected,
+        "the spooled blob decodes to the same conversations"
+    );
+    assert_eq!(
+        std::fs::read_dir(&spool_dir).unwrap().count(),
+        0,
+        "the temporary file is removed once read"
+    );
+    // Where no file can be made the sync fails: the blob did take the file path.
+    let error = next_history(&mut unwritable.events).await.unwrap_err();
+    assert!(error.contains("temporary file"), "{error}");
+    for device in [in_memory, spooled, unwritable] {
+        device.client.disconnect().await;
+    }
+    std::fs::remove_dir_all(&spool_dir).unwrap();
 }

@@ -10,8 +10,11 @@ use whatsapp_appstate::{
 };
 use whatsapp_binary::Node;
 use whatsapp_proto::ProtoMessage;
-use whatsapp_proto::e2e::message::{AppStateSyncKeyShare, ProtocolMessage, protocol_message};
-use whatsapp_proto::server_sync::{ExternalBlobReference, SyncdPatch};
+use whatsapp_proto::e2e::Message;
+use whatsapp_proto::e2e::message::{
+    AppStateSyncKeyId, AppStateSyncKeyRequest, AppStateSyncKeyShare, ProtocolMessage, protocol_message,
+};
+use whatsapp_proto::server_sync::{ExternalBlobReference, SyncdPatch, SyncdSnapshot};
 use whatsapp_store::{AppStateSyncKey, AppStateVersion, MutationMac};
 
 use crate::ResponseError;
@@ -163,6 +166,54 @@ pub fn key_share(message: &ProtocolMessage) -> Option<&AppStateSyncKeyShare> {
     (message.r#type == Some(protocol_message::Type::AppStateSyncKeyShare as i32))
         .then_some(message.app_state_sync_key_share.as_ref())
         .flatten()
+}
+
+/// The ids of the keys a snapshot and patches are encrypted with (the patch's, the snapshot's and each record's),
+/// each once, in order of first use.
+pub fn referenced_key_ids(snapshot: Option<&SyncdSnapshot>, patches: &[SyncdPatch]) -> Vec<Vec<u8>> {
+    let snapshot_ids = snapshot.into_iter().flat_map(|snapshot| {
+        snapshot.key_id.iter().chain(
+            snapshot
+                .records
+                .iter()
+                .filter_map(|record| record.key_id.as_ref()),
+        )
+    });
+    let patch_ids = patches.iter().flat_map(|patch| {
+        patch.key_id.iter().chain(
+            patch
+                .mutations
+                .iter()
+                .filter_map(|mutation| mutation.record.as_ref()?.key_id.as_ref()),
+        )
+    });
+    let mut ids: Vec<Vec<u8>> = Vec::new();
+    for id in snapshot_ids.chain(patch_ids).filter_map(|key| key.id.as_ref()) {
+        if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ids
+}
+
+/// The peer message asking this account's phone for app-state keys it has not shared
+/// (`AppStateSyncKeyRequest`, whatsmeow `requestAppStateKeys`); the phone answers with a key share.
+pub fn key_request(ids: &[Vec<u8>]) -> Message {
+    Message {
+        protocol_message: Some(Box::new(ProtocolMessage {
+            r#type: Some(protocol_message::Type::AppStateSyncKeyRequest as i32),
+            app_state_sync_key_request: Some(AppStateSyncKeyRequest {
+                key_ids: ids
+                    .iter()
+                    .map(|id| AppStateSyncKeyId {
+                        key_id: Some(id.clone()),
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
 }
 
 /// The key new patches are encrypted with: the newest one (highest timestamp, then the last listed).
@@ -364,5 +415,52 @@ mod tests {
         assert_eq!(state.hash.as_bytes(), &[7; 128]);
         assert_eq!(state.index_value_macs.get(&[1; 32]), Some(&[2; 32]));
         assert_eq!(stored_state(None, []).version, 0);
+    }
+
+    #[test]
+    fn key_ids_are_collected_once_and_requested() {
+        use whatsapp_proto::server_sync::{KeyId, SyncdMutation, SyncdRecord};
+        let key = |id: &[u8]| {
+            Some(KeyId {
+                id: Some(id.to_vec()),
+            })
+        };
+        let record = |id: &[u8]| SyncdRecord {
+            key_id: key(id),
+            ..Default::default()
+        };
+        let snapshot = SyncdSnapshot {
+            key_id: key(b"a"),
+            records: vec![record(b"a"), record(b"b")],
+            ..Default::default()
+        };
+        let patch = SyncdPatch {
+            key_id: key(b"c"),
+            mutations: vec![SyncdMutation {
+                record: Some(record(b"b")),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            referenced_key_ids(Some(&snapshot), std::slice::from_ref(&patch)),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(
+            referenced_key_ids(None, &[patch]),
+            vec![b"c".to_vec(), b"b".to_vec()]
+        );
+        let request = key_request(&[b"c".to_vec()]);
+        let protocol = request.protocol_message.unwrap();
+        assert_eq!(
+            protocol.r#type,
+            Some(protocol_message::Type::AppStateSyncKeyRequest as i32)
+        );
+        assert_eq!(
+            protocol.app_state_sync_key_request.unwrap().key_ids[0]
+                .key_id
+                .as_deref(),
+            Some(&b"c"[..])
+        );
     }
 }

@@ -137,6 +137,46 @@ pub fn message_stanza(
         .children(children)
 }
 
+/// The `<message>` to `status@broadcast`: like a group message, but the server does not know the audience, so
+/// `<participants>` names every recipient device, with an `<enc>` (the SKDM copy) only for those in `skdm_copies`
+/// and an empty `<to jid>` for the devices that already hold the sender key (whatsmeow `sendGroup` for broadcast
+/// lists).
+pub fn status_stanza(
+    id: &str,
+    kind: &'static str,
+    recipients: &[Jid],
+    skdm_copies: &[Encrypted],
+    skmsg: &[u8],
+    device_identity: &[u8],
+) -> Node {
+    let to = |device: &Jid| {
+        let copy = skdm_copies.iter().find(|copy| &copy.device == device);
+        let node = Node::new("to").attr("jid", device.clone());
+        match copy {
+            Some(copy) => node.children([Node::new("enc")
+                .attr("v", "2")
+                .attr("type", copy.message.kind())
+                .bytes(copy.message.serialized().to_vec())]),
+            None => node,
+        }
+    };
+    let mut children = vec![Node::new("participants").children(recipients.iter().map(to))];
+    children.push(
+        Node::new("enc")
+            .attr("v", "2")
+            .attr("type", "skmsg")
+            .bytes(skmsg.to_vec()),
+    );
+    if skdm_copies.iter().any(|copy| copy.message.kind() == "pkmsg") {
+        children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
+    }
+    Node::new("message")
+        .attr("id", id.to_owned())
+        .attr("to", Jid::status_broadcast())
+        .attr("type", kind)
+        .children(children)
+}
+
 /// Stores the sender key a group member distributed (the SKDM inside a decrypted pairwise `Message`).
 pub async fn process_distribution<A: AccountStore>(
     stage: &StagedSignalStore<'_, A>,

@@ -4,8 +4,10 @@
 //!
 //! Everything here reads bytes a caller chose to send, but treats them as untrusted all the same: damaged or
 //! truncated files give `None` or a [`MediaInfoError`], never a panic, and image decoding runs under explicit
-//! size limits. Durations come from container headers only (`mvhd` of MP4/MOV/3GP/M4A, the last granule position
-//! of Ogg Opus); nothing is decoded to measure them, so other formats (MP3, WAV) report no duration.
+//! size limits. Durations come from headers only: `mvhd` of MP4/MOV/3GP/M4A, the last granule position of Ogg
+//! Opus, the `fmt ` and `data` chunks of WAV, and for MP3 the frame count of a Xing/Info or VBRI header, else an
+//! estimate from the first frame's bitrate and the file size (exact for constant-bitrate files). Nothing is
+//! decoded to measure them, and video frames are never decoded, so no video thumbnail is made here.
 
 use std::io::Cursor;
 use std::time::Duration;
@@ -260,8 +262,159 @@ pub fn duration(data: &[u8]) -> Option<Duration> {
         mp4_info(data).duration
     } else if data.starts_with(b"OggS") {
         ogg_opus_duration(data)
+    } else if data.starts_with(b"RIFF") && starts_with_at(data, 8, b"WAVE") {
+        wav_duration(data)
+    } else if mimetype(data) == "audio/mpeg" {
+        mp3_duration(data)
     } else {
         None
+    }
+}
+
+fn le_u32(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        data.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+/// The duration of a WAV file: the size of its `data` chunk over the byte rate its `fmt ` chunk states. A `data`
+/// chunk that claims more than the file holds (a recording whose header was never finished, which writes
+/// 0xFFFFFFFF or 0) counts what is there. `None` without both chunks or with a zero byte rate.
+pub fn wav_duration(data: &[u8]) -> Option<Duration> {
+    if !data.starts_with(b"RIFF") || !starts_with_at(data, 8, b"WAVE") {
+        return None;
+    }
+    let mut at = 12usize;
+    let mut byte_rate = None;
+    while let (Some(id), Some(size)) = (data.get(at..at.checked_add(4)?), le_u32(data, at.checked_add(4)?)) {
+        let body = at.checked_add(8)?;
+        let size = usize::try_from(size).ok()?;
+        match id {
+            // Format tag, channels, sample rate, then the byte rate (RIFF WAVE `fmt ` layout).
+            b"fmt " => byte_rate = Some(le_u32(data, body.checked_add(8)?)?),
+            b"data" => {
+                let available = data.len().saturating_sub(body);
+                let length = if size == 0 || size > available {
+                    available
+                } else {
+                    size
+                };
+                return duration_of(u64::try_from(length).ok()?, u64::from(byte_rate?));
+            }
+            _ => {}
+        }
+        // Chunks are padded to an even size.
+        at = body.checked_add(size)?.checked_add(size & 1)?;
+    }
+    None
+}
+
+/// How far into an MP3 file (after any ID3v2 tag) the first frame is looked for: encoders put padding or junk
+/// before it, but a file whose first frame is further in is not worth scanning.
+const MP3_SYNC_SEARCH: usize = 64 * 1024;
+
+/// What the header of one MPEG audio Layer III frame says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mp3Frame {
+    /// Bits per second.
+    bitrate: u32,
+    /// Samples per second.
+    sample_rate: u32,
+    /// Samples in each frame: 1152 for MPEG-1, 576 for MPEG-2 and 2.5.
+    samples: u32,
+    /// Whether this is MPEG-1 (rather than 2 or 2.5).
+    mpeg1: bool,
+    /// Whether the channel mode is mono.
+    mono: bool,
+}
+
+/// Reads a Layer III frame header (ISO/IEC 11172-3 and 13818-3): 11 sync bits, version, layer, bitrate and
+/// sample-rate indexes, channel mode. Free-format and reserved values are `None`.
+fn mp3_frame(header: &[u8]) -> Option<Mp3Frame> {
+    // Bitrates of Layer III in kbit/s by index, for MPEG-1 and for MPEG-2/2.5; index 0 is free format, 15 invalid.
+    const MPEG1: [u32; 16] = [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0,
+    ];
+    const MPEG2: [u32; 16] = [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160, 0];
+    let [0xFF, b1, b2, b3] = *header.get(..4)? else {
+        return None;
+    };
+    if b1 & 0xE0 != 0xE0 || (b1 >> 1) & 0x03 != 0x01 {
+        return None;
+    }
+    let version = (b1 >> 3) & 0x03;
+    let (table, rates, samples) = match version {
+        0b11 => (&MPEG1, [44_100, 48_000, 32_000], 1152),
+        0b10 => (&MPEG2, [22_050, 24_000, 16_000], 576),
+        0b00 => (&MPEG2, [11_025, 12_000, 8_000], 576),
+        _ => return None,
+    };
+    let bitrate = table.get(usize::from(b2 >> 4))? * 1000;
+    let sample_rate = *rates.get(usize::from((b2 >> 2) & 0x03))?;
+    (bitrate > 0).then_some(Mp3Frame {
+        bitrate,
+        sample_rate,
+        samples,
+        mpeg1: version == 0b11,
+        mono: b3 >> 6 == 0x03,
+    })
+}
+
+/// The duration of an MP3 file. With a Xing/Info or VBRI header in the first frame (written by encoders of
+/// variable-bitrate files, and by LAME for all files), it is the frame count times the samples per frame;
+/// otherwise it is an estimate that assumes a constant bitrate: the bytes from the first frame to the end (less
+/// an ID3v1 tag) at the first frame's bitrate, exact for constant-bitrate files and off by the average bitrate's
+/// difference for variable ones. `None` when no Layer III frame header is found.
+pub fn mp3_duration(data: &[u8]) -> Option<Duration> {
+    let mut start = 0usize;
+    // An ID3v2 tag: "ID3", version (2), flags, then a 28-bit "syncsafe" size (7 bits per byte); a footer flag
+    // (0x10) adds 10 more bytes.
+    if data.starts_with(b"ID3") {
+        let size = data
+            .get(6..10)?
+            .iter()
+            .fold(0usize, |size, byte| (size << 7) | usize::from(byte & 0x7F));
+        let footer = if data.get(5)? & 0x10 != 0 { 10 } else { 0 };
+        start = 10 + size + footer;
+    }
+    let window = data.get(start..)?;
+    let window = &window[..window.len().min(MP3_SYNC_SEARCH)];
+    let offset = (0..window.len()).find(|&at| mp3_frame(&window[at..]).is_some())?;
+    let frame_at = start + offset;
+    let frame = mp3_frame(&data[frame_at..])?;
+    let first = &data[frame_at..];
+    // Side information follows the 4-byte header; the Xing/Info tag follows it (its size depends on version and
+    // channel mode), the VBRI tag always sits 32 bytes after the header.
+    let side_info = match (frame.mpeg1, frame.mono) {
+        (true, false) => 32,
+        (true, true) | (false, false) => 17,
+        (false, true) => 9,
+    };
+    let xing = 4 + side_info;
+    let frames = if matches!(first.get(xing..xing + 4), Some(b"Xing" | b"Info"))
+        && be_u32(first, xing + 4)? & 0x01 != 0
+    {
+        Some(be_u32(first, xing + 8)?)
+    } else if first.get(36..40) == Some(b"VBRI") {
+        // "VBRI", version (2), delay (2), quality (2), bytes (4), then the frame count.
+        Some(be_u32(first, 50)?)
+    } else {
+        None
+    };
+    match frames {
+        Some(frames) => duration_of(
+            u64::from(frames) * u64::from(frame.samples),
+            u64::from(frame.sample_rate),
+        ),
+        None => {
+            let tag = if data.len() >= 128 && starts_with_at(data, data.len() - 128, b"TAG") {
+                128
+            } else {
+                0
+            };
+            let bytes = u64::try_from(first.len().saturating_sub(tag)).ok()?;
+            duration_of(bytes * 8, u64::from(frame.bitrate))
+        }
     }
 }
 
@@ -780,5 +933,189 @@ mod tests {
         assert_eq!(ogg_opus_duration(&vorbis), None);
         assert_eq!(mimetype(&vorbis), "audio/ogg");
         assert_eq!(duration(b"ID3\x04"), None);
+    }
+
+    /// A PCM WAV file: `fmt ` for `rate` Hz, 16-bit, `channels`, an extra chunk of odd size before the data,
+    /// and `samples` frames of silence.
+    fn wav(rate: u32, channels: u16, samples: u32) -> Vec<u8> {
+        let block = u32::from(channels) * 2;
+        let mut body = b"WAVE".to_vec();
+        body.extend_from_slice(b"fmt ");
+        body.extend_from_slice(&16u32.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&channels.to_le_bytes());
+        body.extend_from_slice(&rate.to_le_bytes());
+        body.extend_from_slice(&(rate * block).to_le_bytes());
+        body.extend_from_slice(&(block as u16).to_le_bytes());
+        body.extend_from_slice(&16u16.to_le_bytes());
+        body.extend_from_slice(b"LIST");
+        body.extend_from_slice(&3u32.to_le_bytes());
+        body.extend_from_slice(&[1, 2, 3, 0]);
+        body.extend_from_slice(b"data");
+        body.extend_from_slice(&(samples * block).to_le_bytes());
+        body.extend(std::iter::repeat_n(0u8, (samples * block) as usize));
+        let mut file = b"RIFF".to_vec();
+        file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        file.extend(body);
+        file
+    }
+
+    #[test]
+    fn wav_durations() {
+        let file = wav(8000, 1, 12_000);
+        assert_eq!(mimetype(&file), "audio/wav");
+        assert_eq!(duration(&file), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            wav_duration(&wav(44_100, 2, 4410)),
+            Some(Duration::from_millis(100))
+        );
+        // An unfinished header (data size 0xFFFFFFFF) counts the bytes that are there.
+        let mut unfinished = file.clone();
+        let data_at = unfinished.windows(4).position(|w| w == b"data").unwrap();
+        unfinished[data_at + 4..data_at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(wav_duration(&unfinished), Some(Duration::from_millis(1500)));
+        // No `fmt ` before the data, or a zero byte rate: no duration.
+        let mut no_format = file.clone();
+        no_format[12..16].copy_from_slice(b"junk");
+        assert_eq!(wav_duration(&no_format), None);
+        let mut zero_rate = file;
+        zero_rate[28..32].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(wav_duration(&zero_rate), None);
+    }
+
+    /// An MPEG-1 Layer III frame header at 128 kbit/s, 44.1 kHz, joint stereo or mono, without CRC.
+    fn mp3_header(mono: bool) -> [u8; 4] {
+        [0xFF, 0xFB, 0x90, if mono { 0xC0 } else { 0x40 }]
+    }
+
+    /// `count` frames of 417 bytes (144 * 128000 / 44100, no padding), the first carrying `tag` at `tag_at`.
+    fn mp3(count: usize, mono: bool, tag: &[u8], tag_at: usize) -> Vec<u8> {
+        let mut file = Vec::new();
+        for index in 0..count {
+            let mut frame = vec![0u8; 417];
+            frame[..4].copy_from_slice(&mp3_header(mono));
+            if index == 0 {
+                frame[tag_at..tag_at + tag.len()].copy_from_slice(tag);
+            }
+            file.extend(frame);
+        }
+        file
+    }
+
+    fn id3v2(body_len: usize) -> Vec<u8> {
+        let mut tag = b"ID3\x04\x00\x00".to_vec();
+        let size = body_len as u32;
+        tag.extend([
+            (size >> 21) as u8 & 0x7F,
+            (size >> 14) as u8 & 0x7F,
+            (size >> 7) as u8 & 0x7F,
+            size as u8 & 0x7F,
+        ]);
+        tag.extend(std::iter::repeat_n(0u8, body_len));
+        tag
+    }
+
+    #[test]
+    fn mp3_constant_bitrate_estimate() {
+        let frames = mp3(50, false, &[], 0);
+        // 50 frames of 417 bytes at 128 kbit/s: 1.303125 s by the estimate (exactly 50 * 1152 / 44100 = 1.306 s
+        // of samples; the 0.25 % difference is the frame size's rounding, which padding bits make up in real files).
+        let estimate = Duration::from_nanos(1_303_125_000);
+        assert_eq!(mp3_duration(&frames), Some(estimate));
+        // An ID3v2 tag in front (with junk before the first frame) and an ID3v1 tag behind change nothing.
+        let mut tagged = id3v2(300);
+        tagged.extend([0u8; 7]);
+        tagged.extend(&frames);
+        tagged.extend(b"TAG");
+        tagged.extend([0u8; 125]);
+        assert_eq!(mimetype(&tagged), "audio/mpeg");
+        assert_eq!(duration(&tagged), Some(estimate));
+        assert_eq!(duration(&frames), Some(estimate));
+    }
+
+    #[test]
+    fn mp3_frame_counts_from_xing_and_vbri() {
+        let mut xing = b"Xing".to_vec();
+        xing.extend(1u32.to_be_bytes());
+        xing.extend(1000u32.to_be_bytes());
+        // Stereo MPEG-1: the tag after 32 bytes of side information; mono: after 17.
+        let exact = duration_of(1000 * 1152, 44_100).unwrap();
+        assert_eq!(mp3_duration(&mp3(3, false, &xing, 36)), Some(exact));
+        let mut info = xing.clone();
+        info[..4].copy_from_slice(b"Info");
+        assert_eq!(mp3_duration(&mp3(3, true, &info, 21)), Some(exact));
+        // A Xing tag without the frame-count flag falls back to the estimate.
+        let mut no_count = xing.clone();
+        no_count[4..8].copy_from_slice(&0u32.to_be_bytes());
+        assert_eq!(
+            mp3_duration(&mp3(3, false, &no_count, 36)),
+            Some(Duration::from_nanos(3 * 417 * 8 * 1_000_000_000 / 128_000))
+        );
+        let mut vbri = b"VBRI".to_vec();
+        vbri.extend([0, 1, 0, 0, 0, 50]);
+        vbri.extend(12_345u32.to_be_bytes());
+        vbri.extend(2000u32.to_be_bytes());
+        assert_eq!(
+            mp3_duration(&mp3(3, false, &vbri, 36)),
+            duration_of(2000 * 1152, 44_100)
+        );
+        // MPEG-2 (576 samples a frame, 22.05 kHz), mono: the Xing tag after 9 bytes of side information.
+        let mut mpeg2 = mp3(3, true, &xing, 13);
+        mpeg2[1] = 0xF3;
+        mpeg2[2] = 0x90;
+        assert_eq!(mp3_duration(&mpeg2), duration_of(1000 * 576, 22_050));
+    }
+
+    #[test]
+    fn damaged_audio_gives_nothing_and_never_panics() {
+        let mut xing = b"Xing".to_vec();
+        xing.extend(1u32.to_be_bytes());
+        xing.extend(1000u32.to_be_bytes());
+        let mut tagged = id3v2(40);
+        tagged.extend(mp3(2, false, &xing, 36));
+        let files = [wav(8000, 1, 100), tagged, mp3(2, true, b"VBRI", 36)];
+        for file in &files {
+            for cut in 0..file.len() {
+                let _ = duration(&file[..cut]);
+                let _ = wav_duration(&file[..cut]);
+                let _ = mp3_duration(&file[..cut]);
+                let _ = mp4_info(&file[..cut]);
+                let _ = ogg_opus_duration(&file[..cut]);
+            }
+        }
+        // Free-format and reserved frame headers, a lying ID3 size, a WAV chunk size that overflows.
+        assert_eq!(mp3_duration(&[0xFF, 0xFB, 0x00, 0x00, 0, 0, 0, 0]), None);
+        assert_eq!(mp3_duration(&[0xFF, 0xFB, 0xF0, 0x00, 0, 0, 0, 0]), None);
+        assert_eq!(mp3_duration(&[0xFF, 0xEB, 0x90, 0x00, 0, 0, 0, 0]), None);
+        assert_eq!(
+            mp3_duration(b"ID3\x04\x00\x00\x7F\x7F\x7F\x7F\xFF\xFB\x90\x00"),
+            None
+        );
+        let mut overflow = wav(8000, 1, 10);
+        overflow[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(wav_duration(&overflow), None);
+        // Pseudo-random garbage, with and without each format's magic in front.
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        for round in 0..2000 {
+            let mut garbage: Vec<u8> = (0..(round % 97))
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let magic: &[u8] = match round % 5 {
+                0 => b"RIFF\x10\x00\x00\x00WAVE",
+                1 => b"ID3\x03\x00\x00\x00\x00\x00\x02",
+                2 => &[0xFF, 0xFB],
+                3 => b"\x00\x00\x00\x20ftypisom",
+                _ => b"",
+            };
+            garbage.splice(0..0, magic.iter().copied());
+            let _ = duration(&garbage);
+            let _ = mp3_duration(&garbage);
+            let _ = wav_duration(&garbage);
+        }
     }
 }

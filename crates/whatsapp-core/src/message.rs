@@ -132,6 +132,26 @@ pub fn message_stanza(
         .children(children)
 }
 
+/// A peer message: `encrypted` for one device of this account (the phone, device 0), as whatsmeow's
+/// `preparePeerMessageNode` sends it, with `category="peer"` and, for a key request, `push_priority="high"`.
+pub fn peer_stanza(id: &str, encrypted: &Encrypted, high_priority: bool, device_identity: &[u8]) -> Node {
+    let mut children = vec![enc_node(&encrypted.message)];
+    if matches!(encrypted.message, CiphertextMessage::PreKey(_)) {
+        children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
+    }
+    let stanza = Node::new("message")
+        .attr("id", id.to_owned())
+        .attr("to", encrypted.device.clone())
+        .attr("type", "text")
+        .attr("category", "peer");
+    let stanza = if high_priority {
+        stanza.attr("push_priority", "high")
+    } else {
+        stanza
+    };
+    stanza.children(children)
+}
+
 /// The kind of an `<enc>` payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -555,7 +555,11 @@ impl Conn {
                 let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
                 let pairwise = message.child("participants").map_or(
                     usize::from(message.child("enc").is_some() && !to_group(message)),
-                    |p| p.children_by_tag("to").count(),
+                    |p| {
+                        p.children_by_tag("to")
+                            .filter(|to| to.child("enc").is_some())
+                            .count()
+                    },
                 );
                 self.shared.emit(ServerEvent::MessageRouted {
                     from: sender,

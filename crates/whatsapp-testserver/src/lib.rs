@@ -20,14 +20,16 @@
 //! What the server checks, and how it answers, follows protocol-facts §3.1 to §3.5: registration and login
 //! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads; and for
 //! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once), group metadata, the
-//! fan-out of one-to-one, single-device and group `<message>` stanzas and of receipts to every addressed device,
+//! fan-out of one-to-one, single-device, group and status (`status@broadcast`, to the devices it lists) `<message>`
+//! stanzas and of receipts to every addressed device,
 //! queued until each device acknowledges its copy; and (§3.9) a plain-HTTP media host on 127.0.0.1 named by
 //! `media_conn`, which checks upload tokens and hashes.
 //!
 //! Phones also act after linking: they start Signal sessions with their companions and send them app-state key
 //! shares ([`Phone::share_app_state_key`]) and history syncs ([`Phone::send_history_sync`]), and write app-state
-//! patches ([`Phone::push_app_state`]); the server keeps each account's app-state collections as ordered patch logs
-//! (§3.8).
+//! patches ([`Phone::push_app_state`]), with a key they may keep to themselves ([`Phone::rotate_app_state_key`]) until
+//! a companion asks for it in a peer message; the server keeps each account's app-state collections as ordered
+//! patch logs (§3.8).
 //!
 //! Between accounts it also routes presence to subscribers and chat states to live devices, answers user
 //! lookups, photo and about-text queries, keeps privacy settings (enforcing last seen, about and photo
@@ -35,8 +37,9 @@
 //! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]).
 //!
 //! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
-//! carries no call media, its phones send but do not read end-to-end messages, and its certificate root is its
-//! own, so only a client explicitly configured with [`TestServer::trust_root`] talks to it.
+//! carries no call media, its phones read no end-to-end messages but the peer messages of their own companions,
+//! and its certificate root is its own, so only a client explicitly configured with [`TestServer::trust_root`]
+//! talks to it.
 
 #![forbid(unsafe_code)]
 

@@ -25,42 +25,39 @@ use whatsapp_proto::e2e::message::{
 };
 use whatsapp_proto::history_sync::HistorySync;
 use whatsapp_proto::server_sync::SyncdPatch;
-use whatsapp_signal::{LocalIdentity, PreKeyBundle, PublicKey};
+use whatsapp_signal::{LocalIdentity, PreKeyBundle, PublicKey, SignalMessage};
 
 use crate::phone::{Phone, PhoneError};
 use crate::routing::deliver;
 use crate::state::{State, device_jid, unix_now};
 
 impl Phone {
-    /// Sends the account's app-state sync key to every linked companion in a key-share peer message (the key is
-    /// made on first use and then kept); returns how many companions it was sent to. Companions need it to read
-    /// and write app state.
+    /// Sends the account's current app-state sync key to every linked companion in a key-share peer message (the
+    /// key is made on first use and then kept); returns how many companions it was sent to. Companions need it
+    /// to read and write app state.
     pub fn share_app_state_key(&self) -> Result<usize, PhoneError> {
         let mut state = self.shared.lock();
-        let (key_id, key_data) = app_state_key(&mut state, &self.number)?;
-        let share = ProtocolMessage {
-            r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
-            app_state_sync_key_share: Some(AppStateSyncKeyShare {
-                keys: vec![AppStateSyncKey {
-                    key_id: Some(AppStateSyncKeyId { key_id: Some(key_id) }),
-                    key_data: Some(AppStateSyncKeyData {
-                        key_data: Some(key_data),
-                        fingerprint: Some(AppStateSyncKeyFingerprint {
-                            raw_id: Some(1),
-                            current_index: Some(0),
-                            device_indexes: vec![0],
-                        }),
-                        timestamp: Some(unix_now() as i64 * 1000),
-                    }),
-                }],
-            }),
-            ..Default::default()
-        };
+        let key = app_state_key(&mut state, &self.number)?;
+        let share = key_share(&[key]);
         let devices = companions(&state, &self.number)?;
         for device in &devices {
-            send_peer(&mut state, &self.number, *device, &protocol(share.clone()))?;
+            send_peer(&mut state, &self.number, *device, &share)?;
         }
         Ok(devices.len())
+    }
+
+    /// Makes a new app-state sync key that encrypts the patches pushed from now on, and shares it with nobody:
+    /// companions learn of it only by asking (an `AppStateSyncKeyRequest`, which the phone answers with every
+    /// requested key it has). Returns the new key's id.
+    pub fn rotate_app_state_key(&self) -> Result<Vec<u8>, PhoneError> {
+        let mut state = self.shared.lock();
+        let account = state
+            .accounts
+            .get_mut(&self.number)
+            .ok_or(PhoneError::AppState("no such account".to_owned()))?;
+        let key = new_key();
+        account.app_state_keys.push(key.clone());
+        Ok(key.0)
     }
 
     /// Writes `info` into the account's app state as the phone would (encrypted with the shared key), after the
@@ -70,12 +67,14 @@ impl Phone {
         let (key_id, key_data) = app_state_key(&mut state, &self.number)?;
         let key = AppStateKey::new(key_data);
         let name = info.collection;
-        let log = state
-            .accounts
-            .get(&self.number)
+        let account = state.accounts.get(&self.number);
+        let log = account
             .and_then(|account| account.app_state.get(name.as_str()).cloned())
             .unwrap_or_default();
-        let current = replay(name, &log, &key_id, &key)?;
+        let keys = account
+            .map(|account| account.app_state_keys.clone())
+            .unwrap_or_default();
+        let current = replay(name, &log, &keys)?;
         let mut ivs = vec![[0u8; 16]; info.mutations.len()];
         for iv in &mut ivs {
             OsRng.fill_bytes(iv);
@@ -130,42 +129,119 @@ fn protocol(message: ProtocolMessage) -> Message {
     }
 }
 
-/// The account's app-state key, made on first use.
+/// A key-share peer message with `keys` (id, key data).
+fn key_share(keys: &[(Vec<u8>, Vec<u8>)]) -> Message {
+    protocol(ProtocolMessage {
+        r#type: Some(protocol_message::Type::AppStateSyncKeyShare as i32),
+        app_state_sync_key_share: Some(AppStateSyncKeyShare {
+            keys: keys
+                .iter()
+                .map(|(key_id, key_data)| AppStateSyncKey {
+                    key_id: Some(AppStateSyncKeyId {
+                        key_id: Some(key_id.clone()),
+                    }),
+                    key_data: Some(AppStateSyncKeyData {
+                        key_data: Some(key_data.clone()),
+                        fingerprint: Some(AppStateSyncKeyFingerprint {
+                            raw_id: Some(1),
+                            current_index: Some(0),
+                            device_indexes: vec![0],
+                        }),
+                        timestamp: Some(unix_now() as i64 * 1000),
+                    }),
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    })
+}
+
+/// A new random key: a 6-byte id and 32 bytes of key data.
+fn new_key() -> (Vec<u8>, Vec<u8>) {
+    let mut id = vec![0u8; 6];
+    let mut data = vec![0u8; 32];
+    OsRng.fill_bytes(&mut id);
+    OsRng.fill_bytes(&mut data);
+    (id, data)
+}
+
+/// The account's current app-state key, made on first use.
 fn app_state_key(state: &mut State, number: &str) -> Result<(Vec<u8>, Vec<u8>), PhoneError> {
     let account = state
         .accounts
         .get_mut(number)
         .ok_or(PhoneError::AppState("no such account".to_owned()))?;
-    Ok(account
-        .app_state_key
-        .get_or_insert_with(|| {
-            let mut id = vec![0u8; 6];
-            let mut data = vec![0u8; 32];
-            OsRng.fill_bytes(&mut id);
-            OsRng.fill_bytes(&mut data);
-            (id, data)
-        })
-        .clone())
+    if account.app_state_keys.is_empty() {
+        account.app_state_keys.push(new_key());
+    }
+    account
+        .app_state_keys
+        .last()
+        .cloned()
+        .ok_or(PhoneError::AppState("no app-state key".to_owned()))
 }
 
-/// The state of a collection after every logged patch, decoded with the phone's key.
+/// The state of a collection after every logged patch, decoded with the phone's keys.
 fn replay(
     name: CollectionName,
     log: &[Vec<u8>],
-    key_id: &[u8],
-    key: &AppStateKey,
+    keys: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<CollectionState, PhoneError> {
     let patches = log
         .iter()
         .map(|bytes| SyncdPatch::decode(bytes.as_slice()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| PhoneError::AppState(e.to_string()))?;
-    let lookup = |id: &[u8]| (id == key_id).then(|| AppStateKey::new(key.as_bytes().to_vec()));
+    let lookup = |id: &[u8]| {
+        keys.iter()
+            .find(|(key_id, _)| key_id == id)
+            .map(|(_, data)| AppStateKey::new(data.clone()))
+    };
     let decoded = decode_patches(name, &CollectionState::new(), &patches, &lookup)
         .map_err(|e| PhoneError::AppState(e.to_string()))?;
     let mut state = CollectionState::new();
     state.apply(&decoded.update);
     Ok(state)
+}
+
+/// A peer message from companion `device` of account `number` to its phone: decrypted with the phone's session
+/// with that device (only `msg`: the phone started every session, so a companion never sends it a `pkmsg`). An
+/// `AppStateSyncKeyRequest` is answered with a key share of the requested keys the phone has (none when it has
+/// none of them, as a phone that lost them would); anything else is read and dropped.
+pub(crate) fn receive_peer(state: &mut State, number: &str, device: u16, enc: &Node) -> Result<(), String> {
+    if enc.optional_str_attr("type") != Some("msg") {
+        return Err("a peer message to the phone that is not a msg".to_owned());
+    }
+    let bytes = enc.content_bytes().ok_or("empty <enc>")?;
+    let message = SignalMessage::deserialize(bytes).map_err(|e| e.to_string())?;
+    let account = state.accounts.get_mut(number).ok_or("no such account")?;
+    let record = account
+        .sessions
+        .get_mut(&device)
+        .ok_or_else(|| format!("the phone has no session with device {device}"))?;
+    let padded = whatsapp_signal::decrypt(record, &message, &mut OsRng).map_err(|e| e.to_string())?;
+    let plaintext = whatsapp_signal::padding::unpad(&padded).map_err(|e| e.to_string())?;
+    let message = Message::decode(plaintext).map_err(|e| e.to_string())?;
+    let Some(request) = message
+        .protocol_message
+        .as_ref()
+        .filter(|p| p.r#type == Some(protocol_message::Type::AppStateSyncKeyRequest as i32))
+        .and_then(|p| p.app_state_sync_key_request.as_ref())
+    else {
+        return Ok(());
+    };
+    let wanted: Vec<&[u8]> = request
+        .key_ids
+        .iter()
+        .filter_map(|id| id.key_id.as_deref())
+        .collect();
+    let found: Vec<(Vec<u8>, Vec<u8>)> = account
+        .app_state_keys
+        .iter()
+        .filter(|(id, _)| wanted.contains(&id.as_slice()))
+        .cloned()
+        .collect();
+    send_peer(state, number, device, &key_share(&found)).map_err(|e| e.to_string())
 }
 
 /// The linked companions of an account.

@@ -136,6 +136,12 @@ pub(crate) fn route_message(
     if to.is_group() {
         return route_group_message(state, sender, &to, message);
     }
+    if to.is_status_broadcast() {
+        return route_status_message(state, sender, message);
+    }
+    if message.optional_str_attr("category") == Some("peer") && to.device() == 0 {
+        return route_to_phone(state, sender, &to, &id, message);
+    }
     let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
     let identity = message.child("device-identity").cloned();
     // Either a fan-out (`<participants><to jid><enc/></to>...`) or a copy for one device (`to` is the device and
@@ -206,6 +212,30 @@ pub(crate) fn route_message(
         .attr("from", to)
         .attr("t", unix_now().to_string());
     Ok((ack, count))
+}
+
+/// A peer message from a companion to its own phone (device 0 of its account): the simulated phone reads it
+/// and answers what it understands ([`crate::primary`]).
+fn route_to_phone(
+    state: &mut State,
+    sender: &Jid,
+    to: &Jid,
+    id: &str,
+    message: &Node,
+) -> Result<(Node, usize), String> {
+    let (number, device) = resolve(state, sender).ok_or_else(|| format!("unknown sender {sender}"))?;
+    let (phone, _) = resolve(state, to).ok_or_else(|| format!("unknown account {to}"))?;
+    if phone != number {
+        return Err(format!("a peer message to another account's phone: {to}"));
+    }
+    let enc = message.child("enc").ok_or("peer message without <enc>")?;
+    crate::primary::receive_peer(state, &number, device, enc)?;
+    let ack = Node::new("ack")
+        .attr("class", "message")
+        .attr("id", id.to_owned())
+        .attr("from", to.clone())
+        .attr("t", unix_now().to_string());
+    Ok((ack, 1))
 }
 
 /// The answer to a group metadata query (`w:g2`) from `device`: the group with its members. Only members may ask
@@ -310,6 +340,74 @@ fn route_group_message(
         .attr("class", "message")
         .attr("id", id)
         .attr("from", group.clone())
+        .attr("t", unix_now().to_string());
+    Ok((ack, count))
+}
+
+/// Fans a status update out to the devices its `<participants>` lists (the sender decides the audience): each
+/// gets the shared `skmsg` and, when its `<to>` carries one, its pairwise copy (the sender-key distribution), from
+/// `status@broadcast` with the sender as `participant`.
+fn route_status_message(state: &mut State, sender: &Jid, message: &Node) -> Result<(Node, usize), String> {
+    let id = message.str_attr("id").map_err(|e| e.to_string())?.to_owned();
+    let kind = message.optional_str_attr("type").unwrap_or("text").to_owned();
+    let skmsg = message
+        .children_by_tag("enc")
+        .find(|enc| enc.optional_str_attr("type") == Some("skmsg"))
+        .ok_or("status update without an skmsg")?
+        .clone();
+    let identity = message.child("device-identity").cloned();
+    let participants = message
+        .child("participants")
+        .ok_or("status update without <participants>")?;
+    let mut copies = Vec::new();
+    for target in participants.children_by_tag("to") {
+        let listed = target.jid_attr("jid").map_err(|e| e.to_string())?;
+        let (number, device_id) =
+            resolve(state, &listed).ok_or_else(|| format!("unknown device {listed}"))?;
+        let linked = state
+            .accounts
+            .get(&number)
+            .is_some_and(|account| account.devices.contains_key(&device_id));
+        if !linked {
+            return Err(format!("device {listed} is not linked"));
+        }
+        let device = device_jid(&number, device_id);
+        if &device == sender {
+            return Err("a status update lists its own sender".to_owned());
+        }
+        let mut children = Vec::new();
+        if let Some(enc) = target.child("enc") {
+            let enc_type = enc.optional_str_attr("type").unwrap_or_default();
+            if !matches!(enc_type, "pkmsg" | "msg") {
+                return Err(format!("enc type {enc_type:?} in a status distribution"));
+            }
+            if enc_type == "pkmsg" && identity.is_none() {
+                return Err("pkmsg without <device-identity>".to_owned());
+            }
+            children.push(enc.clone());
+            if enc_type == "pkmsg"
+                && let Some(identity) = &identity
+            {
+                children.push(identity.clone());
+            }
+        }
+        children.push(take_corruption(state, &device, skmsg.clone()));
+        let from = Node::new("message")
+            .attr("from", Jid::status_broadcast())
+            .attr("participant", sender.clone());
+        copies.push((device, delivered(from, message, &id, &kind, children)));
+    }
+    if copies.is_empty() {
+        return Err("status update for nobody".to_owned());
+    }
+    let count = copies.len();
+    for (device, stanza) in copies {
+        deliver(state, device, "message", &id, stanza);
+    }
+    let ack = Node::new("ack")
+        .attr("class", "message")
+        .attr("id", id)
+        .attr("from", Jid::status_broadcast())
         .attr("t", unix_now().to_string());
     Ok((ack, count))
 }
@@ -432,9 +530,9 @@ pub(crate) fn route_receipt(
 ) -> Result<(Node, usize), String> {
     let id = receipt.str_attr("id").map_err(|e| e.to_string())?.to_owned();
     let to = receipt.jid_attr("to").map_err(|e| e.to_string())?;
-    // In a group the receipt is for the message's author, named by `participant`; it arrives from the group with
-    // the receipt's sender as participant.
-    let (author, group) = if to.is_group() {
+    // In a group (and for a status update) the receipt is for the message's author, named by `participant`; it
+    // arrives from the group with the receipt's sender as participant.
+    let (author, group) = if to.is_group() || to.is_status_broadcast() {
         let author = receipt
             .jid_attr("participant")
             .map_err(|_| format!("group receipt to {to} without a participant"))?;

@@ -216,7 +216,7 @@ impl TestServer {
                 devices: Default::default(),
                 registration_id: OsRng.gen_range(1..16_380),
                 sessions: Default::default(),
-                app_state_key: None,
+                app_state_keys: Vec::new(),
                 app_state: Default::default(),
             }
         });

@@ -46,8 +46,9 @@ pub(crate) struct Account {
     pub(crate) registration_id: u32,
     /// The phone's Signal sessions with its companions, by device id.
     pub(crate) sessions: HashMap<u16, whatsapp_signal::SessionRecord>,
-    /// The app-state sync key the phone shares with its companions (id, key data), made on first use.
-    pub(crate) app_state_key: Option<(Vec<u8>, Vec<u8>)>,
+    /// The app-state sync keys the phone made (id, key data), oldest first; the last one encrypts new patches.
+    /// The first is made on first use.
+    pub(crate) app_state_keys: Vec<(Vec<u8>, Vec<u8>)>,
     /// The account's app-state collections by name: the patches uploaded so far, oldest first.
     pub(crate) app_state: BTreeMap<String, Vec<Vec<u8>>>,
 }

@@ -124,15 +124,51 @@ pub(crate) struct Companion {
     pub(crate) client: Client<SqlBackend>,
     pub(crate) events: Events,
     pub(crate) jid: Jid,
-    /// The SQLite file, for a second look at what the client stored (empty for an in-memory store).
+    /// The SQLite file or PostgreSQL URL, for a second look at what the client stored (see [`reopen`]; empty for
+    /// an in-memory store).
     pub(crate) path: String,
 }
 
 /// A new companion of the account numbered `number` (its phone is added if it is not there yet), on a SQLite file,
 /// paired and logged in.
 pub(crate) async fn companion(server: &TestServer, number: &str) -> Companion {
+    companion_in(server, number, &Db::Sqlite).await
+}
+
+/// Which database a test's companions keep their accounts in.
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    /// A SQLite file per companion.
+    Sqlite,
+    /// One PostgreSQL schema (this URL) for all of them, an account each.
+    Postgres(String),
+}
+
+/// A new store on `db`, with what reopens it: the SQLite file's path, or the PostgreSQL URL.
+pub(crate) async fn store_on(db: &Db) -> (SqlBackend, String) {
+    match db {
+        Db::Sqlite => sqlite().await,
+        Db::Postgres(url) => {
+            let backend = SqlBackend::connect(url).await.unwrap();
+            assert!(backend.is_postgres());
+            (backend, url.clone())
+        }
+    }
+}
+
+/// The backend `device` keeps its account in, opened separately from its client's.
+pub(crate) async fn reopen(device: &Companion) -> SqlBackend {
+    if device.path.starts_with("postgres") {
+        SqlBackend::connect(&device.path).await.unwrap()
+    } else {
+        SqlBackend::open_sqlite(&device.path).await.unwrap()
+    }
+}
+
+/// [`companion`] with its account on `db`.
+pub(crate) async fn companion_in(server: &TestServer, number: &str, db: &Db) -> Companion {
     let phone = server.add_phone(number);
-    let (backend, path) = sqlite().await;
+    let (backend, path) = store_on(db).await;
     let (client, mut events) = client_for(server, backend).await;
     let jid = pair_with(&phone, &client, &mut events).await;
     Companion {
@@ -155,4 +191,61 @@ pub(crate) async fn next_message(
         Event::Message { info, message } => (info, *message),
         other => panic!("expected a message, got {other:?}"),
     }
+}
+
+/// A schema of its own on the PostgreSQL test database (`WHATSAPP_TEST_POSTGRES_URL`), dropped at the end; `None`
+/// after a note when the variable is not set.
+pub(crate) struct PostgresSchema {
+    admin: sea_orm::DatabaseConnection,
+    name: String,
+    pub(crate) url: String,
+}
+
+impl PostgresSchema {
+    pub(crate) async fn new() -> Option<PostgresSchema> {
+        use sea_orm::ConnectionTrait;
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let Ok(base) = std::env::var("WHATSAPP_TEST_POSTGRES_URL") else {
+            println!("skipped: WHATSAPP_TEST_POSTGRES_URL not set");
+            return None;
+        };
+        // A plain connection: it runs no migrations, so nothing touches the database's public schema.
+        let admin = sea_orm::Database::connect(&base).await.unwrap();
+        let name = format!(
+            "wa_client_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            rand_suffix()
+        );
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
+        Some(PostgresSchema { admin, name, url })
+    }
+
+    pub(crate) async fn drop_schema(self) {
+        use sea_orm::ConnectionTrait;
+        self.admin
+            .execute_unprepared(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .unwrap();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007
+}
+
+/// Runs `body` with its accounts in a PostgreSQL schema of its own, dropped afterwards; prints that it skipped
+/// without `WHATSAPP_TEST_POSTGRES_URL`.
+pub(crate) async fn on_postgres<F: std::future::Future<Output = ()>>(body: impl FnOnce(Db) -> F) {
+    let Some(schema) = PostgresSchema::new().await else {
+        return;
+    };
+    body(Db::Postgres(schema.url.clone())).await;
+    schema.drop_schema().await;
 }
