@@ -360,7 +360,7 @@ impl<B: Backend> Client<B> {
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
         let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
         let sid = format!("{}", rand::random::<u64>());
-        let users: Vec<Jid> = info.participants.iter().map(Jid::to_non_ad).collect();
+        let users: Vec<Jid> = info.participants.iter().map(|p| p.jid.to_non_ad()).collect();
         let answer = self.send_iq(usync::device_query(&users, &sid)).await?;
         let devices: Vec<Jid> = usync::parse_devices(&answer)?
             .into_iter()

@@ -146,12 +146,7 @@ pub(crate) struct State {
     pub(crate) hostile: crate::hostile::Hostile,
 }
 
-/// A group: its subject and members (account phone numbers).
-#[derive(Debug, Clone)]
-pub(crate) struct Group {
-    pub(crate) subject: String,
-    pub(crate) members: Vec<String>,
-}
+pub(crate) use crate::groups::Group;
 
 impl State {
     /// The live connection of `device`, if it is logged in.
