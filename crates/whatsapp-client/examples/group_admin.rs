@@ -26,7 +26,10 @@ async fn main() -> Result<(), Error> {
         builder = builder.account(id);
     }
     if let Some((url, root)) = server {
-        builder = builder.server(url, TrustRoot::custom(whatsapp_signal::PublicKey::from_bytes(root)));
+        builder = builder.server(
+            url,
+            TrustRoot::custom(whatsapp_signal::PublicKey::from_bytes(root)),
+        );
     }
     let (client, mut events) = builder.build().await?;
     client.connect().await?;
@@ -60,14 +63,24 @@ async fn main() -> Result<(), Error> {
     }
     if let Some(first) = people.first() {
         let promoted = client
-            .update_group_participants(&group.jid, ParticipantChange::Promote, std::slice::from_ref(first))
+            .update_group_participants(
+                &group.jid,
+                ParticipantChange::Promote,
+                std::slice::from_ref(first),
+            )
             .await?;
-        println!("promote {first}: {}", promoted.first().map_or(0, |line| line.status()));
+        println!(
+            "promote {first}: {}",
+            promoted.first().map_or(0, |line| line.status())
+        );
     }
     client
         .set_group_description(&group.jid, "Where the project team talks.")
         .await?;
-    println!("Invite link: {}", client.group_invite_link(&group.jid, false).await?);
+    println!(
+        "Invite link: {}",
+        client.group_invite_link(&group.jid, false).await?
+    );
 
     println!("Watching the group; Ctrl-C to stop");
     loop {
@@ -113,7 +126,10 @@ fn parse_args() -> Result<(ServerArgs, Vec<String>), Error> {
         server = Some((url.clone(), key));
         args.drain(..4);
     }
-    if args.iter().any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+    if args
+        .iter()
+        .any(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Err("phone numbers are digits in international form, such as 15551234567".into());
     }
     Ok((server, args))

@@ -62,7 +62,9 @@ impl<B: Backend> Client<B> {
 
     /// Sets the group's subject (name).
     pub async fn set_group_subject(&self, group: &Jid, subject: &str) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_subject(group, subject)).await.map(drop)
+        self.send_iq(group_admin::set_subject(group, subject))
+            .await
+            .map(drop)
     }
 
     /// Sets the group's description (an empty text deletes it). The change names the current description as its
@@ -70,45 +72,68 @@ impl<B: Backend> Client<B> {
     pub async fn set_group_description(&self, group: &Jid, text: &str) -> Result<(), ClientError> {
         let previous = self.group_info(group).await?.topic.map(|topic| topic.id);
         let id = whatsapp_core::message::message_id(unix_now().as_secs(), None, &rand::random());
-        self.send_iq(group_admin::set_description(group, previous.as_deref(), &id, text))
-            .await
-            .map(drop)
+        self.send_iq(group_admin::set_description(
+            group,
+            previous.as_deref(),
+            &id,
+            text,
+        ))
+        .await
+        .map(drop)
     }
 
     /// Sets the group's photo (JPEG bytes) and returns the new picture's id.
     pub async fn set_group_photo(&self, group: &Jid, jpeg: &[u8]) -> Result<String, ClientError> {
-        let answer = self.send_iq(group_admin::set_group_photo(group, Some(jpeg))).await?;
+        let answer = self
+            .send_iq(group_admin::set_group_photo(group, Some(jpeg)))
+            .await?;
         Ok(group_admin::parse_photo_id(&answer)?)
     }
 
     /// Removes the group's photo.
     pub async fn remove_group_photo(&self, group: &Jid) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_group_photo(group, None)).await.map(drop)
+        self.send_iq(group_admin::set_group_photo(group, None))
+            .await
+            .map(drop)
     }
 
     /// Whether only admins may change the group's subject, description and photo.
     pub async fn set_group_locked(&self, group: &Jid, locked: bool) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_locked(group, locked)).await.map(drop)
+        self.send_iq(group_admin::set_locked(group, locked))
+            .await
+            .map(drop)
     }
 
     /// Whether only admins may send messages.
     pub async fn set_group_announce(&self, group: &Jid, announce: bool) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_announce(group, announce)).await.map(drop)
+        self.send_iq(group_admin::set_announce(group, announce))
+            .await
+            .map(drop)
     }
 
     /// The disappearing-messages timer in seconds; `None` turns disappearing messages off.
     pub async fn set_group_ephemeral(&self, group: &Jid, timer: Option<u32>) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_ephemeral(group, timer)).await.map(drop)
+        self.send_iq(group_admin::set_ephemeral(group, timer))
+            .await
+            .map(drop)
     }
 
     /// Whether joining by link needs an admin's approval.
     pub async fn set_group_join_approval(&self, group: &Jid, required: bool) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_join_approval(group, required)).await.map(drop)
+        self.send_iq(group_admin::set_join_approval(group, required))
+            .await
+            .map(drop)
     }
 
     /// Who may add members.
-    pub async fn set_group_member_add_mode(&self, group: &Jid, mode: &MemberAddMode) -> Result<(), ClientError> {
-        self.send_iq(group_admin::set_member_add_mode(group, mode)).await.map(drop)
+    pub async fn set_group_member_add_mode(
+        &self,
+        group: &Jid,
+        mode: &MemberAddMode,
+    ) -> Result<(), ClientError> {
+        self.send_iq(group_admin::set_member_add_mode(group, mode))
+            .await
+            .map(drop)
     }
 
     /// The group's invite link (`https://chat.whatsapp.com/CODE`); with `reset`, a new one that revokes the old.
@@ -165,12 +190,16 @@ impl<B: Backend> Client<B> {
 
     /// Links a group to a community (this account must be an admin of both).
     pub async fn link_group(&self, community: &Jid, group: &Jid) -> Result<(), ClientError> {
-        self.send_iq(group_admin::link_group(community, group)).await.map(drop)
+        self.send_iq(group_admin::link_group(community, group))
+            .await
+            .map(drop)
     }
 
     /// Unlinks a group from a community.
     pub async fn unlink_group(&self, community: &Jid, group: &Jid) -> Result<(), ClientError> {
-        self.send_iq(group_admin::unlink_group(community, group)).await.map(drop)
+        self.send_iq(group_admin::unlink_group(community, group))
+            .await
+            .map(drop)
     }
 
     /// The groups linked to a community.
@@ -180,7 +209,10 @@ impl<B: Backend> Client<B> {
     }
 
     /// The members of all the groups linked to a community.
-    pub async fn linked_groups_participants(&self, community: &Jid) -> Result<Vec<GroupParticipant>, ClientError> {
+    pub async fn linked_groups_participants(
+        &self,
+        community: &Jid,
+    ) -> Result<Vec<GroupParticipant>, ClientError> {
         let answer = self
             .send_iq(group_admin::linked_groups_participants_query(community))
             .await?;

@@ -27,7 +27,13 @@ async fn next_change(events: &mut Events) -> GroupChange {
 
 /// The next group change that `pred` accepts, skipping other events and changes.
 async fn change_where(events: &mut Events, what: &str, pred: impl Fn(&GroupChange) -> bool) -> GroupChange {
-    match wait_for(events, what, |e| matches!(e, Event::GroupChanged(change) if pred(change))).await {
+    match wait_for(
+        events,
+        what,
+        |e| matches!(e, Event::GroupChanged(change) if pred(change)),
+    )
+    .await
+    {
         Event::GroupChanged(change) => *change,
         _ => unreachable!(),
     }
@@ -70,13 +76,21 @@ async fn create_read_list_and_leave() {
     assert_eq!(created.subject, "Weekend");
     assert_eq!(created.owner, Some(user(PHONE)));
     assert_eq!(created.ephemeral_timer, Some(86_400));
-    assert_eq!(created.participants.len(), 3, "the number without an account is not a member");
+    assert_eq!(
+        created.participants.len(),
+        3,
+        "the number without an account is not a member"
+    );
     let owner = member(&created, PHONE).unwrap();
     assert!(owner.is_admin && owner.is_super_admin);
     assert!(!member(&created, BOB).unwrap().is_admin);
 
     // Bob is told he was added, with the group as it stands.
-    let joined = match wait_for(&mut bob.events, "joined group", |e| matches!(e, Event::JoinedGroup(_))).await {
+    let joined = match wait_for(&mut bob.events, "joined group", |e| {
+        matches!(e, Event::JoinedGroup(_))
+    })
+    .await
+    {
         Event::JoinedGroup(joined) => joined,
         _ => unreachable!(),
     };
@@ -85,7 +99,10 @@ async fn create_read_list_and_leave() {
 
     // Bob reads the full metadata, with both addressing fields of each member.
     let info = bob.client.group_info(&group).await.unwrap();
-    assert_eq!((info.subject.as_str(), info.participant_count), ("Weekend", Some(3)));
+    assert_eq!(
+        (info.subject.as_str(), info.participant_count),
+        ("Weekend", Some(3))
+    );
     let bob_line = member(&info, BOB).unwrap();
     assert_eq!(bob_line.phone_number, Some(user(BOB)));
     assert_eq!(
@@ -104,7 +121,10 @@ async fn create_read_list_and_leave() {
 
     bob.client.leave_group(&group).await.unwrap();
     let change = next_change(&mut alice.events).await;
-    assert_eq!((change.group.clone(), change.leave.clone()), (group.clone(), vec![user(BOB)]));
+    assert_eq!(
+        (change.group.clone(), change.leave.clone()),
+        (group.clone(), vec![user(BOB)])
+    );
     assert_eq!(change.sender, Some(user(BOB)));
     assert!(bob.client.joined_groups().await.unwrap().is_empty());
     assert_eq!(iq_code(bob.client.group_info(&group).await), 403);
@@ -121,15 +141,28 @@ async fn participant_changes_follow_admin_rights() {
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let mut carol = companion(&server, CAROL).await;
-    let group = alice.client.create_group(&group_of("Club", &[BOB])).await.unwrap().jid;
+    let group = alice
+        .client
+        .create_group(&group_of("Club", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
 
     // A member who is not an admin may not remove or promote anyone: the whole request is refused.
     assert_eq!(
-        iq_code(bob.client.update_group_participants(&group, ParticipantChange::Remove, &[user(PHONE)]).await),
+        iq_code(
+            bob.client
+                .update_group_participants(&group, ParticipantChange::Remove, &[user(PHONE)])
+                .await
+        ),
         401
     );
     assert_eq!(
-        iq_code(bob.client.update_group_participants(&group, ParticipantChange::Promote, &[user(BOB)]).await),
+        iq_code(
+            bob.client
+                .update_group_participants(&group, ParticipantChange::Promote, &[user(BOB)])
+                .await
+        ),
         401
     );
     // Someone outside the group may not even read it.
@@ -138,14 +171,24 @@ async fn participant_changes_follow_admin_rights() {
     // The admin adds: one line per participant, each with its own status.
     let lines = alice
         .client
-        .update_group_participants(&group, ParticipantChange::Add, &[user(CAROL), user(BOB), user(NOBODY)])
+        .update_group_participants(
+            &group,
+            ParticipantChange::Add,
+            &[user(CAROL), user(BOB), user(NOBODY)],
+        )
         .await
         .unwrap();
-    let statuses: Vec<(String, u16)> =
-        lines.iter().map(|line| (line.jid.user().to_owned(), line.status())).collect();
+    let statuses: Vec<(String, u16)> = lines
+        .iter()
+        .map(|line| (line.jid.user().to_owned(), line.status()))
+        .collect();
     assert_eq!(
         statuses,
-        [(CAROL.to_owned(), 200), (BOB.to_owned(), 409), (NOBODY.to_owned(), 404)]
+        [
+            (CAROL.to_owned(), 200),
+            (BOB.to_owned(), 409),
+            (NOBODY.to_owned(), 404)
+        ]
     );
     let change = next_change(&mut bob.events).await;
     assert_eq!(change.join, [user(CAROL)]);
@@ -158,7 +201,11 @@ async fn participant_changes_follow_admin_rights() {
         .unwrap();
     assert_eq!(promoted[0].status(), 200);
     assert_eq!(next_change(&mut bob.events).await.promote, [user(BOB)]);
-    assert!(member(&bob.client.group_info(&group).await.unwrap(), BOB).unwrap().is_admin);
+    assert!(
+        member(&bob.client.group_info(&group).await.unwrap(), BOB)
+            .unwrap()
+            .is_admin
+    );
 
     // Now an admin, Bob removes Carol, but not the creator.
     let removed = bob
@@ -170,7 +217,10 @@ async fn participant_changes_follow_admin_rights() {
     // Carol saw herself added, then removed.
     assert_eq!(next_change(&mut carol.events).await.join, [user(CAROL)]);
     let change = change_where(&mut carol.events, "Carol's removal", |c| !c.leave.is_empty()).await;
-    assert_eq!((change.leave.clone(), change.sender.clone()), (vec![user(CAROL)], Some(user(BOB))));
+    assert_eq!(
+        (change.leave.clone(), change.sender.clone()),
+        (vec![user(CAROL)], Some(user(BOB)))
+    );
     assert_eq!(server.group_members(&group).unwrap(), [PHONE, BOB]);
 
     alice
@@ -186,7 +236,11 @@ async fn participant_changes_follow_admin_rights() {
         .await
         .unwrap();
     assert_eq!(
-        iq_code(bob.client.update_group_participants(&group, ParticipantChange::Add, &[user(CAROL)]).await),
+        iq_code(
+            bob.client
+                .update_group_participants(&group, ParticipantChange::Add, &[user(CAROL)])
+                .await
+        ),
         401
     );
     let info = alice.client.group_info(&group).await.unwrap();
@@ -200,23 +254,39 @@ async fn settings_changes_reach_members_as_events() {
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let mut server_events = server.subscribe();
-    let group = alice.client.create_group(&group_of("Old name", &[BOB])).await.unwrap().jid;
+    let group = alice
+        .client
+        .create_group(&group_of("Old name", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
 
     alice.client.set_group_subject(&group, "New name").await.unwrap();
     let change = next_change(&mut bob.events).await;
     let subject = change.subject.unwrap();
-    assert_eq!((subject.subject.as_str(), subject.set_by.clone()), ("New name", Some(user(PHONE))));
+    assert_eq!(
+        (subject.subject.as_str(), subject.set_by.clone()),
+        ("New name", Some(user(PHONE)))
+    );
     // Bob's device acknowledged the notification, so the server no longer holds it for him.
     server_wait(&mut server_events, "notification ack", |e| {
         matches!(e, ServerEvent::Acked { device, class, .. } if *device == bob.jid && class == "notification")
     })
     .await;
 
-    alice.client.set_group_description(&group, "First rules").await.unwrap();
+    alice
+        .client
+        .set_group_description(&group, "First rules")
+        .await
+        .unwrap();
     let first = next_change(&mut bob.events).await.topic.unwrap();
     assert_eq!(first.text, "First rules");
     // The second description names the first as its predecessor (the server refuses a stale one with 409).
-    alice.client.set_group_description(&group, "Second rules").await.unwrap();
+    alice
+        .client
+        .set_group_description(&group, "Second rules")
+        .await
+        .unwrap();
     let second = next_change(&mut bob.events).await.topic.unwrap();
     assert_eq!(second.text, "Second rules");
     assert_ne!(second.id, first.id);
@@ -225,22 +295,35 @@ async fn settings_changes_reach_members_as_events() {
     assert_eq!(next_change(&mut bob.events).await.locked, Some(true));
     // Locked: only admins edit the group's information.
     assert_eq!(iq_code(bob.client.set_group_subject(&group, "Bob's").await), 401);
-    assert_eq!(iq_code(bob.client.set_group_photo(&group, b"\xff\xd8\xff\xe0bob").await), 401);
+    assert_eq!(
+        iq_code(bob.client.set_group_photo(&group, b"\xff\xd8\xff\xe0bob").await),
+        401
+    );
     // Settings are for admins whatever the lock.
     assert_eq!(iq_code(bob.client.set_group_announce(&group, true).await), 401);
 
     alice.client.set_group_announce(&group, true).await.unwrap();
     assert_eq!(next_change(&mut bob.events).await.announce, Some(true));
     alice.client.set_group_join_approval(&group, true).await.unwrap();
-    assert_eq!(next_change(&mut bob.events).await.join_approval_required, Some(true));
-    alice.client.set_group_ephemeral(&group, Some(604_800)).await.unwrap();
+    assert_eq!(
+        next_change(&mut bob.events).await.join_approval_required,
+        Some(true)
+    );
+    alice
+        .client
+        .set_group_ephemeral(&group, Some(604_800))
+        .await
+        .unwrap();
     assert_eq!(next_change(&mut bob.events).await.ephemeral_timer, Some(604_800));
 
     let jpeg = b"\xff\xd8\xff\xe0 a tiny jpeg".to_vec();
     let picture_id = alice.client.set_group_photo(&group, &jpeg).await.unwrap();
     assert!(!picture_id.is_empty());
     assert_eq!(server.group_photo(&group), Some(jpeg));
-    assert_eq!(iq_code(alice.client.set_group_photo(&group, b"GIF89a").await), 406);
+    assert_eq!(
+        iq_code(alice.client.set_group_photo(&group, b"GIF89a").await),
+        406
+    );
 
     let info = bob.client.group_info(&group).await.unwrap();
     assert_eq!(info.subject, "New name");
@@ -263,7 +346,12 @@ async fn invite_links_reset_and_join() {
     let mut bob = companion(&server, BOB).await;
     let carol = companion(&server, CAROL).await;
     let dave = companion(&server, DAVE).await;
-    let group = alice.client.create_group(&group_of("Open", &[BOB])).await.unwrap().jid;
+    let group = alice
+        .client
+        .create_group(&group_of("Open", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
 
     assert_eq!(iq_code(bob.client.group_invite_link(&group, false).await), 401);
     let link = alice.client.group_invite_link(&group, false).await.unwrap();
@@ -271,24 +359,39 @@ async fn invite_links_reset_and_join() {
     assert_eq!(alice.client.group_invite_link(&group, false).await.unwrap(), link);
 
     let preview = carol.client.group_info_from_link(&link).await.unwrap();
-    assert_eq!((preview.jid.clone(), preview.subject.as_str()), (group.clone(), "Open"));
-    assert_eq!(carol.client.join_group_with_link(&link).await.unwrap(), JoinOutcome::Joined(group.clone()));
+    assert_eq!(
+        (preview.jid.clone(), preview.subject.as_str()),
+        (group.clone(), "Open")
+    );
+    assert_eq!(
+        carol.client.join_group_with_link(&link).await.unwrap(),
+        JoinOutcome::Joined(group.clone())
+    );
     let change = next_change(&mut alice.events).await;
-    assert_eq!((change.join.clone(), change.join_reason.as_deref()), (vec![user(CAROL)], Some("invite")));
+    assert_eq!(
+        (change.join.clone(), change.join_reason.as_deref()),
+        (vec![user(CAROL)], Some("invite"))
+    );
     assert!(member(&carol.client.group_info(&group).await.unwrap(), CAROL).is_some());
 
     let new_link = alice.client.group_invite_link(&group, true).await.unwrap();
     assert_ne!(new_link, link);
     // Bob saw Carol join, then the new link.
     assert_eq!(next_change(&mut bob.events).await.join, [user(CAROL)]);
-    assert_eq!(next_change(&mut bob.events).await.invite_link, Some(new_link.clone()));
+    assert_eq!(
+        next_change(&mut bob.events).await.invite_link,
+        Some(new_link.clone())
+    );
     // The old link is revoked (410), a made-up one invalid (406).
     assert_eq!(iq_code(dave.client.join_group_with_link(&link).await), 410);
     assert_eq!(iq_code(dave.client.group_info_from_link("NotACode").await), 406);
     assert_eq!(iq_code(dave.client.group_info(&group).await), 403);
     // The bare code works as well as the link.
     let code = new_link.trim_start_matches(whatsapp_client::INVITE_LINK_PREFIX);
-    assert_eq!(dave.client.join_group_with_link(code).await.unwrap(), JoinOutcome::Joined(group.clone()));
+    assert_eq!(
+        dave.client.join_group_with_link(code).await.unwrap(),
+        JoinOutcome::Joined(group.clone())
+    );
     assert_eq!(server.group_members(&group).unwrap(), [PHONE, BOB, CAROL, DAVE]);
 }
 
@@ -308,17 +411,30 @@ async fn join_requests_wait_for_an_admin() {
     let group = created.jid;
     let link = alice.client.group_invite_link(&group, false).await.unwrap();
 
-    assert_eq!(carol.client.join_group_with_link(&link).await.unwrap(), JoinOutcome::Requested(group.clone()));
-    assert_eq!(dave.client.join_group_with_link(&link).await.unwrap(), JoinOutcome::Requested(group.clone()));
+    assert_eq!(
+        carol.client.join_group_with_link(&link).await.unwrap(),
+        JoinOutcome::Requested(group.clone())
+    );
+    assert_eq!(
+        dave.client.join_group_with_link(&link).await.unwrap(),
+        JoinOutcome::Requested(group.clone())
+    );
     // Asking is not joining.
     assert_eq!(iq_code(carol.client.group_info(&group).await), 403);
     assert_eq!(iq_code(bob.client.group_join_requests(&group).await), 401);
     let pending = alice.client.group_join_requests(&group).await.unwrap();
-    assert_eq!(pending.iter().map(|r| r.jid.clone()).collect::<Vec<_>>(), [user(CAROL), user(DAVE)]);
+    assert_eq!(
+        pending.iter().map(|r| r.jid.clone()).collect::<Vec<_>>(),
+        [user(CAROL), user(DAVE)]
+    );
     assert!(pending.iter().all(|r| r.requested_at.is_some()));
 
     assert_eq!(
-        iq_code(bob.client.answer_group_join_requests(&group, true, &[user(CAROL)]).await),
+        iq_code(
+            bob.client
+                .answer_group_join_requests(&group, true, &[user(CAROL)])
+                .await
+        ),
         401
     );
     let approved = alice
@@ -326,9 +442,16 @@ async fn join_requests_wait_for_an_admin() {
         .answer_group_join_requests(&group, true, &[user(CAROL), user(BOB)])
         .await
         .unwrap();
-    assert_eq!(approved.iter().map(|l| l.status()).collect::<Vec<_>>(), [200, 404]);
+    assert_eq!(
+        approved.iter().map(|l| l.status()).collect::<Vec<_>>(),
+        [200, 404]
+    );
     assert_eq!(next_change(&mut bob.events).await.join, [user(CAROL)]);
-    let rejected = alice.client.answer_group_join_requests(&group, false, &[user(DAVE)]).await.unwrap();
+    let rejected = alice
+        .client
+        .answer_group_join_requests(&group, false, &[user(DAVE)])
+        .await
+        .unwrap();
     assert_eq!(rejected[0].status(), 200);
     assert!(alice.client.group_join_requests(&group).await.unwrap().is_empty());
     assert!(member(&carol.client.group_info(&group).await.unwrap(), CAROL).is_some());
@@ -355,19 +478,38 @@ async fn communities_link_and_list_their_groups() {
     assert_eq!(garden.linked_parent, Some(community.clone()));
     let garden = garden.jid;
     server.add_phone(CAROL);
-    let market = alice.client.create_group(&group_of("Market", &[CAROL])).await.unwrap().jid;
+    let market = alice
+        .client
+        .create_group(&group_of("Market", &[CAROL]))
+        .await
+        .unwrap()
+        .jid;
 
     // Bob, not an admin of the community, may not link his own group to it.
-    let bobs = bob.client.create_group(&group_of("Bob's", &[])).await.unwrap().jid;
+    let bobs = bob
+        .client
+        .create_group(&group_of("Bob's", &[]))
+        .await
+        .unwrap()
+        .jid;
     assert_eq!(iq_code(bob.client.link_group(&community, &bobs).await), 401);
 
     alice.client.link_group(&community, &market).await.unwrap();
     let change = change_where(&mut bob.events, "the link", |c| c.group == community).await;
     let link = change.link.unwrap();
-    assert_eq!((link.link_type.as_str(), link.group.jid.clone()), ("sub_group", market.clone()));
+    assert_eq!(
+        (link.link_type.as_str(), link.group.jid.clone()),
+        ("sub_group", market.clone())
+    );
 
-    let mut subs: Vec<String> =
-        bob.client.sub_groups(&community).await.unwrap().into_iter().map(|g| g.subject).collect();
+    let mut subs: Vec<String> = bob
+        .client
+        .sub_groups(&community)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.subject)
+        .collect();
     subs.sort();
     assert_eq!(subs, ["Garden", "Market"]);
     let mut everyone: Vec<String> = alice
@@ -388,7 +530,10 @@ async fn communities_link_and_list_their_groups() {
     assert_eq!(unlink.group.jid, garden);
     let subs = alice.client.sub_groups(&community).await.unwrap();
     assert_eq!(subs.iter().map(|g| g.jid.clone()).collect::<Vec<_>>(), [market]);
-    assert_eq!(alice.client.group_info(&garden).await.unwrap().linked_parent, None);
+    assert_eq!(
+        alice.client.group_info(&garden).await.unwrap().linked_parent,
+        None
+    );
 }
 
 #[tokio::test]
@@ -396,7 +541,12 @@ async fn a_malformed_group_notification_is_reported_and_the_connection_goes_on()
     let server = TestServer::start().await.unwrap();
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
-    let group = alice.client.create_group(&group_of("Fine", &[BOB])).await.unwrap().jid;
+    let group = alice
+        .client
+        .create_group(&group_of("Fine", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
     let bad = Node::new("notification")
         .attr("type", "w:gp2")
         .attr("id", "bad-1")
@@ -412,6 +562,13 @@ async fn a_malformed_group_notification_is_reported_and_the_connection_goes_on()
         Event::GroupNotificationError { group: named, .. } => assert_eq!(named, Some(group.clone())),
         _ => unreachable!(),
     }
-    alice.client.set_group_subject(&group, "Still fine").await.unwrap();
-    assert_eq!(next_change(&mut bob.events).await.subject.unwrap().subject, "Still fine");
+    alice
+        .client
+        .set_group_subject(&group, "Still fine")
+        .await
+        .unwrap();
+    assert_eq!(
+        next_change(&mut bob.events).await.subject.unwrap().subject,
+        "Still fine"
+    );
 }

@@ -199,12 +199,14 @@ pub struct GroupInfo {
 
 /// An optional JID attribute as an error of the answer when present but malformed.
 fn opt_jid(node: &Node, key: &'static str) -> Result<Option<Jid>, ResponseError> {
-    node.optional_jid_attr(key).map_err(|_| ResponseError::Invalid(key))
+    node.optional_jid_attr(key)
+        .map_err(|_| ResponseError::Invalid(key))
 }
 
 /// An optional number attribute, as an error of the answer when present but malformed.
 fn opt_u64(node: &Node, key: &'static str) -> Result<Option<u64>, ResponseError> {
-    node.optional_u64_attr(key).map_err(|_| ResponseError::Invalid(key))
+    node.optional_u64_attr(key)
+        .map_err(|_| ResponseError::Invalid(key))
 }
 
 /// The text content of a node (bytes or a string).
@@ -221,7 +223,9 @@ fn group_jid(node: &Node) -> Result<Jid, ResponseError> {
     if let Some(jid) = opt_jid(node, "jid")? {
         return Ok(jid);
     }
-    let id = node.str_attr("id").map_err(|_| ResponseError::Missing("group id"))?;
+    let id = node
+        .str_attr("id")
+        .map_err(|_| ResponseError::Missing("group id"))?;
     if id.contains('@') {
         id.parse().map_err(|_| ResponseError::Invalid("group id"))
     } else if id.is_empty() {
@@ -234,7 +238,9 @@ fn group_jid(node: &Node) -> Result<Jid, ResponseError> {
 /// Reads a `<participant>` (whatsmeow `parseParticipant`): the JID, its phone-number or LID counterpart, the admin
 /// type, and on a change's answer the error and the add request.
 pub fn parse_participant(node: &Node) -> Result<GroupParticipant, ResponseError> {
-    let jid = node.jid_attr("jid").map_err(|_| ResponseError::Missing("participant jid"))?;
+    let jid = node
+        .jid_attr("jid")
+        .map_err(|_| ResponseError::Missing("participant jid"))?;
     let kind = node.optional_str_attr("type");
     let (phone_number, lid) = match jid.server() {
         Jid::LID_SERVER => (opt_jid(node, "phone_number")?, Some(jid.clone())),
@@ -288,7 +294,9 @@ pub fn parse_group_node(group: &Node) -> Result<GroupInfo, ResponseError> {
         participant_count: opt_u64(group, "size")?
             .map(|size| u32::try_from(size).map_err(|_| ResponseError::Invalid("size")))
             .transpose()?,
-        addressing_mode: group.optional_str_attr("addressing_mode").map(AddressingMode::parse),
+        addressing_mode: group
+            .optional_str_attr("addressing_mode")
+            .map(AddressingMode::parse),
         ..GroupInfo::default()
     };
     for child in group.child_nodes() {
@@ -325,8 +333,11 @@ pub fn parse_group_node(group: &Node) -> Result<GroupInfo, ResponseError> {
                 info.member_add_mode = content_text(child).map(|mode| MemberAddMode::parse(&mode));
             }
             "linked_parent" => {
-                info.linked_parent =
-                    Some(child.jid_attr("jid").map_err(|_| ResponseError::Missing("linked_parent jid"))?);
+                info.linked_parent = Some(
+                    child
+                        .jid_attr("jid")
+                        .map_err(|_| ResponseError::Missing("linked_parent jid"))?,
+                );
             }
             "default_sub_group" => info.is_default_sub_group = true,
             "parent" => {
@@ -393,7 +404,10 @@ pub fn create_group(request: &CreateGroup) -> Node {
         .iter()
         .map(|jid| Node::new("participant").attr("jid", jid.to_non_ad()))
         .collect();
-    let mode = request.member_add_mode.clone().unwrap_or(MemberAddMode::AllMemberAdd);
+    let mode = request
+        .member_add_mode
+        .clone()
+        .unwrap_or(MemberAddMode::AllMemberAdd);
     children.push(Node::new("member_add_mode").bytes(mode.as_str().as_bytes().to_vec()));
     if request.community {
         // whatsmeow's default for a community's sub-groups.
@@ -423,9 +437,8 @@ pub fn create_group(request: &CreateGroup) -> Node {
 }
 
 fn join_approval_node(required: bool) -> Node {
-    Node::new("membership_approval_mode").children([
-        Node::new("group_join").attr("state", if required { "on" } else { "off" })
-    ])
+    Node::new("membership_approval_mode")
+        .children([Node::new("group_join").attr("state", if required { "on" } else { "off" })])
 }
 
 /// `<iq get to=g.us><participating><participants/><description/></participating></iq>`: the groups this account
@@ -513,7 +526,11 @@ pub fn parse_participant_change(
     result: &Node,
     change: ParticipantChange,
 ) -> Result<Vec<GroupParticipant>, ResponseError> {
-    participant_list(result.child(change.as_str()).ok_or(ResponseError::Missing("participant change"))?)
+    participant_list(
+        result
+            .child(change.as_str())
+            .ok_or(ResponseError::Missing("participant change"))?,
+    )
 }
 
 /// Someone waiting for an admin's approval to join (whatsmeow `GroupParticipantRequest`).
@@ -565,7 +582,10 @@ pub fn join_request_action(group: &Jid, approve: bool, participants: &[Jid]) -> 
 }
 
 /// Reads the answer to [`join_request_action`]: one line per participant, with its error code when it failed.
-pub fn parse_join_request_action(result: &Node, approve: bool) -> Result<Vec<GroupParticipant>, ResponseError> {
+pub fn parse_join_request_action(
+    result: &Node,
+    approve: bool,
+) -> Result<Vec<GroupParticipant>, ResponseError> {
     let action = result
         .child("membership_requests_action")
         .ok_or(ResponseError::Missing("membership_requests_action"))?;
@@ -578,7 +598,11 @@ pub fn parse_join_request_action(result: &Node, approve: bool) -> Result<Vec<Gro
 
 /// `<iq set to=group><subject>name</subject></iq>`.
 pub fn set_subject(group: &Jid, subject: &str) -> Node {
-    group_iq("set", group, Node::new("subject").bytes(subject.as_bytes().to_vec()))
+    group_iq(
+        "set",
+        group,
+        Node::new("subject").bytes(subject.as_bytes().to_vec()),
+    )
 }
 
 /// `<iq set to=group><description id=new prev=previous><body>text</body></description></iq>`, or with
@@ -599,7 +623,11 @@ pub fn set_description(group: &Jid, previous: Option<&str>, new_id: &str, text: 
 
 /// `<iq set to=group><locked/>` or `<unlocked/>`: whether only admins may change the settings.
 pub fn set_locked(group: &Jid, locked: bool) -> Node {
-    group_iq("set", group, Node::new(if locked { "locked" } else { "unlocked" }))
+    group_iq(
+        "set",
+        group,
+        Node::new(if locked { "locked" } else { "unlocked" }),
+    )
 }
 
 /// `<iq set to=group><announcement/>` or `<not_announcement/>`: whether only admins may send.
@@ -607,7 +635,11 @@ pub fn set_announce(group: &Jid, announce: bool) -> Node {
     group_iq(
         "set",
         group,
-        Node::new(if announce { "announcement" } else { "not_announcement" }),
+        Node::new(if announce {
+            "announcement"
+        } else {
+            "not_announcement"
+        }),
     )
 }
 
@@ -682,12 +714,20 @@ pub fn invite_code(link: &str) -> &str {
 /// `<iq get to=g.us><invite code/></iq>`: the group behind an invite link, without joining; read with
 /// [`parse_group_info`].
 pub fn group_info_from_link(link: &str) -> Node {
-    group_iq("get", &group_server(), Node::new("invite").attr("code", invite_code(link).to_owned()))
+    group_iq(
+        "get",
+        &group_server(),
+        Node::new("invite").attr("code", invite_code(link).to_owned()),
+    )
 }
 
 /// `<iq set to=g.us><invite code/></iq>`: join by invite link; read with [`parse_join_with_link`].
 pub fn join_with_link(link: &str) -> Node {
-    group_iq("set", &group_server(), Node::new("invite").attr("code", invite_code(link).to_owned()))
+    group_iq(
+        "set",
+        &group_server(),
+        Node::new("invite").attr("code", invite_code(link).to_owned()),
+    )
 }
 
 /// What joining by link did.
@@ -704,7 +744,9 @@ pub enum JoinOutcome {
 pub fn parse_join_with_link(result: &Node) -> Result<JoinOutcome, ResponseError> {
     if let Some(request) = result.child("membership_approval_request") {
         return Ok(JoinOutcome::Requested(
-            request.jid_attr("jid").map_err(|_| ResponseError::Missing("group jid"))?,
+            request
+                .jid_attr("jid")
+                .map_err(|_| ResponseError::Missing("group jid"))?,
         ));
     }
     let group = result.child("group").ok_or(ResponseError::Missing("group"))?;
@@ -829,7 +871,9 @@ mod tests {
                     .attr("jid", pn("111"))
                     .attr("lid", lid("900"))
                     .attr("type", "superadmin"),
-                Node::new("participant").attr("jid", lid("901")).attr("phone_number", pn("222")),
+                Node::new("participant")
+                    .attr("jid", lid("901"))
+                    .attr("phone_number", pn("222")),
                 Node::new("description")
                     .attr("id", "D1")
                     .attr("participant", pn("111"))
@@ -839,8 +883,7 @@ mod tests {
                 Node::new("locked"),
                 Node::new("ephemeral").attr("expiration", "86400"),
                 Node::new("member_add_mode").bytes(b"admin_add".to_vec()),
-                Node::new("membership_approval_mode")
-                    .children([Node::new("group_join").attr("state", "on")]),
+                Node::new("membership_approval_mode").children([Node::new("group_join").attr("state", "on")]),
                 Node::new("linked_parent").attr("jid", Jid::new("120363999", Jid::GROUP_SERVER)),
                 Node::new("something_new"),
             ])
@@ -865,17 +908,25 @@ mod tests {
         assert_eq!(info.linked_parent, Some(Jid::new("120363999", Jid::GROUP_SERVER)));
         let owner = &info.participants[0];
         assert!(owner.is_admin && owner.is_super_admin);
-        assert_eq!((owner.phone_number.clone(), owner.lid.clone()), (Some(pn("111")), Some(lid("900"))));
+        assert_eq!(
+            (owner.phone_number.clone(), owner.lid.clone()),
+            (Some(pn("111")), Some(lid("900")))
+        );
         let member = &info.participants[1];
         assert!(!member.is_admin);
-        assert_eq!((member.phone_number.clone(), member.lid.clone()), (Some(pn("222")), Some(lid("901"))));
+        assert_eq!(
+            (member.phone_number.clone(), member.lid.clone()),
+            (Some(pn("222")), Some(lid("901")))
+        );
         assert_eq!(member.status(), 200);
     }
 
     #[test]
     fn defaults_and_an_explicit_off_approval() {
-        let group = Node::new("group").attr("id", "1-2").children([Node::new("membership_approval_mode")
-            .children([Node::new("group_join").attr("state", "off")])]);
+        let group = Node::new("group")
+            .attr("id", "1-2")
+            .children([Node::new("membership_approval_mode")
+                .children([Node::new("group_join").attr("state", "off")])]);
         let info = parse_group_node(&group).unwrap();
         assert!(!info.join_approval_required && !info.announce && !info.locked);
         assert_eq!(info.topic, None);
@@ -885,9 +936,15 @@ mod tests {
     #[test]
     fn malformed_answers_are_errors() {
         let check = |group: Node| parse_group_info(&Node::new("iq").children([group]));
-        assert_eq!(parse_group_info(&Node::new("iq")), Err(ResponseError::Missing("group")));
+        assert_eq!(
+            parse_group_info(&Node::new("iq")),
+            Err(ResponseError::Missing("group"))
+        );
         assert_eq!(check(Node::new("group")), Err(ResponseError::Missing("group id")));
-        assert_eq!(check(Node::new("group").attr("id", "")), Err(ResponseError::Invalid("group id")));
+        assert_eq!(
+            check(Node::new("group").attr("id", "")),
+            Err(ResponseError::Invalid("group id"))
+        );
         assert_eq!(
             check(Node::new("group").attr("id", "1").attr("size", "many")),
             Err(ResponseError::Invalid("size"))
@@ -897,12 +954,19 @@ mod tests {
             Err(ResponseError::Invalid("size"))
         );
         assert_eq!(
-            check(Node::new("group").attr("id", "1").children([Node::new("participant")])),
+            check(
+                Node::new("group")
+                    .attr("id", "1")
+                    .children([Node::new("participant")])
+            ),
             Err(ResponseError::Missing("participant jid"))
         );
         assert_eq!(
-            check(Node::new("group").attr("id", "1").children([Node::new("description")
-                .children([Node::new("body").bytes(b"x".to_vec())])])),
+            check(
+                Node::new("group")
+                    .attr("id", "1")
+                    .children([Node::new("description").children([Node::new("body").bytes(b"x".to_vec())])])
+            ),
             Err(ResponseError::Missing("description id"))
         );
         assert_eq!(
@@ -934,11 +998,24 @@ mod tests {
         assert_eq!(iq.jid_attr("to").unwrap(), group_server());
         let create = iq.child("create").unwrap();
         assert_eq!(create.optional_str_attr("subject"), Some("Team"));
-        assert_eq!(create.child("participant").unwrap().jid_attr("jid").unwrap(), pn("222"));
-        assert_eq!(content_text(create.child("member_add_mode").unwrap()).unwrap(), "all_member_add");
+        assert_eq!(
+            create.child("participant").unwrap().jid_attr("jid").unwrap(),
+            pn("222")
+        );
+        assert_eq!(
+            content_text(create.child("member_add_mode").unwrap()).unwrap(),
+            "all_member_add"
+        );
         assert!(create.child("announcement").is_some() && create.child("locked").is_none());
-        assert_eq!(create.child("ephemeral").unwrap().optional_str_attr("expiration"), Some("604800"));
-        let join = create.child("membership_approval_mode").unwrap().child("group_join").unwrap();
+        assert_eq!(
+            create.child("ephemeral").unwrap().optional_str_attr("expiration"),
+            Some("604800")
+        );
+        let join = create
+            .child("membership_approval_mode")
+            .unwrap()
+            .child("group_join")
+            .unwrap();
         assert_eq!(join.optional_str_attr("state"), Some("on"));
         let community = create_group(&CreateGroup {
             community: true,
@@ -949,15 +1026,23 @@ mod tests {
 
     #[test]
     fn participant_change_reads_per_participant_codes() {
-        let iq = update_participants(&Jid::new("1-2", Jid::GROUP_SERVER), ParticipantChange::Add, &[pn("222")]);
+        let iq = update_participants(
+            &Jid::new("1-2", Jid::GROUP_SERVER),
+            ParticipantChange::Add,
+            &[pn("222")],
+        );
         assert_eq!(iq.child("add").unwrap().child_nodes().len(), 1);
         let answer = Node::new("iq").children([Node::new("add").children([
             Node::new("participant").attr("jid", pn("222")),
-            Node::new("participant").attr("jid", pn("333")).attr("error", "409"),
+            Node::new("participant")
+                .attr("jid", pn("333"))
+                .attr("error", "409"),
             Node::new("participant")
                 .attr("jid", pn("444"))
                 .attr("error", "403")
-                .children([Node::new("add_request").attr("code", "C0DE").attr("expiration", "1700")]),
+                .children([Node::new("add_request")
+                    .attr("code", "C0DE")
+                    .attr("expiration", "1700")]),
         ])]);
         let lines = parse_participant_change(&answer, ParticipantChange::Add).unwrap();
         let codes: Vec<u16> = lines.iter().map(GroupParticipant::status).collect();
@@ -973,8 +1058,10 @@ mod tests {
             parse_participant_change(&answer, ParticipantChange::Remove),
             Err(ResponseError::Missing("participant change"))
         );
-        let bad = Node::new("iq").children([Node::new("add")
-            .children([Node::new("participant").attr("jid", pn("1")).attr("error", "x")])]);
+        let bad =
+            Node::new("iq")
+                .children([Node::new("add")
+                    .children([Node::new("participant").attr("jid", pn("1")).attr("error", "x")])]);
         assert_eq!(
             parse_participant_change(&bad, ParticipantChange::Add),
             Err(ResponseError::Invalid("participant error"))
@@ -993,16 +1080,28 @@ mod tests {
         assert_eq!(node.optional_str_attr("prev"), Some("D1"));
         assert_eq!(content_text(node.child("body").unwrap()).unwrap(), "new text");
         let delete = set_description(&group, None, "D3", "");
-        assert_eq!(delete.child("description").unwrap().optional_str_attr("delete"), Some("true"));
-        assert_eq!(content_text(set_subject(&group, "S").child("subject").unwrap()).unwrap(), "S");
+        assert_eq!(
+            delete.child("description").unwrap().optional_str_attr("delete"),
+            Some("true")
+        );
+        assert_eq!(
+            content_text(set_subject(&group, "S").child("subject").unwrap()).unwrap(),
+            "S"
+        );
         let photo = set_group_photo(&group, Some(b"\xff\xd8jpeg"));
         assert_eq!(photo.jid_attr("target").unwrap(), group);
-        assert_eq!(photo.child("picture").unwrap().content_bytes().unwrap().as_ref(), b"\xff\xd8jpeg");
+        assert_eq!(
+            photo.child("picture").unwrap().content_bytes().unwrap().as_ref(),
+            b"\xff\xd8jpeg"
+        );
         assert_eq!(
             parse_photo_id(&Node::new("iq").children([Node::new("picture").attr("id", "77")])).unwrap(),
             "77"
         );
-        assert_eq!(parse_photo_id(&Node::new("iq")), Err(ResponseError::Missing("picture")));
+        assert_eq!(
+            parse_photo_id(&Node::new("iq")),
+            Err(ResponseError::Missing("picture"))
+        );
     }
 
     #[test]
@@ -1010,8 +1109,20 @@ mod tests {
         let answer = Node::new("iq").children([Node::new("invite").attr("code", "AbC")]);
         let link = parse_invite_link(&answer).unwrap();
         assert_eq!(link, "https://chat.whatsapp.com/AbC");
-        assert_eq!(join_with_link(&link).child("invite").unwrap().optional_str_attr("code"), Some("AbC"));
-        assert_eq!(group_info_from_link("AbC").child("invite").unwrap().optional_str_attr("code"), Some("AbC"));
+        assert_eq!(
+            join_with_link(&link)
+                .child("invite")
+                .unwrap()
+                .optional_str_attr("code"),
+            Some("AbC")
+        );
+        assert_eq!(
+            group_info_from_link("AbC")
+                .child("invite")
+                .unwrap()
+                .optional_str_attr("code"),
+            Some("AbC")
+        );
         let group = Jid::new("1-2", Jid::GROUP_SERVER);
         assert_eq!(
             parse_join_with_link(&Node::new("iq").children([Node::new("group").attr("jid", group.clone())])),
@@ -1019,21 +1130,29 @@ mod tests {
         );
         assert_eq!(
             parse_join_with_link(
-                &Node::new("iq").children([Node::new("membership_approval_request").attr("jid", group.clone())])
+                &Node::new("iq")
+                    .children([Node::new("membership_approval_request").attr("jid", group.clone())])
             ),
             Ok(JoinOutcome::Requested(group))
         );
-        assert_eq!(parse_join_with_link(&Node::new("iq")), Err(ResponseError::Missing("group")));
-        assert_eq!(parse_invite_link(&Node::new("iq")), Err(ResponseError::Missing("invite")));
+        assert_eq!(
+            parse_join_with_link(&Node::new("iq")),
+            Err(ResponseError::Missing("group"))
+        );
+        assert_eq!(
+            parse_invite_link(&Node::new("iq")),
+            Err(ResponseError::Missing("invite"))
+        );
     }
 
     #[test]
     fn join_requests_and_sub_groups() {
-        let answer = Node::new("iq").children([Node::new("membership_approval_requests").children([Node::new(
-            "membership_approval_request",
-        )
-        .attr("jid", pn("555"))
-        .attr("request_time", "1700")])]);
+        let answer =
+            Node::new("iq").children([Node::new("membership_approval_requests").children([Node::new(
+                "membership_approval_request",
+            )
+            .attr("jid", pn("555"))
+            .attr("request_time", "1700")])]);
         assert_eq!(
             parse_join_requests(&answer).unwrap(),
             [JoinRequest {
@@ -1043,7 +1162,10 @@ mod tests {
         );
         let approved = Node::new("iq").children([Node::new("membership_requests_action")
             .children([Node::new("approve").children([Node::new("participant").attr("jid", pn("555"))])])]);
-        assert_eq!(parse_join_request_action(&approved, true).unwrap()[0].jid, pn("555"));
+        assert_eq!(
+            parse_join_request_action(&approved, true).unwrap()[0].jid,
+            pn("555")
+        );
         assert!(parse_join_request_action(&approved, false).is_err());
         let subs = Node::new("iq").children([Node::new("sub_groups").children([Node::new("group")
             .attr("id", "777")
@@ -1052,6 +1174,9 @@ mod tests {
         let list = parse_sub_groups(&subs).unwrap();
         assert_eq!(list[0].jid, Jid::new("777", Jid::GROUP_SERVER));
         assert!(list[0].is_default_sub_group);
-        assert_eq!(parse_sub_groups(&Node::new("iq")), Err(ResponseError::Missing("sub_groups")));
+        assert_eq!(
+            parse_sub_groups(&Node::new("iq")),
+            Err(ResponseError::Missing("sub_groups"))
+        );
     }
 }

@@ -134,15 +134,19 @@ pub fn parse_group_notification(node: &Node) -> Result<GroupNotification, Respon
 }
 
 fn opt_jid(node: &Node, key: &'static str) -> Result<Option<Jid>, ResponseError> {
-    node.optional_jid_attr(key).map_err(|_| ResponseError::Invalid(key))
+    node.optional_jid_attr(key)
+        .map_err(|_| ResponseError::Invalid(key))
 }
 
 fn opt_u64(node: &Node, key: &'static str) -> Result<Option<u64>, ResponseError> {
-    node.optional_u64_attr(key).map_err(|_| ResponseError::Invalid(key))
+    node.optional_u64_attr(key)
+        .map_err(|_| ResponseError::Invalid(key))
 }
 
 fn parse_create(notification: &Node, create: &Node) -> Result<JoinedGroup, ResponseError> {
-    let group = create.child("group").ok_or(ResponseError::Missing("created group"))?;
+    let group = create
+        .child("group")
+        .ok_or(ResponseError::Missing("created group"))?;
     let mut info = parse_group_node(group)?;
     if info.addressing_mode.is_none()
         && let Some(mode) = notification.optional_str_attr("addressing_mode")
@@ -181,13 +185,19 @@ fn link_change(child: &Node, type_key: &'static str) -> Result<LinkChange, Respo
             .map_err(|_| ResponseError::Missing(type_key))?
             .to_owned(),
         unlink_reason: child.optional_str_attr("unlink_reason").map(str::to_owned),
-        group: parse_linked_group(child.child("group").ok_or(ResponseError::Missing("linked group"))?)?,
+        group: parse_linked_group(
+            child
+                .child("group")
+                .ok_or(ResponseError::Missing("linked group"))?,
+        )?,
     })
 }
 
 fn parse_change(node: &Node) -> Result<GroupChange, ResponseError> {
     let mut change = GroupChange {
-        group: node.jid_attr("from").map_err(|_| ResponseError::Missing("from"))?,
+        group: node
+            .jid_attr("from")
+            .map_err(|_| ResponseError::Missing("from"))?,
         sender: opt_jid(node, "participant")?,
         sender_pn: opt_jid(node, "participant_pn")?,
         notify: node.optional_str_attr("notify").map(str::to_owned),
@@ -257,7 +267,9 @@ fn parse_change(node: &Node) -> Result<GroupChange, ResponseError> {
             "announcement" => change.announce = Some(true),
             "not_announcement" => change.announce = Some(false),
             "invite" => {
-                let code = child.str_attr("code").map_err(|_| ResponseError::Missing("invite code"))?;
+                let code = child
+                    .str_attr("code")
+                    .map_err(|_| ResponseError::Missing("invite code"))?;
                 change.invite_link = Some(format!("{INVITE_LINK_PREFIX}{code}"));
             }
             "ephemeral" => {
@@ -323,7 +335,10 @@ mod tests {
                 .attr("reason", "invite")
                 .attr("v_id", "2")
                 .attr("prev_v_id", "1")
-                .children([Node::new("participant").attr("jid", pn("222")), Node::new("participant")]),
+                .children([
+                    Node::new("participant").attr("jid", pn("222")),
+                    Node::new("participant"),
+                ]),
             Node::new("promote")
                 .attr("v_id", "3")
                 .attr("prev_v_id", "2")
@@ -344,8 +359,13 @@ mod tests {
     #[test]
     fn settings_changes() {
         let change = changed(vec![
-            Node::new("subject").attr("subject", "New").attr("s_t", "1700000000").attr("s_o", pn("111")),
-            Node::new("description").attr("id", "D2").children([Node::new("body").bytes(b"Rules".to_vec())]),
+            Node::new("subject")
+                .attr("subject", "New")
+                .attr("s_t", "1700000000")
+                .attr("s_o", pn("111")),
+            Node::new("description")
+                .attr("id", "D2")
+                .children([Node::new("body").bytes(b"Rules".to_vec())]),
             Node::new("announcement"),
             Node::new("unlocked"),
             Node::new("ephemeral").attr("expiration", "604800"),
@@ -355,73 +375,126 @@ mod tests {
         ]);
         assert_eq!(change.subject.unwrap().subject, "New");
         let topic = change.topic.unwrap();
-        assert_eq!((topic.text.as_str(), topic.id.as_str(), topic.deleted), ("Rules", "D2", false));
+        assert_eq!(
+            (topic.text.as_str(), topic.id.as_str(), topic.deleted),
+            ("Rules", "D2", false)
+        );
         assert_eq!(topic.set_by, Some(pn("111")));
         assert_eq!(change.announce, Some(true));
         assert_eq!(change.locked, Some(false));
         assert_eq!(change.ephemeral_timer, Some(604_800));
-        assert_eq!(change.invite_link.as_deref(), Some("https://chat.whatsapp.com/XYZ"));
+        assert_eq!(
+            change.invite_link.as_deref(),
+            Some("https://chat.whatsapp.com/XYZ")
+        );
         assert_eq!(change.join_approval_required, Some(true));
         assert_eq!(change.unknown.len(), 1);
-        let deleted = changed(vec![Node::new("description").attr("id", "D3").children([Node::new("delete")])]);
+        let deleted = changed(vec![
+            Node::new("description")
+                .attr("id", "D3")
+                .children([Node::new("delete")]),
+        ]);
         assert!(deleted.topic.unwrap().deleted);
         assert_eq!(changed(vec![Node::new("not_ephemeral")]).ephemeral_timer, Some(0));
     }
 
     #[test]
     fn links_and_creation() {
-        let change = changed(vec![Node::new("link")
-            .attr("link_type", "sub_group")
-            .children([Node::new("group").attr("jid", Jid::new("777", Jid::GROUP_SERVER)).attr("subject", "Sub")])]);
+        let change = changed(vec![
+            Node::new("link")
+                .attr("link_type", "sub_group")
+                .children([Node::new("group")
+                    .attr("jid", Jid::new("777", Jid::GROUP_SERVER))
+                    .attr("subject", "Sub")]),
+        ]);
         let link = change.link.unwrap();
-        assert_eq!((link.link_type.as_str(), link.group.subject.as_str()), ("sub_group", "Sub"));
-        let created = notification(vec![Node::new("create").attr("reason", "invite").children([Node::new("group")
-            .attr("id", "120363001")
-            .attr("subject", "Hi")
-            .children([Node::new("participant").attr("jid", pn("111")).attr("type", "superadmin")])])])
+        assert_eq!(
+            (link.link_type.as_str(), link.group.subject.as_str()),
+            ("sub_group", "Sub")
+        );
+        let created = notification(vec![
+            Node::new("create")
+                .attr("reason", "invite")
+                .children([Node::new("group")
+                    .attr("id", "120363001")
+                    .attr("subject", "Hi")
+                    .children([Node::new("participant")
+                        .attr("jid", pn("111"))
+                        .attr("type", "superadmin")])]),
+        ])
         .attr("addressing_mode", "lid");
         let GroupNotification::Joined(joined) = parse_group_notification(&created).unwrap() else {
             panic!("not a join");
         };
         assert_eq!(joined.info.subject, "Hi");
         assert_eq!(joined.reason.as_deref(), Some("invite"));
-        assert_eq!(joined.info.addressing_mode, Some(crate::group_admin::AddressingMode::Lid));
+        assert_eq!(
+            joined.info.addressing_mode,
+            Some(crate::group_admin::AddressingMode::Lid)
+        );
         assert!(joined.info.participants[0].is_super_admin);
     }
 
     #[test]
     fn malformed_notifications_are_errors() {
         let check = |node: Node| parse_group_notification(&node).unwrap_err();
-        assert_eq!(check(Node::new("notification")), ResponseError::Invalid("group notification type"));
+        assert_eq!(
+            check(Node::new("notification")),
+            ResponseError::Invalid("group notification type")
+        );
         assert_eq!(
             check(Node::new("notification").attr("type", "w:gp2").attr("t", "1")),
             ResponseError::Missing("from")
         );
         assert_eq!(
-            check(Node::new("notification").attr("type", "w:gp2").attr("from", pn("1")).attr("t", "1")),
+            check(
+                Node::new("notification")
+                    .attr("type", "w:gp2")
+                    .attr("from", pn("1"))
+                    .attr("t", "1")
+            ),
             ResponseError::Invalid("from")
         );
         assert_eq!(
-            check(Node::new("notification").attr("type", "w:gp2").attr("from", group())),
+            check(
+                Node::new("notification")
+                    .attr("type", "w:gp2")
+                    .attr("from", group())
+            ),
             ResponseError::Missing("t")
         );
-        assert_eq!(check(notification(vec![Node::new("subject")])), ResponseError::Missing("subject"));
+        assert_eq!(
+            check(notification(vec![Node::new("subject")])),
+            ResponseError::Missing("subject")
+        );
         assert_eq!(
             check(notification(vec![Node::new("description").attr("id", "D")])),
             ResponseError::Missing("description body")
         );
-        assert_eq!(check(notification(vec![Node::new("invite")])), ResponseError::Missing("invite code"));
         assert_eq!(
-            check(notification(vec![Node::new("ephemeral").attr("expiration", "-1")])),
+            check(notification(vec![Node::new("invite")])),
+            ResponseError::Missing("invite code")
+        );
+        assert_eq!(
+            check(notification(vec![
+                Node::new("ephemeral").attr("expiration", "-1")
+            ])),
             ResponseError::Missing("expiration")
         );
         assert_eq!(
-            check(notification(vec![Node::new("link").attr("link_type", "sub_group")])),
+            check(notification(vec![
+                Node::new("link").attr("link_type", "sub_group")
+            ])),
             ResponseError::Missing("linked group")
         );
-        assert_eq!(check(notification(vec![Node::new("create")])), ResponseError::Missing("created group"));
         assert_eq!(
-            check(notification(vec![Node::new("create").children([Node::new("group")])])),
+            check(notification(vec![Node::new("create")])),
+            ResponseError::Missing("created group")
+        );
+        assert_eq!(
+            check(notification(vec![
+                Node::new("create").children([Node::new("group")])
+            ])),
             ResponseError::Missing("group id")
         );
     }

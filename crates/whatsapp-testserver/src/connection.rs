@@ -422,9 +422,17 @@ impl Conn {
     }
 
     async fn handle_request(&mut self, id: &str, iq: &Node) -> Flow {
-        let to_groups = iq.optional_jid_attr("to").ok().flatten().is_some_and(|to| to.is_group());
+        let to_groups = iq
+            .optional_jid_attr("to")
+            .ok()
+            .flatten()
+            .is_some_and(|to| to.is_group());
         let group_photo = iq.optional_str_attr("xmlns") == Some("w:profile:picture")
-            && iq.optional_jid_attr("target").ok().flatten().is_some_and(|to| to.is_group());
+            && iq
+                .optional_jid_attr("target")
+                .ok()
+                .flatten()
+                .is_some_and(|to| to.is_group());
         if to_groups || group_photo {
             let answer = match self.device.as_ref() {
                 Some(device) if group_photo => crate::groups::set_photo(&self.shared, id, device, iq),

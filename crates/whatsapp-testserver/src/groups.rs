@@ -157,7 +157,11 @@ fn group_node(state: &State, id: &str, group: &Group) -> Node {
     if group.ephemeral > 0 {
         children.push(Node::new("ephemeral").attr("expiration", group.ephemeral.to_string()));
     }
-    let mode = if group.admin_add_only { "admin_add" } else { "all_member_add" };
+    let mode = if group.admin_add_only {
+        "admin_add"
+    } else {
+        "all_member_add"
+    };
     children.push(Node::new("member_add_mode").bytes(mode.as_bytes().to_vec()));
     if group.join_approval {
         children.push(
@@ -181,7 +185,14 @@ fn result(id: &str, from: Jid) -> Node {
 }
 
 /// Queues a `w:gp2` notification with `children` for every device of `recipients`, except the acting device.
-fn notify(shared: &Shared, state: &mut State, group_id: &str, actor: &Jid, recipients: &[String], children: Vec<Node>) {
+fn notify(
+    shared: &Shared,
+    state: &mut State,
+    group_id: &str,
+    actor: &Jid,
+    recipients: &[String],
+    children: Vec<Node>,
+) {
     let id = shared.next_stanza_id();
     let stanza = Node::new("notification")
         .attr("from", group_jid(group_id))
@@ -251,7 +262,14 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
             if !allowed {
                 return Err(401);
             }
-            let lines = change_participants(shared, &mut state, &group_id, device, tag, &participants_of(content));
+            let lines = change_participants(
+                shared,
+                &mut state,
+                &group_id,
+                device,
+                tag,
+                &participants_of(content),
+            );
             Ok(result(id, to).children([Node::new(tag.to_owned()).children(lines)]))
         }
         ("set", "subject") => {
@@ -299,7 +317,9 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
             });
             let members = group.members.clone();
             let change = if delete {
-                Node::new("description").attr("id", new_id).children([Node::new("delete")])
+                Node::new("description")
+                    .attr("id", new_id)
+                    .children([Node::new("delete")])
             } else {
                 Node::new("description")
                     .attr("id", new_id)
@@ -330,7 +350,11 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
         }
         (
             "set",
-            "locked" | "unlocked" | "announcement" | "not_announcement" | "membership_approval_mode"
+            "locked"
+            | "unlocked"
+            | "announcement"
+            | "not_announcement"
+            | "membership_approval_mode"
             | "member_add_mode",
         ) => {
             if !admin {
@@ -435,15 +459,22 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
                 lines.push(line);
             }
             if !approved.is_empty() {
-                let members = state.groups.get(&group_id).map(|g| g.members.clone()).unwrap_or_default();
-                let add = Node::new("add")
-                    .attr("reason", "approval")
-                    .children(approved.iter().map(|n| Node::new("participant").attr("jid", pn(n))));
+                let members = state
+                    .groups
+                    .get(&group_id)
+                    .map(|g| g.members.clone())
+                    .unwrap_or_default();
+                let add = Node::new("add").attr("reason", "approval").children(
+                    approved
+                        .iter()
+                        .map(|n| Node::new("participant").attr("jid", pn(n))),
+                );
                 notify(shared, &mut state, &group_id, device, &members, vec![add]);
             }
             let tag = if approve { "approve" } else { "reject" };
-            Ok(result(id, to).children([Node::new("membership_requests_action")
-                .children([Node::new(tag).children(lines)])]))
+            Ok(result(id, to).children([
+                Node::new("membership_requests_action").children([Node::new(tag).children(lines)])
+            ]))
         }
         ("set", "links" | "unlink") => {
             if !admin || !group.is_parent {
@@ -464,10 +495,16 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
             }
             sub.linked_parent = (tag == "links").then(|| group_id.clone());
             let subject = sub.subject.clone();
-            let members = state.groups.get(&group_id).map(|g| g.members.clone()).unwrap_or_default();
+            let members = state
+                .groups
+                .get(&group_id)
+                .map(|g| g.members.clone())
+                .unwrap_or_default();
             let target = Node::new("group").attr("jid", child).attr("subject", subject);
             let change = if tag == "links" {
-                Node::new("link").attr("link_type", "sub_group").children([target])
+                Node::new("link")
+                    .attr("link_type", "sub_group")
+                    .children([target])
             } else {
                 Node::new("unlink")
                     .attr("unlink_type", "sub_group")
@@ -606,7 +643,10 @@ fn server_request(
                 .find(|(_, g)| g.invite_code == code)
                 .map(|(group_id, _)| group_id.clone());
             let Some(group_id) = found else {
-                let revoked = state.groups.values().any(|g| g.revoked_codes.iter().any(|c| c == code));
+                let revoked = state
+                    .groups
+                    .values()
+                    .any(|g| g.revoked_codes.iter().any(|c| c == code));
                 return Err(if revoked { 410 } else { 406 });
             };
             let group = state.groups.get(&group_id).ok_or(404u16)?;
@@ -620,7 +660,9 @@ fn server_request(
                 if !group.join_requests.iter().any(|(n, _)| n == me) {
                     group.join_requests.push((me.to_owned(), unix_now()));
                 }
-                return Ok(result(id, from).children([Node::new("membership_approval_request").attr("jid", jid)]));
+                return Ok(
+                    result(id, from).children([Node::new("membership_approval_request").attr("jid", jid)])
+                );
             }
             let already = group.is_member(me);
             join(shared, state, &group_id, device, me, already, "invite");
@@ -631,7 +673,15 @@ fn server_request(
 }
 
 /// Adds `me` to a group it joined by itself (link or invite message) and tells the members.
-fn join(shared: &Shared, state: &mut State, group_id: &str, device: &Jid, me: &str, already: bool, reason: &str) {
+fn join(
+    shared: &Shared,
+    state: &mut State,
+    group_id: &str,
+    device: &Jid,
+    me: &str,
+    already: bool,
+    reason: &str,
+) {
     if already {
         return;
     }
@@ -658,7 +708,11 @@ fn change_participants(
 ) -> Vec<Node> {
     let mut lines = Vec::new();
     let mut changed = Vec::new();
-    let mut recipients = state.groups.get(group_id).map(|g| g.members.clone()).unwrap_or_default();
+    let mut recipients = state
+        .groups
+        .get(group_id)
+        .map(|g| g.members.clone())
+        .unwrap_or_default();
     for participant in participants {
         let Ok(jid) = participant.jid_attr("jid") else {
             continue;
@@ -678,7 +732,9 @@ fn change_participants(
                 None
             }
             (_, Some(number)) if !group.is_member(&number) => Some("404"),
-            ("remove" | "demote", Some(number)) if group.creator.as_deref() == Some(number.as_str()) => Some("403"),
+            ("remove" | "demote", Some(number)) if group.creator.as_deref() == Some(number.as_str()) => {
+                Some("403")
+            }
             ("remove", Some(number)) => {
                 group.members.retain(|m| *m != number);
                 group.admins.remove(&number);
@@ -703,8 +759,11 @@ fn change_participants(
         lines.push(line);
     }
     if !changed.is_empty() {
-        let change = Node::new(tag.to_owned())
-            .children(changed.iter().map(|number| Node::new("participant").attr("jid", pn(number))));
+        let change = Node::new(tag.to_owned()).children(
+            changed
+                .iter()
+                .map(|number| Node::new("participant").attr("jid", pn(number))),
+        );
         notify(shared, state, group_id, device, &recipients, vec![change]);
     }
     lines

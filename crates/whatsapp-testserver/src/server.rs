@@ -176,7 +176,12 @@ impl TestServer {
     /// The photo a group's member set (JPEG bytes), if any.
     pub fn group_photo(&self, group: &Jid) -> Option<Vec<u8>> {
         let state = self.shared().lock();
-        state.groups.get(group.user())?.photo.as_ref().map(|(_, jpeg)| jpeg.clone())
+        state
+            .groups
+            .get(group.user())?
+            .photo
+            .as_ref()
+            .map(|(_, jpeg)| jpeg.clone())
     }
 
     /// The members of a group (phone numbers), in the order they joined; `None` for an unknown group.
