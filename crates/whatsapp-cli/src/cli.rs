@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// What `wa --help` says after the list of commands.
 const AFTER_HELP: &str = "\
-Not yet possible: group administration.
+Not yet possible: changing groups (wa lists and shows them; the library administers them).
 
 Exit codes: 0 success; 1 the operation failed (network, server, pairing); 2 bad usage or set-up (a wrong
 recipient, not logged in, a database that cannot be opened), with one line saying how to fix it.
@@ -76,6 +76,15 @@ pub(crate) enum Command {
     /// Chat history the phone sends to this device.
     #[command(subcommand)]
     History(HistoryCommand),
+    /// List the groups this account is in (JID, subject, participant count), or show one with `info JID`.
+    Groups {
+        /// What to do; without one, list the groups.
+        #[command(subcommand)]
+        command: Option<GroupsCommand>,
+        /// Print JSON instead of text.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Unlink this device from the phone and delete it from the database.
     Logout,
     /// Protocol debugging: binary stanzas <-> their JSON form.
@@ -109,6 +118,16 @@ pub(crate) enum HistoryCommand {
 pub(crate) enum HistoryFormat {
     /// One JSON object per message: chat, chat_name, id, from_me, sender, push_name, timestamp, text, kind.
     Jsonl,
+}
+
+/// `wa groups ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupsCommand {
+    /// Show one group: subject, owner, description, settings and participants with their roles.
+    Info {
+        /// The group's JID (120363000000000000@g.us).
+        jid: String,
+    },
 }
 
 /// `wa node ...`.

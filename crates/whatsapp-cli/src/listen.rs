@@ -1,7 +1,7 @@
 //! `wa listen`: stays connected and prints every event, as text or as JSON lines, until Ctrl-C.
 
 use serde_json::{Value, json};
-use whatsapp_client::{Event, Message, MessageInfo, Receipt, ReceiptKind};
+use whatsapp_client::{Event, GroupChange, Jid, Message, MessageInfo, Receipt, ReceiptKind};
 
 use crate::account;
 use crate::cli::Global;
@@ -83,6 +83,18 @@ pub(crate) fn event_text(event: &Event) -> String {
         Event::Connected => "connected".to_owned(),
         Event::Disconnected => "disconnected; reconnecting".to_owned(),
         Event::LoggedOut { code, .. } => format!("logged out (code {code})"),
+        Event::JoinedGroup(joined) => format!("joined group {} ({})", joined.info.jid, joined.info.subject),
+        Event::GroupChanged(change) => {
+            let by = change
+                .sender
+                .as_ref()
+                .map_or_else(|| "the server".to_owned(), ToString::to_string);
+            format!(
+                "group {} changed by {by}: {}",
+                change.group,
+                group_change_json(change)
+            )
+        }
         other => format!("{other:?}"),
     }
 }
@@ -126,8 +138,60 @@ pub(crate) fn event_json(event: &Event) -> Value {
         Event::StreamError { code, node } => {
             json!({"event": "stream_error", "code": code, "node": node.to_string()})
         }
+        Event::JoinedGroup(joined) => json!({
+            "event": "joined_group",
+            "group": joined.info.jid.to_string(),
+            "subject": joined.info.subject,
+            "sender": joined.sender.as_ref().map(Jid::to_string),
+        }),
+        Event::GroupChanged(change) => {
+            let mut value = group_change_json(change);
+            value["event"] = json!("group_changed");
+            value["group"] = json!(change.group.to_string());
+            value["sender"] = json!(change.sender.as_ref().map(Jid::to_string));
+            value["timestamp"] = json!(change.timestamp);
+            value
+        }
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
+}
+
+/// What changed in a group: only the fields that did.
+fn group_change_json(change: &GroupChange) -> Value {
+    let mut value = json!({});
+    let jids = |list: &[Jid]| json!(list.iter().map(Jid::to_string).collect::<Vec<_>>());
+    for (key, list) in [
+        ("join", &change.join),
+        ("leave", &change.leave),
+        ("promote", &change.promote),
+        ("demote", &change.demote),
+    ] {
+        if !list.is_empty() {
+            value[key] = jids(list);
+        }
+    }
+    if let Some(subject) = &change.subject {
+        value["subject"] = json!(subject.subject);
+    }
+    if let Some(topic) = &change.topic {
+        value["description"] = json!(topic.text);
+    }
+    if let Some(locked) = change.locked {
+        value["locked"] = json!(locked);
+    }
+    if let Some(announce) = change.announce {
+        value["announce"] = json!(announce);
+    }
+    if let Some(timer) = change.ephemeral_timer {
+        value["ephemeral_timer"] = json!(timer);
+    }
+    if let Some(required) = change.join_approval_required {
+        value["join_approval"] = json!(required);
+    }
+    if let Some(link) = &change.invite_link {
+        value["invite_link"] = json!(link);
+    }
+    value
 }
 
 fn info_json(kind: &str, info: &MessageInfo) -> Value {
@@ -215,5 +279,28 @@ mod tests {
         );
         assert_eq!(event_json(&receipt)["ids"], json!(["A", "B"]));
         assert_eq!(event_json(&Event::Disconnected), json!({"event": "disconnected"}));
+    }
+
+    #[test]
+    fn group_changes_as_text_and_json() {
+        let change = Event::GroupChanged(Box::new(GroupChange {
+            group: Jid::new("120363001", Jid::GROUP_SERVER),
+            sender: Some(Jid::new("111", Jid::DEFAULT_USER_SERVER)),
+            timestamp: 7,
+            join: vec![Jid::new("222", Jid::DEFAULT_USER_SERVER)],
+            announce: Some(true),
+            ..GroupChange::default()
+        }));
+        assert_eq!(
+            event_json(&change),
+            json!({
+                "event": "group_changed", "group": "120363001@g.us", "sender": "111@s.whatsapp.net",
+                "timestamp": 7, "join": ["222@s.whatsapp.net"], "announce": true,
+            })
+        );
+        assert_eq!(
+            event_text(&change),
+            r#"group 120363001@g.us changed by 111@s.whatsapp.net: {"announce":true,"join":["222@s.whatsapp.net"]}"#
+        );
     }
 }

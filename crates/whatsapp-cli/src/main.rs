@@ -1,18 +1,20 @@
 //! `wa`: a WhatsApp Web companion device on the command line, built on `whatsapp-client`.
 //!
 //! Layer: a tool. It links a device (`wa login`, QR code in the terminal or a pairing code), sends text
-//! (`wa send`), prints events (`wa listen`, `--json` for JSON lines), exports the history the phone sends as JSON
-//! lines (`wa history export`), unlinks (`wa logout`), converts binary
+//! (`wa send`), prints events (`wa listen`, `--json` for JSON lines), lists and shows groups (`wa groups`),
+//! exports the history the phone sends as JSON lines (`wa history export`), unlinks (`wa logout`), converts binary
 //! stanzas to and from JSON (`wa node`), and runs an offline demo on the embedded test server (`wa demo`).
 //! The device lives in a SQLite file (`./whatsapp.db`) or a PostgreSQL database (`--database postgres://...`).
 //!
-//! What it does not do: no protocol logic of its own (the library has it all), and not yet group administration.
+//! What it does not do: no protocol logic of its own (the library has it all), and not yet group administration
+//! (changing groups).
 
 mod account;
 mod cli;
 mod demo;
 mod failure;
 mod history;
+mod groups;
 mod listen;
 mod login;
 mod logout;
@@ -24,7 +26,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, HistoryCommand, NodeCommand};
+use cli::{Cli, Command, GroupsCommand, HistoryCommand, NodeCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,6 +53,11 @@ fn run(global: &cli::Global, command: Command) -> anyhow::Result<()> {
             Command::History(HistoryCommand::Export { format, output, idle }) => {
                 history::export(global, format, &output, std::time::Duration::from_secs(idle)).await
             }
+            Command::Groups { command: None, json } => groups::list(global, json).await,
+            Command::Groups {
+                command: Some(GroupsCommand::Info { jid }),
+                json,
+            } => groups::info(global, &jid, json).await,
             Command::Logout => logout::run(global).await,
             Command::Demo => demo::run().await,
             Command::Node(NodeCommand::Decode { hex }) => node::decode(&hex),

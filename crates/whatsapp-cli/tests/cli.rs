@@ -495,6 +495,79 @@ async fn two_devices_in_one_postgres_database() {
     two_devices_in_one_database(&url).await;
 }
 
+#[tokio::test]
+async fn groups_lists_and_shows_the_joined_groups() {
+    let server = TestServer::start().await.unwrap();
+    let url = server.url();
+    let root: String = server
+        .trust_root()
+        .key()
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let database = fresh_database();
+    let at = |args: &[&str]| -> Vec<String> {
+        [
+            "--database",
+            database.as_str(),
+            "--server",
+            url.as_str(),
+            "--root",
+            root.as_str(),
+        ]
+        .iter()
+        .chain(args)
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let phone = server.add_phone(ALICE);
+    server.add_phone(BOB);
+    let mut login = Running::spawn(&at(&["login"]));
+    let qr = login.line_after("QR data: ").await;
+    phone.scan_qr(&qr).await.unwrap();
+    login.line_after("Logged in as ").await;
+    login.success().await;
+
+    let out = output(&at(&["groups"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "No groups\n");
+
+    let club = server.create_group("Book club", &[ALICE, BOB]);
+    let other = server.create_group("Not mine", &[BOB]);
+    let out = output(&at(&["groups"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), format!("{club}\tBook club\t2 participants\n"));
+    let out = output(&at(&["groups", "--json"])).await;
+    let listed: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([{"jid": club.to_string(), "subject": "Book club", "participants": 2}])
+    );
+
+    let out = output(&at(&["groups", "info", &club.to_string(), "--json"])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["subject"], "Book club");
+    assert_eq!(info["participants"][0]["jid"], format!("{ALICE}@s.whatsapp.net"));
+    assert_eq!(info["participants"][0]["role"], "superadmin");
+    assert_eq!(info["participants"][1]["role"], "member");
+    let out = output(&at(&["groups", "info", &club.to_string()])).await;
+    assert!(
+        text(&out.stdout).contains("Subject: Book club\n"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // A group this account is not in is the server's refusal (exit 1); a malformed JID is bad usage (exit 2).
+    let out = output(&at(&["groups", "info", &other.to_string()])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("403"), "{}", text(&out.stderr));
+    let out = output(&at(&["groups", "info", "not-a-group"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    server.shutdown();
+}
+
 /// A history message for the export test: `n` of conversation `chat`.
 fn history_message(chat: &str, n: usize) -> whatsapp_client::proto::history_sync::HistorySyncMsg {
     use whatsapp_client::proto::e2e::MessageKey;

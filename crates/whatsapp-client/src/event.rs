@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::call::CallMeta;
 use whatsapp_core::compose::EditKind;
+use whatsapp_core::group_notification::{GroupChange, JoinedGroup};
 use whatsapp_core::media_retry::MediaRetryResult;
 use whatsapp_core::presence::{ChatMedia, ChatState};
 use whatsapp_core::privacy::{BlockAction, PrivacySettings};
@@ -247,6 +248,19 @@ pub enum Event {
     PrivacyToken {
         /// The contact.
         from: Jid,
+    },
+    /// This account was added to a group, joined one, or created one on another device (a `w:gp2` `<create>`
+    /// notification): the group as it stands.
+    JoinedGroup(Box<JoinedGroup>),
+    /// A group this account is in changed (a `w:gp2` notification): members added, removed, promoted or
+    /// demoted; the subject, description or a setting changed; a new invite link; a group linked or unlinked.
+    GroupChanged(Box<GroupChange>),
+    /// A group notification could not be read (it was acknowledged all the same).
+    GroupNotificationError {
+        /// The group, when the stanza names one.
+        group: Option<Jid>,
+        /// Why.
+        error: whatsapp_core::ResponseError,
     },
 }
 

@@ -29,6 +29,7 @@ mod app_state;
 mod calls;
 mod error;
 mod event;
+mod groups;
 mod history;
 mod media;
 mod messages;
@@ -58,6 +59,11 @@ pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::call::CallMeta;
 pub use whatsapp_core::compose::{self, EditKind};
+pub use whatsapp_core::group_admin::{
+    AddRequest, AddressingMode, CreateGroup, GroupInfo, GroupParticipant, GroupTopic, INVITE_LINK_PREFIX,
+    JoinOutcome, JoinRequest, LinkedGroup, MemberAddMode, ParticipantChange,
+};
+pub use whatsapp_core::group_notification::{GroupChange, JoinedGroup, LinkChange, SubjectChange};
 pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::media_retry::MediaRetryResult;
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};

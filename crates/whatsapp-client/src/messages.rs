@@ -368,7 +368,7 @@ impl<B: Backend> Client<B> {
     /// (pairwise, in the same stanza), everyone gets the message encrypted once with the sender key.
     async fn send_group_message(&self, group: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
         let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
-        let users: Vec<Jid> = info.participants.iter().map(Jid::to_non_ad).collect();
+        let users: Vec<Jid> = info.participants.iter().map(|p| p.jid.to_non_ad()).collect();
         self.send_with_sender_key(group, &users, message).await
     }
 

@@ -19,6 +19,7 @@ use whatsapp_core::PairError;
 use whatsapp_core::connection::{Incoming, md_set, set_active};
 use whatsapp_core::device::{generate_prekeys, key_pair, prekey_upload_for, registration_keys};
 use whatsapp_core::group;
+use whatsapp_core::group_notification::GROUP_NOTIFICATION_TYPE;
 use whatsapp_core::iq::{Instant, IqOutcome, IqTracker};
 use whatsapp_core::message::{self, EncKind, IncomingMessage, payload_hash};
 use whatsapp_core::pair::{PairClientType, PairSuccess, complete_pair_success, pair_error_reply, qr_code};
@@ -554,6 +555,9 @@ impl<'a, B: Backend> Session<'a, B> {
                 }
                 if node.optional_str_attr("type") == Some("mediaretry") {
                     self.shared.on_media_retry(node);
+                }
+                if node.optional_str_attr("type") == Some(GROUP_NOTIFICATION_TYPE) {
+                    self.shared.emit(crate::groups::notification_event(node));
                 }
             }
             Incoming::Receipt { ack } => {

@@ -15,50 +15,10 @@ use whatsapp_signal::store::SenderKeyName;
 use whatsapp_signal::{SenderKeyDistributionMessage, SenderKeyMessage, padding};
 use whatsapp_store::AccountStore;
 
-use crate::error::ResponseError;
 use crate::message::{Encrypted, protocol_address};
 use crate::signal_store::StagedSignalStore;
 
-/// `<iq xmlns="w:g2" type="get" to=group><query request="interactive"/></iq>`: the group's metadata.
-pub fn group_info_query(group: &Jid) -> Node {
-    Node::new("iq")
-        .attr("xmlns", "w:g2")
-        .attr("type", "get")
-        .attr("to", group.clone())
-        .children([Node::new("query").attr("request", "interactive")])
-}
-
-/// What a client needs of a group to send to it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupInfo {
-    /// The group.
-    pub jid: Jid,
-    /// Its subject (name).
-    pub subject: String,
-    /// Its members (users, without device parts).
-    pub participants: Vec<Jid>,
-}
-
-/// Reads the answer to [`group_info_query`]: `<group id subject><participant jid [type]/>...</group>`.
-pub fn parse_group_info(result: &Node) -> Result<GroupInfo, ResponseError> {
-    let group = result.child("group").ok_or(ResponseError::Missing("group"))?;
-    let id = group
-        .str_attr("id")
-        .map_err(|_| ResponseError::Missing("group id"))?;
-    let jid = if id.contains('@') {
-        id.parse().map_err(|_| ResponseError::Invalid("group id"))?
-    } else {
-        Jid::new(id, Jid::GROUP_SERVER)
-    };
-    Ok(GroupInfo {
-        jid,
-        subject: group.optional_str_attr("subject").unwrap_or_default().to_owned(),
-        participants: group
-            .children_by_tag("participant")
-            .filter_map(|p| p.jid_attr("jid").ok())
-            .collect(),
-    })
-}
+pub use crate::group_admin::{GroupInfo, group_info_query, parse_group_info};
 
 /// The sender-key record name of `sender` in `group`.
 pub fn sender_key_name(group: &Jid, sender: &Jid) -> SenderKeyName {
@@ -238,9 +198,10 @@ mod tests {
         assert_eq!(info.jid, Jid::new("123-456", Jid::GROUP_SERVER));
         assert_eq!(info.subject, "Friends");
         assert_eq!(info.participants.len(), 2);
+        assert!(info.participants[1].is_admin);
         assert_eq!(
             parse_group_info(&Node::new("iq")),
-            Err(ResponseError::Missing("group"))
+            Err(crate::ResponseError::Missing("group"))
         );
         let query = group_info_query(&info.jid);
         assert_eq!(query.jid_attr("to").unwrap(), info.jid);

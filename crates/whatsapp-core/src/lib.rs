@@ -17,7 +17,10 @@
 //! - [`usync`], [`prekeys`]: device lists and prekey bundles of other users, to encrypt for their devices.
 //! - [`message`]: message ids, per-device encryption into `<message>` stanzas, reading and decrypting them.
 //! - [`compose`]: reactions, edits and revokes, and the stanza `edit` attribute.
-//! - [`group`]: group metadata, sender keys and their distribution, and the group `<message>`.
+//! - [`group`]: sender keys and their distribution, and the group `<message>`.
+//! - [`group_admin`]: group and community management requests (create, info, list, leave, participants,
+//!   settings, invite links, join requests) and the readers of their answers.
+//! - [`group_notification`]: `w:gp2` notifications read into typed group changes.
 //! - [`history`]: history sync blobs inflated and read one conversation at a time.
 //! - [`media`]: media key expansion and streaming encryption and decryption with the file hashes.
 //! - [`media_info`]: a file's mimetype by content, image dimensions and thumbnail, audio and video durations.
@@ -39,6 +42,8 @@ pub mod connection;
 pub mod device;
 pub mod error;
 pub mod group;
+pub mod group_admin;
+pub mod group_notification;
 pub mod history;
 pub mod iq;
 pub mod media;

@@ -84,8 +84,11 @@ fn to_group(message: &Node) -> bool {
 fn error_text(code: u16) -> &'static str {
     match code {
         401 => "not-authorized",
+        403 => "forbidden",
         404 => "item-not-found",
         406 => "not-acceptable",
+        409 => "conflict",
+        410 => "gone",
         501 => "feature-not-implemented",
         _ => "bad-request",
     }
@@ -420,11 +423,24 @@ impl Conn {
     }
 
     async fn handle_request(&mut self, id: &str, iq: &Node) -> Flow {
-        if let Ok(Some(group)) = iq.optional_jid_attr("to")
-            && group.is_group()
-        {
+        let to_groups = iq
+            .optional_jid_attr("to")
+            .ok()
+            .flatten()
+            .is_some_and(|to| to.is_group());
+        let group_photo = iq.optional_str_attr("xmlns") == Some("w:profile:picture")
+            && iq
+                .optional_jid_attr("target")
+                .ok()
+                .flatten()
+                .is_some_and(|to| to.is_group());
+        if to_groups || group_photo {
             let answer = match self.device.as_ref() {
-                Some(device) => routing::group_info(&self.shared.lock(), id, &group, device, iq),
+                Some(device) if group_photo => crate::groups::set_photo(&self.shared, id, device, iq),
+                Some(device) if iq.optional_str_attr("xmlns") == Some("w:g2") => {
+                    crate::groups::answer(&self.shared, id, device, iq)
+                }
+                Some(_) => Err(501),
                 None => Err(401),
             };
             return match answer {

@@ -19,10 +19,11 @@
 //!
 //! What the server checks, and how it answers, follows protocol-facts §3.1 to §3.5: registration and login
 //! payloads, the QR key binding, ADV signatures and HMACs, the code-pairing key bundle, prekey uploads; and for
-//! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once), group metadata, the
-//! fan-out of one-to-one, single-device, group and status (`status@broadcast`, to the devices it lists) `<message>`
-//! stanzas and of receipts to every addressed device,
-//! queued until each device acknowledges its copy; and (§3.9) a plain-HTTP media host on 127.0.0.1 named by
+//! messaging (§3.5-3.7) device lists, prekey bundles (each one-time prekey handed out once), groups (metadata,
+//! creation, members and admin rights, settings, invite links, join requests, communities, and `w:gp2`
+//! notifications of every change to the members' devices), the fan-out of one-to-one, single-device, group and
+//! status (`status@broadcast`, to the devices it lists) `<message>` stanzas and of receipts to every addressed
+//! device, queued until each device acknowledges its copy; and (§3.9) a plain-HTTP media host on 127.0.0.1 named by
 //! `media_conn`, which checks upload tokens and hashes.
 //!
 //! Phones also act after linking: they start Signal sessions with their companions and send them app-state key
@@ -46,6 +47,7 @@
 mod app_state;
 mod connection;
 mod events;
+mod groups;
 mod hostile;
 mod media;
 mod phone;

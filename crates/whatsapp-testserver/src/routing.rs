@@ -238,29 +238,6 @@ fn route_to_phone(
     Ok((ack, 1))
 }
 
-/// The answer to a group metadata query (`w:g2`) from `device`: the group with its members. Only members may ask
-/// (403); an unknown group is 404.
-pub(crate) fn group_info(state: &State, id: &str, group: &Jid, device: &Jid, iq: &Node) -> Result<Node, u16> {
-    if iq.optional_str_attr("xmlns") != Some("w:g2") || iq.child("query").is_none() {
-        return Err(501);
-    }
-    let info = state.groups.get(group.user()).ok_or(404u16)?;
-    if !info.members.iter().any(|member| member == device.user()) {
-        return Err(403);
-    }
-    let participants = info.members.iter().map(|member| {
-        Node::new("participant").attr("jid", Jid::new(member.clone(), Jid::DEFAULT_USER_SERVER))
-    });
-    Ok(Node::new("iq")
-        .attr("from", group.clone())
-        .attr("type", "result")
-        .attr("id", id.to_owned())
-        .children([Node::new("group")
-            .attr("id", group.user().to_owned())
-            .attr("subject", info.subject.clone())
-            .children(participants.collect::<Vec<_>>())]))
-}
-
 /// Fans a group `<message>` out to every member device except the sender's: each gets the shared `skmsg` and,
 /// when the stanza has one for it, its pairwise copy (the sender-key distribution), from the group with the
 /// sender as `participant`.

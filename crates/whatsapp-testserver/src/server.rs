@@ -162,15 +162,13 @@ impl TestServer {
     }
 
     /// Creates a group with these members (phone numbers of accounts added with [`add_phone`](Self::add_phone))
-    /// and returns its JID. Members' devices can then read its metadata and send and receive its messages.
+    /// and returns its JID. The first member is its creator and super admin. Members' devices can then read its
+    /// metadata, send and receive its messages and administer it as their rights allow.
     pub fn create_group(&self, subject: &str, members: &[&str]) -> Jid {
         let id = format!("1203630{}", self.shared().next_number() + 10_000_000);
         self.shared().lock().groups.insert(
             id.clone(),
-            crate::state::Group {
-                subject: subject.to_owned(),
-                members: members.iter().map(|m| (*m).to_owned()).collect(),
-            },
+            crate::groups::Group::new(subject, members.iter().map(|m| (*m).to_owned()).collect()),
         );
         Jid::new(id, Jid::GROUP_SERVER)
     }
@@ -199,6 +197,22 @@ impl TestServer {
     /// (seconds), as the server holds them.
     pub fn profile(&self, number: &str) -> (String, String, u32) {
         crate::social::profile_of(&mut self.shared().lock(), number)
+    }
+
+    /// The photo a group's member set (JPEG bytes), if any.
+    pub fn group_photo(&self, group: &Jid) -> Option<Vec<u8>> {
+        let state = self.shared().lock();
+        state
+            .groups
+            .get(group.user())?
+            .photo
+            .as_ref()
+            .map(|(_, jpeg)| jpeg.clone())
+    }
+
+    /// The members of a group (phone numbers), in the order they joined; `None` for an unknown group.
+    pub fn group_members(&self, group: &Jid) -> Option<Vec<String>> {
+        Some(self.shared().lock().groups.get(group.user())?.members.clone())
     }
 
     /// Creates an account with a primary phone for `number` (digits, international form, no `+`), with a random

@@ -149,12 +149,7 @@ pub(crate) struct State {
     pub(crate) social: crate::social::Social,
 }
 
-/// A group: its subject and members (account phone numbers).
-#[derive(Debug, Clone)]
-pub(crate) struct Group {
-    pub(crate) subject: String,
-    pub(crate) members: Vec<String>,
-}
+pub(crate) use crate::groups::Group;
 
 impl State {
     /// The live connection of `device`, if it is logged in.
