@@ -1,7 +1,9 @@
 //! Fuzzes the engine's stanza readers on decoded nodes: classification of every incoming stanza, `pair-success`
 //! parsing and checking, phone-code notifications, incoming messages, receipts and retry requests, edits, device
-//! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications;
-//! and, reading the input as a `Message`, poll votes and app-state key shares. Every reader may refuse its input
+//! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications,
+//! group administration answers and `w:gp2` notifications, presence and chat states, calls, privacy settings,
+//! blocklists and privacy tokens, user lookups and profile photos; and, reading the input as a `Message`, poll
+//! votes and app-state key shares. Every reader may refuse its input
 //! but none may panic.
 #![no_main]
 
@@ -19,7 +21,12 @@ use whatsapp_core::pair_code::CodePairing;
 use whatsapp_core::receipt::Receipt;
 use whatsapp_core::retry::RetryRequest;
 use whatsapp_core::secret::{Original, decrypt_poll_vote};
-use whatsapp_core::{policy, prekeys, usync};
+use whatsapp_core::call::CallStanza;
+use whatsapp_core::group_admin::{self, ParticipantChange};
+use whatsapp_core::group_notification::parse_group_notification;
+use whatsapp_core::presence::{ChatPresence, PresenceUpdate};
+use whatsapp_core::privacy::{self, Blocklist, BlocklistChange, PrivacySettings};
+use whatsapp_core::{policy, prekeys, user, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
 use whatsapp_signal::{KeyPair, PrivateKey};
@@ -80,4 +87,31 @@ fuzz_target!(|data: &[u8]| {
     let _ = app_state::parse_answer(&node);
     let _ = app_state::changed_collections(&node);
     let _ = parse_media_conn(&node);
+    let _ = parse_group_notification(&node);
+    let _ = group_admin::parse_group_info(&node);
+    let _ = group_admin::parse_group_node(&node);
+    let _ = group_admin::parse_participant(&node);
+    let _ = group_admin::parse_joined_groups(&node);
+    let _ = group_admin::parse_participant_change(&node, ParticipantChange::Add);
+    let _ = group_admin::parse_participant_change(&node, ParticipantChange::Demote);
+    let _ = group_admin::parse_join_requests(&node);
+    let _ = group_admin::parse_join_request_action(&node, true);
+    let _ = group_admin::parse_photo_id(&node);
+    let _ = group_admin::parse_invite_link(&node);
+    let _ = group_admin::parse_join_with_link(&node);
+    let _ = group_admin::parse_linked_group(&node);
+    let _ = group_admin::parse_sub_groups(&node);
+    let _ = group_admin::parse_linked_groups_participants(&node);
+    let _ = PresenceUpdate::parse(&node);
+    let _ = ChatPresence::parse(&node);
+    let _ = CallStanza::parse(&node);
+    let _ = PrivacySettings::parse(&node);
+    let _ = PrivacySettings::parse_answer(&node);
+    let _ = Blocklist::parse_answer(&node);
+    let _ = BlocklistChange::parse(&node);
+    let _ = privacy::parse_account_sync(&node);
+    let _ = privacy::parse_privacy_tokens(&node);
+    let _ = user::parse_contacts(&node);
+    let _ = user::parse_user_info(&node);
+    let _ = user::parse_picture(&node, true);
 });

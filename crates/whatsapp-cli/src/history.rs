@@ -59,6 +59,7 @@ pub(crate) async fn export(
     bar.set_message(format!("waiting for the history of {jid}"));
     bar.enable_steady_tick(Duration::from_millis(200));
     let mut written = Written::default();
+    let mut chunks = Chunks::default();
     let result = account::interruptible(async {
         let mut logged_in = false;
         loop {
@@ -87,7 +88,12 @@ pub(crate) async fn export(
                         written.conversations, written.messages
                     ));
                 }
-                Event::HistorySynced { progress, .. } => {
+                Event::HistorySynced {
+                    sync_type,
+                    chunk_order,
+                    progress,
+                    ..
+                } => {
                     sink.flush()?;
                     if let Some(progress) = progress {
                         bar.set_message(format!(
@@ -95,7 +101,7 @@ pub(crate) async fn export(
                             written.conversations, written.messages
                         ));
                     }
-                    if progress == Some(100) {
+                    if chunks.read(sync_type, chunk_order, progress) {
                         return Ok(true);
                     }
                 }
@@ -126,6 +132,32 @@ pub(crate) async fn export(
         }
     );
     Ok(())
+}
+
+/// The history chunks read so far, to tell when a sync is complete: the phone numbers the chunks of one sync
+/// (1, 2, ...) and says 100 % on the last one, but the client reads chunks as they arrive, so the last may be read
+/// before the others.
+#[derive(Debug, Default)]
+struct Chunks {
+    /// The chunk orders read, by sync type.
+    read: std::collections::BTreeMap<i32, std::collections::BTreeSet<u32>>,
+    /// Per sync type, the order of the chunk that said 100 %.
+    last: std::collections::BTreeMap<i32, u32>,
+}
+
+impl Chunks {
+    /// Records a chunk; returns whether its sync is now complete (the 100 % chunk and every chunk before it read).
+    fn read(&mut self, sync_type: i32, order: u32, progress: Option<u32>) -> bool {
+        self.read.entry(sync_type).or_default().insert(order);
+        if progress == Some(100) {
+            self.last.insert(sync_type, order);
+        }
+        let Some(&last) = self.last.get(&sync_type) else {
+            return false;
+        };
+        let read = &self.read[&sync_type];
+        (1..=last).all(|order| read.contains(&order))
+    }
 }
 
 /// Writes one line per message of `conversation`; returns how many.
@@ -207,6 +239,17 @@ mod tests {
     use super::*;
     use whatsapp_client::proto::e2e::MessageKey;
     use whatsapp_client::proto::history_sync::{HistorySyncMsg, WebMessageInfo};
+
+    #[test]
+    fn a_sync_is_complete_when_its_last_chunk_and_every_earlier_one_were_read() {
+        let mut chunks = Chunks::default();
+        assert!(!chunks.read(0, 3, Some(100)), "chunks 1 and 2 are missing");
+        assert!(!chunks.read(2, 1, Some(40)), "another sync type");
+        assert!(!chunks.read(0, 1, Some(30)));
+        assert!(chunks.read(0, 2, Some(60)));
+        // A sync in one chunk.
+        assert!(Chunks::default().read(3, 1, Some(100)));
+    }
 
     #[test]
     fn messages_become_one_line_each_with_sender_and_text() {
