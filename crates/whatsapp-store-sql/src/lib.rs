@@ -77,6 +77,13 @@ pub enum SqliteSync {
     Normal,
 }
 
+/// A pooled connection idle for this long is checked (a ping) before it is used again; one in use more recently
+/// is used as it is. Checking every connection handed out (the pool's default) costs a round trip per statement
+/// run outside a transaction, which on PostgreSQL is as much as the statement itself. A connection that broke
+/// while recently used makes that one statement fail, which the client handles as any store error (the message
+/// is not acknowledged and is delivered again).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+
 /// A SQL database hosting many accounts. Clones share the pool.
 #[derive(Clone, Debug)]
 pub struct SqlBackend {
@@ -98,6 +105,7 @@ impl SqlBackend {
         };
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false);
+        options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
         if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
             options.max_connections(if memory { 1 } else { SQLITE_POOL_SIZE });
