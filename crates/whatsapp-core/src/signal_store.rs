@@ -330,16 +330,16 @@ mod tests {
             assert_eq!(stage.stage().identities.len(), 1);
             stage.commit().await.unwrap();
 
-            // A message in the established session saves the same identity: only the session is staged.
-            let stage = StagedSignalStore::new(&alice.account, &alice.device);
-            let CiphertextMessage::Whisper(second) = encrypt(&stage, &bob.address, b"again").await.unwrap() else {
-                panic!("an established session sends msg")
+            // Messages in the established session save the same identity: only the session is staged.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            let CiphertextMessage::Whisper(reply) = encrypt(&stage, &alice.address, b"again").await.unwrap() else {
+                panic!("an answer is a msg")
             };
             assert!(stage.stage().identities.is_empty());
             stage.commit().await.unwrap();
-            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
             assert_eq!(
-                decrypt(&stage, &alice.address, &second, &mut rng).await.unwrap(),
+                decrypt(&stage, &bob.address, &reply, &mut rng).await.unwrap(),
                 b"again"
             );
             assert!(stage.stage().identities.is_empty());
@@ -347,10 +347,10 @@ mod tests {
 
             // A different identity is staged (the trust check is the caller's).
             let other = KeyPair::generate(&mut rng).public;
-            stage.save_identity(&alice.address, &other).await.unwrap();
-            assert_eq!(stage.stage().identities.get("alice:0"), Some(other.as_bytes()));
+            stage.save_identity(&bob.address, &other).await.unwrap();
+            assert_eq!(stage.stage().identities.get("bob:0"), Some(other.as_bytes()));
             stage.commit().await.unwrap();
-            assert_eq!(bob.account.identity("alice:0").await.unwrap(), Some(*other.as_bytes()));
+            assert_eq!(alice.account.identity("bob:0").await.unwrap(), Some(*other.as_bytes()));
         });
     }
 
