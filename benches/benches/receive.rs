@@ -307,8 +307,14 @@ fn receive_path(c: &mut Criterion) {
 
     run_all(&mut group, &rt, &MemoryBackend::new(), "memory");
 
-    for (sync, label) in [(SqliteSync::Full, "sqlite"), (SqliteSync::Normal, "sqlite_sync_normal")] {
-        let path = std::env::temp_dir().join(format!("whatsapp_receive_bench_{}_{label}.db", std::process::id()));
+    for (sync, label) in [
+        (SqliteSync::Full, "sqlite"),
+        (SqliteSync::Normal, "sqlite_sync_normal"),
+    ] {
+        let path = std::env::temp_dir().join(format!(
+            "whatsapp_receive_bench_{}_{label}.db",
+            std::process::id()
+        ));
         let path_text = path.to_str().expect("utf-8 temp path").to_owned();
         let sqlite = rt
             .block_on(SqlBackend::open_sqlite_with(&path_text, sync))

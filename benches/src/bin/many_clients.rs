@@ -163,10 +163,18 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
         let (n, account) = done.map_err(|e| e.to_string())??;
         accounts[n] = Some(account);
     }
-    let accounts: Vec<AccountId> = accounts.into_iter().map(|a| a.ok_or("unpaired")).collect::<Result<_, _>>()?;
+    let accounts: Vec<AccountId> = accounts
+        .into_iter()
+        .map(|a| a.ok_or("unpaired"))
+        .collect::<Result<_, _>>()?;
     let paired = started.elapsed();
     println!("{count} accounts paired in {paired:.1?}");
-    figures::record(GROUP, "accounts (one shared PostgreSQL store)", count as f64, "clients");
+    figures::record(
+        GROUP,
+        "accounts (one shared PostgreSQL store)",
+        count as f64,
+        "clients",
+    );
     figures::record(
         GROUP,
         &format!("pairing all, {PAIRING_AT_ONCE} at a time"),
@@ -201,7 +209,10 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
         let (n, client) = done.map_err(|e| e.to_string())??;
         clients[n] = Some(client);
     }
-    let clients: Vec<Client<SqlBackend>> = clients.into_iter().map(|c| c.ok_or("not connected")).collect::<Result<_, _>>()?;
+    let clients: Vec<Client<SqlBackend>> = clients
+        .into_iter()
+        .map(|c| c.ok_or("not connected"))
+        .collect::<Result<_, _>>()?;
     let all_in = collect(&mut seen, count, |s| match s {
         Seen::Connected(n) => Some(*n),
         Seen::Message(..) => None,
@@ -215,7 +226,12 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
         kib(baseline),
         kib(connected)
     );
-    figures::record(GROUP, "connect all at once, until the last logged in", connect_all.as_secs_f64(), "s");
+    figures::record(
+        GROUP,
+        "connect all at once, until the last logged in",
+        connect_all.as_secs_f64(),
+        "s",
+    );
     figures::record(
         GROUP,
         "heap per idle logged-in client, with the server's side of its connection",
@@ -224,7 +240,9 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
     );
 
     // 3. One message from every client to the next, all at once.
-    let jids: Vec<Jid> = (0..count).map(|n| Jid::new(number(n), Jid::DEFAULT_USER_SERVER)).collect();
+    let jids: Vec<Jid> = (0..count)
+        .map(|n| Jid::new(number(n), Jid::DEFAULT_USER_SERVER))
+        .collect();
     let started = Instant::now();
     let mut sending = JoinSet::new();
     for (n, client) in clients.iter().enumerate() {
@@ -274,16 +292,25 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
     })
     .await?;
     let delivered = received - started;
-    println!("group send to {} devices: acked in {acked:.1?}, all decrypted in {delivered:.1?}", count - 1);
+    println!(
+        "group send to {} devices: acked in {acked:.1?}, all decrypted in {delivered:.1?}",
+        count - 1
+    );
     figures::record(
         GROUP,
-        &format!("group send to {} devices (first send): until the server's ack", count - 1),
+        &format!(
+            "group send to {} devices (first send): until the server's ack",
+            count - 1
+        ),
         acked.as_secs_f64() * 1000.0,
         "ms",
     );
     figures::record(
         GROUP,
-        &format!("group send to {} devices (first send): until every receiver decrypted", count - 1),
+        &format!(
+            "group send to {} devices (first send): until every receiver decrypted",
+            count - 1
+        ),
         delivered.as_secs_f64() * 1000.0,
         "ms",
     );
@@ -302,13 +329,19 @@ async fn run(server: &TestServer, store: &SqlBackend, count: usize) -> Result<()
     println!("next group send: acked in {acked:.1?}, all decrypted in {delivered:.1?}");
     figures::record(
         GROUP,
-        &format!("group send to {} devices (next send): until the server's ack", count - 1),
+        &format!(
+            "group send to {} devices (next send): until the server's ack",
+            count - 1
+        ),
         acked.as_secs_f64() * 1000.0,
         "ms",
     );
     figures::record(
         GROUP,
-        &format!("group send to {} devices (next send): until every receiver decrypted", count - 1),
+        &format!(
+            "group send to {} devices (next send): until every receiver decrypted",
+            count - 1
+        ),
         delivered.as_secs_f64() * 1000.0,
         "ms",
     );
@@ -353,7 +386,9 @@ async fn measure(count: usize, base: &str) -> Result<(), String> {
     let dropped = admin.execute_sql(&format!("DROP SCHEMA {schema} CASCADE")).await;
     let _ = admin.close().await;
     outcome?;
-    dropped.map(|_| ()).map_err(|e| format!("drop schema {schema}: {e}"))
+    dropped
+        .map(|_| ())
+        .map_err(|e| format!("drop schema {schema}: {e}"))
 }
 
 fn main() -> ExitCode {

@@ -332,7 +332,8 @@ mod tests {
 
             // Messages in the established session save the same identity: only the session is staged.
             let stage = StagedSignalStore::new(&bob.account, &bob.device);
-            let CiphertextMessage::Whisper(reply) = encrypt(&stage, &alice.address, b"again").await.unwrap() else {
+            let CiphertextMessage::Whisper(reply) = encrypt(&stage, &alice.address, b"again").await.unwrap()
+            else {
                 panic!("an answer is a msg")
             };
             assert!(stage.stage().identities.is_empty());
@@ -350,7 +351,10 @@ mod tests {
             stage.save_identity(&bob.address, &other).await.unwrap();
             assert_eq!(stage.stage().identities.get("bob:0"), Some(other.as_bytes()));
             stage.commit().await.unwrap();
-            assert_eq!(alice.account.identity("bob:0").await.unwrap(), Some(*other.as_bytes()));
+            assert_eq!(
+                alice.account.identity("bob:0").await.unwrap(),
+                Some(*other.as_bytes())
+            );
         });
     }
 

@@ -105,14 +105,19 @@ async fn commits_are_flushed_unless_normal_sync_is_asked_for() {
     use whatsapp_store_sql::SqliteSync;
     let file = TempDb::new();
     let full = SqlBackend::open_sqlite(file.path()).await.expect("open");
-    full.execute_sql(&fails_unless_synchronous(2)).await.expect("FULL by default");
+    full.execute_sql(&fails_unless_synchronous(2))
+        .await
+        .expect("FULL by default");
     assert!(full.execute_sql(&fails_unless_synchronous(1)).await.is_err());
     full.close().await.expect("close");
 
     let normal = SqlBackend::open_sqlite_with(file.path(), SqliteSync::Normal)
         .await
         .expect("open with NORMAL");
-    normal.execute_sql(&fails_unless_synchronous(1)).await.expect("NORMAL when asked");
+    normal
+        .execute_sql(&fails_unless_synchronous(1))
+        .await
+        .expect("NORMAL when asked");
     // Still in WAL mode, where NORMAL keeps commits consistent.
     let account = normal.create_account(&sample_device(2)).await.expect("create");
     account.put_session("1:1", b"kept").await.expect("put");
