@@ -6,10 +6,14 @@
 //! through a [`StagedSignalStore`], commit the Signal changes with the plaintext in one transaction, build and encode
 //! the `<ack>` and the delivery receipt, decode the `Message`, and mark the buffered event handled.
 //!
-//! Measured on SQLite (a file in the temporary directory), on PostgreSQL when `WHATSAPP_TEST_POSTGRES_URL` is set
+//! Measured on SQLite (a file in the temporary directory; `sqlite` flushes every commit, the default, and
+//! `sqlite_sync_normal` is opened with `SqliteSync::Normal`), on PostgreSQL when `WHATSAPP_TEST_POSTGRES_URL` is set
 //! (skipped with a note otherwise), and on the in-memory store (the CPU cost alone). The parts, to see where the
 //! time goes: `decrypt_only` (load the session, decrypt, stage; nothing written, so the same message decrypts every
 //! iteration) and `commit_only` (a session, an identity and a buffered event written in one transaction).
+//!
+//! A last pass times each stage of the path separately (figures `STORE: stage NAME`), to show where the time of
+//! the full path goes on each store.
 //!
 //! The sender encrypts the messages outside the timed loop (`iter_custom`), as many as criterion asks for.
 
@@ -39,7 +43,7 @@ use whatsapp_proto::e2e::Message;
 use whatsapp_signal::store::{IdentityKeyStore, SessionStore};
 use whatsapp_signal::{CiphertextMessage, padding};
 use whatsapp_store::{AccountStore, Backend, BufferedEvent, Device, MemoryBackend};
-use whatsapp_store_sql::SqlBackend;
+use whatsapp_store_sql::{SqlBackend, SqliteSync};
 
 /// The sending side: its session with our account, and a counter for message ids.
 struct Sender {
@@ -100,6 +104,71 @@ async fn receive<A: AccountStore>(account: &A, device: &Device, stanza: &[u8], r
         .await
         .expect("mark handled");
     replies + message.conversation.map_or(0, |text| text.len())
+}
+
+/// Time spent in each stage of [`receive`], summed over many messages.
+#[derive(Default)]
+struct Stages {
+    /// Decode and parse the stanza, hash the payload.
+    parse: Duration,
+    /// Look the hash up in the decrypt buffer (one read).
+    buffer_lookup: Duration,
+    /// Load the session and identity, decrypt, stage the changes.
+    decrypt: Duration,
+    /// Commit the Signal changes and the buffered plaintext in one transaction.
+    commit: Duration,
+    /// Build and encode the ack and the receipt, decode the `Message`.
+    replies: Duration,
+    /// Mark the buffered event handled (one write).
+    mark_handled: Duration,
+}
+
+/// [`receive`] with the time of each stage added to `stages`.
+async fn receive_timed<A: AccountStore>(
+    account: &A,
+    device: &Device,
+    stanza: &[u8],
+    rng: &mut StdRng,
+    stages: &mut Stages,
+) {
+    let mut mark = Instant::now();
+    let mut lap = |slot: &mut Duration| {
+        let now = Instant::now();
+        *slot += now - mark;
+        mark = now;
+    };
+    let node = whatsapp_binary::decode(stanza).expect("decode");
+    let parsed = IncomingMessage::parse(&node).expect("parse");
+    let payload = &parsed.payloads[0];
+    let hash = payload_hash(&parsed.sender, &parsed.chat, payload);
+    lap(&mut stages.parse);
+    assert!(account.buffered_event(&hash).await.expect("buffer").is_none());
+    lap(&mut stages.buffer_lookup);
+    let stage = StagedSignalStore::new(account, device);
+    let plaintext = message::decrypt(&stage, &parsed.sender, payload, rng)
+        .await
+        .expect("decrypt");
+    lap(&mut stages.decrypt);
+    let event = BufferedEvent {
+        plaintext: Some(plaintext.clone()),
+        server_timestamp: parsed.timestamp * 1000,
+        insert_time: parsed.timestamp * 1000,
+    };
+    stage
+        .commit_with_event(Some((&hash, &event)))
+        .await
+        .expect("commit");
+    lap(&mut stages.commit);
+    let replies = whatsapp_binary::encode(&ack(&node)).len()
+        + whatsapp_binary::encode(&delivery_receipt(&node, false)).len();
+    let message = Message::decode(plaintext.as_slice()).expect("message");
+    std::hint::black_box((replies, message));
+    lap(&mut stages.replies);
+    account
+        .clear_buffered_plaintext(&hash)
+        .await
+        .expect("mark handled");
+    lap(&mut stages.mark_handled);
 }
 
 fn run_all<B: Backend>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, backend: &B, label: &str) {
@@ -201,6 +270,31 @@ fn run_all<B: Backend>(group: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, b
         count as f64 / elapsed.as_secs_f64(),
         "messages/s",
     );
+
+    // Where the time goes: the same path over fewer messages, each stage timed.
+    let count = 500;
+    let stanzas: Vec<Vec<u8>> = (0..count).map(|_| sender.next_stanza()).collect();
+    let mut stages = Stages::default();
+    rt.block_on(async {
+        for stanza in &stanzas {
+            receive_timed(&account, &device, stanza, &mut rng, &mut stages).await;
+        }
+    });
+    for (name, total) in [
+        ("parse", stages.parse),
+        ("decrypt-buffer lookup", stages.buffer_lookup),
+        ("load and decrypt", stages.decrypt),
+        ("commit (Signal state and plaintext)", stages.commit),
+        ("replies and decode", stages.replies),
+        ("mark handled", stages.mark_handled),
+    ] {
+        figures::record(
+            "receive",
+            &format!("{label}: stage {name}, mean of {count}"),
+            total.as_secs_f64() * 1e6 / count as f64,
+            "µs",
+        );
+    }
 }
 
 fn receive_path(c: &mut Criterion) {
@@ -213,15 +307,23 @@ fn receive_path(c: &mut Criterion) {
 
     run_all(&mut group, &rt, &MemoryBackend::new(), "memory");
 
-    let path = std::env::temp_dir().join(format!("whatsapp_receive_bench_{}.db", std::process::id()));
-    let path_text = path.to_str().expect("utf-8 temp path").to_owned();
-    let sqlite = rt
-        .block_on(SqlBackend::open_sqlite(&path_text))
-        .expect("open sqlite");
-    run_all(&mut group, &rt, &sqlite, "sqlite");
-    rt.block_on(sqlite.close()).expect("close");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{path_text}{suffix}"));
+    for (sync, label) in [
+        (SqliteSync::Full, "sqlite"),
+        (SqliteSync::Normal, "sqlite_sync_normal"),
+    ] {
+        let path = std::env::temp_dir().join(format!(
+            "whatsapp_receive_bench_{}_{label}.db",
+            std::process::id()
+        ));
+        let path_text = path.to_str().expect("utf-8 temp path").to_owned();
+        let sqlite = rt
+            .block_on(SqlBackend::open_sqlite_with(&path_text, sync))
+            .expect("open sqlite");
+        run_all(&mut group, &rt, &sqlite, label);
+        rt.block_on(sqlite.close()).expect("close");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path_text}{suffix}"));
+        }
     }
 
     match std::env::var("WHATSAPP_TEST_POSTGRES_URL") {

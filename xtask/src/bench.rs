@@ -27,13 +27,16 @@ const BENCHES: &[&str] = &[
     "appstate",
     "store",
     "idle_clients",
+    "many_clients",
 ];
 
-/// The measurement binaries among [`BENCHES`].
-const BINARIES: &[&str] = &["idle_clients"];
-
-/// The number of clients of `idle_clients`, unless `WHATSAPP_BENCH_IDLE_CLIENTS` says otherwise.
-const IDLE_CLIENTS: &str = "200";
+/// The measurement binaries among [`BENCHES`], with the environment variable that sets their argument (the
+/// number of clients) and its default. `many_clients` needs PostgreSQL (`WHATSAPP_TEST_POSTGRES_URL`) and records
+/// that it skipped without it.
+const BINARIES: &[(&str, &str, &str)] = &[
+    ("idle_clients", "WHATSAPP_BENCH_IDLE_CLIENTS", "200"),
+    ("many_clients", "WHATSAPP_BENCH_MANY_CLIENTS", "1000"),
+];
 
 /// Criterion options for the whole run: short, so a full run stays within a few minutes.
 const CRITERION_ARGS: &[&str] = &["--warm-up-time", "1", "--measurement-time", "3"];
@@ -103,11 +106,10 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
         let bench_started = Instant::now();
         // The measurement binaries were built by `cargo bench --no-run`, with the benches' feature set (which
         // `cargo run` would not reuse).
-        let mut cargo = if BINARIES.contains(bench) {
+        let binary = BINARIES.iter().find(|(name, _, _)| name == bench);
+        let mut cargo = if let Some((_, env, default)) = binary {
             let mut binary = Command::new(target_dir(root).join("release").join(bench));
-            binary.arg(
-                std::env::var("WHATSAPP_BENCH_IDLE_CLIENTS").unwrap_or_else(|_| IDLE_CLIENTS.to_owned()),
-            );
+            binary.arg(std::env::var(env).unwrap_or_else(|_| (*default).to_owned()));
             binary
         } else {
             Command::new("cargo")
@@ -116,7 +118,7 @@ pub(crate) fn run(root: &Path, names: &[String]) -> Result<()> {
             .current_dir(root)
             .env("CRITERION_HOME", dir.join("criterion"))
             .env("WHATSAPP_BENCH_FIGURES", dir.join("figures.tsv"));
-        if !BINARIES.contains(bench) {
+        if binary.is_none() {
             cargo
                 .args(["bench", "-p", "whatsapp-benches", "--bench", bench, "--"])
                 .args(CRITERION_ARGS);

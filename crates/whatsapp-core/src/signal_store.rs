@@ -20,6 +20,9 @@ use whatsapp_store::{AccountStore, BufferedEvent, Device, KeyPairBytes, StoreErr
 #[derive(Default)]
 struct Stage {
     identities: BTreeMap<String, [u8; 32]>,
+    /// Identities read from the account by this stage, as stored: saving the same key again (which the Signal
+    /// functions do on every message) stages nothing, so an unchanged identity is not rewritten on each commit.
+    stored_identities: BTreeMap<String, [u8; 32]>,
     sessions: BTreeMap<String, Vec<u8>>,
     sender_keys: BTreeMap<(String, String), Vec<u8>>,
     removed_prekeys: BTreeSet<u32>,
@@ -140,15 +143,25 @@ impl<A: AccountStore> IdentityKeyStore for StagedSignalStore<'_, A> {
         let staged = self.stage().identities.get(&address).copied();
         let known = match staged {
             Some(key) => Some(key),
-            None => self.account.identity(&address).await.map_err(store_error)?,
+            None => {
+                let stored = self.account.identity(&address).await.map_err(store_error)?;
+                if let Some(key) = stored {
+                    self.stage().stored_identities.insert(address, key);
+                }
+                stored
+            }
         };
         Ok(known.is_none_or(|key| &key == identity.as_bytes()))
     }
 
     async fn save_identity(&self, address: &ProtocolAddress, identity: &PublicKey) -> Result<(), Error> {
-        self.stage()
-            .identities
-            .insert(address.to_string(), *identity.as_bytes());
+        let address = address.to_string();
+        let mut stage = self.stage();
+        let unchanged = !stage.identities.contains_key(&address)
+            && stage.stored_identities.get(&address) == Some(identity.as_bytes());
+        if !unchanged {
+            stage.identities.insert(address, *identity.as_bytes());
+        }
         Ok(())
     }
 }
@@ -294,6 +307,53 @@ mod tests {
             assert_eq!(
                 decrypt(&stage, &bob.address, &reply, &mut rng).await.unwrap(),
                 b"hi alice"
+            );
+        });
+    }
+
+    #[test]
+    fn an_unchanged_identity_is_not_written_again() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(13);
+            let backend = MemoryBackend::new();
+            let alice = party(&backend, "alice", &mut rng).await;
+            let bob = party(&backend, "bob", &mut rng).await;
+            let (message, _) = first_message(&alice, &bob, &mut rng).await;
+            let CiphertextMessage::PreKey(pkmsg) = message else {
+                panic!("the first message is a pkmsg")
+            };
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            decrypt_pre_key(&stage, &alice.address, &pkmsg, &mut rng)
+                .await
+                .unwrap();
+            // The first message stores Alice's identity.
+            assert_eq!(stage.stage().identities.len(), 1);
+            stage.commit().await.unwrap();
+
+            // Messages in the established session save the same identity: only the session is staged.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            let CiphertextMessage::Whisper(reply) = encrypt(&stage, &alice.address, b"again").await.unwrap()
+            else {
+                panic!("an answer is a msg")
+            };
+            assert!(stage.stage().identities.is_empty());
+            stage.commit().await.unwrap();
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
+            assert_eq!(
+                decrypt(&stage, &bob.address, &reply, &mut rng).await.unwrap(),
+                b"again"
+            );
+            assert!(stage.stage().identities.is_empty());
+            assert_eq!(stage.stage().sessions.len(), 1);
+
+            // A different identity is staged (the trust check is the caller's).
+            let other = KeyPair::generate(&mut rng).public;
+            stage.save_identity(&bob.address, &other).await.unwrap();
+            assert_eq!(stage.stage().identities.get("bob:0"), Some(other.as_bytes()));
+            stage.commit().await.unwrap();
+            assert_eq!(
+                alice.account.identity("bob:0").await.unwrap(),
+                Some(*other.as_bytes())
             );
         });
     }

@@ -11,7 +11,9 @@
 //! (`now` passed in), so the processes' clocks must agree to within the lease margin.
 //!
 //! SQLite is opened with WAL, a busy timeout and foreign keys on; a file database uses a small pool (readers run
-//! in parallel, writers queue on the busy timeout), an in-memory one a single connection.
+//! in parallel, writers queue on the busy timeout), an in-memory one a single connection. Every commit is flushed
+//! to disk before it returns (`synchronous=FULL`) unless the database is opened with [`SqliteSync::Normal`]
+//! ([`SqlBackend::open_sqlite_with`]).
 //!
 //! This crate does no protocol logic, and sea-orm types do not appear in its public API.
 
@@ -26,7 +28,7 @@ mod query;
 use core::future::Future;
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, SqlErr, TransactionTrait, Value};
 use sea_orm_migration::MigratorTrait;
 use whatsapp_binary::Jid;
@@ -55,6 +57,33 @@ const MIGRATION_LOCK_KEY: i64 = 0x7761_2d73_746f_7265;
 /// Connections of a PostgreSQL pool (at least 2: migrations run beside the connection holding their lock).
 const POSTGRES_POOL_SIZE: u32 = 10;
 
+/// When SQLite flushes a commit to disk (its `synchronous` setting, in WAL mode; <https://www.sqlite.org/pragma.html#pragma_synchronous>).
+///
+/// The client acknowledges a message to the server only after the message and its Signal state are committed,
+/// and the server does not deliver an acknowledged message again. What a commit survives is therefore what an
+/// acknowledged message survives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SqliteSync {
+    /// Every commit is flushed to disk before it returns (`synchronous=FULL`): a committed message survives the
+    /// process crashing, the operating system crashing and a power loss. The default.
+    #[default]
+    Full,
+    /// Commits are written to the write-ahead log without a flush; the log is flushed at checkpoints
+    /// (`synchronous=NORMAL`). A committed message survives the process crashing, but the last commits before an
+    /// operating-system crash or a power loss can be lost, and with them messages already acknowledged (and, if
+    /// a sent message's ratchet step is lost, the next message to that device needs a retry). Commits no longer
+    /// wait for the disk, which on most disks is most of their time.
+    Normal,
+}
+
+/// A pooled connection idle for this long is checked (a ping) before it is used again; one in use more recently
+/// is used as it is. Checking every connection handed out (the pool's default) costs a round trip per statement
+/// run outside a transaction, which on PostgreSQL is as much as the statement itself. A connection that broke
+/// while recently used makes that one statement fail, which the client handles as any store error (the message
+/// is not acknowledged and is delivered again).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(30);
+
 /// A SQL database hosting many accounts. Clones share the pool.
 #[derive(Clone, Debug)]
 pub struct SqlBackend {
@@ -64,15 +93,27 @@ pub struct SqlBackend {
 impl SqlBackend {
     /// Connects to `url` (`sqlite:PATH`, `sqlite::memory:`, `postgres://...`) and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<SqlBackend> {
+        SqlBackend::connect_with(url, SqliteSync::Full).await
+    }
+
+    /// [`connect`](Self::connect), with `sync` for a SQLite database (ignored for PostgreSQL, whose
+    /// durability is the server's `synchronous_commit`).
+    async fn connect_with(url: &str, sync: SqliteSync) -> Result<SqlBackend> {
+        let synchronous = match sync {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        };
         let mut options = ConnectOptions::new(url.to_owned());
         options.sqlx_logging(false);
+        options.test_before_acquire_if_idle_for(PING_AFTER_IDLE);
         if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
             options.max_connections(if memory { 1 } else { SQLITE_POOL_SIZE });
-            options.map_sqlx_sqlite_opts(|o: SqliteConnectOptions| {
+            options.map_sqlx_sqlite_opts(move |o: SqliteConnectOptions| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
                     .foreign_keys(true)
+                    .synchronous(synchronous)
                     .create_if_missing(true)
             });
         } else {
@@ -100,6 +141,12 @@ impl SqlBackend {
     /// Opens (creating if needed) the SQLite database file at `path` ([`DEFAULT_SQLITE_PATH`] for the CLI).
     pub async fn open_sqlite(path: &str) -> Result<SqlBackend> {
         SqlBackend::connect(&format!("sqlite:{path}")).await
+    }
+
+    /// [`open_sqlite`](Self::open_sqlite) with a choice of when commits are flushed to disk; see [`SqliteSync`]
+    /// for what [`SqliteSync::Normal`] gives up.
+    pub async fn open_sqlite_with(path: &str, sync: SqliteSync) -> Result<SqlBackend> {
+        SqlBackend::connect_with(&format!("sqlite:{path}"), sync).await
     }
 
     /// A fresh in-memory SQLite database (`sqlite::memory:`), for tests.

@@ -92,6 +92,43 @@ async fn sqlite_runs_in_wal_mode_with_foreign_keys() {
     assert!(std::path::Path::new(&format!("{}-wal", file.path())).exists());
 }
 
+/// A statement that fails unless the connection's `synchronous` setting is `level` (1 NORMAL, 2 FULL): `abs` of
+/// the smallest integer is an overflow error in SQLite.
+fn fails_unless_synchronous(level: u8) -> String {
+    format!(
+        "SELECT CASE WHEN synchronous = {level} THEN 1 ELSE abs(-9223372036854775808) END FROM pragma_synchronous"
+    )
+}
+
+#[tokio::test]
+async fn commits_are_flushed_unless_normal_sync_is_asked_for() {
+    use whatsapp_store_sql::SqliteSync;
+    let file = TempDb::new();
+    let full = SqlBackend::open_sqlite(file.path()).await.expect("open");
+    full.execute_sql(&fails_unless_synchronous(2))
+        .await
+        .expect("FULL by default");
+    assert!(full.execute_sql(&fails_unless_synchronous(1)).await.is_err());
+    full.close().await.expect("close");
+
+    let normal = SqlBackend::open_sqlite_with(file.path(), SqliteSync::Normal)
+        .await
+        .expect("open with NORMAL");
+    normal
+        .execute_sql(&fails_unless_synchronous(1))
+        .await
+        .expect("NORMAL when asked");
+    // Still in WAL mode, where NORMAL keeps commits consistent.
+    let account = normal.create_account(&sample_device(2)).await.expect("create");
+    account.put_session("1:1", b"kept").await.expect("put");
+    assert!(std::path::Path::new(&format!("{}-wal", file.path())).exists());
+    let id = account.id();
+    normal.close().await.expect("close");
+    let reopened = SqlBackend::open_sqlite(file.path()).await.expect("reopen");
+    let account = reopened.open_account(id).await.expect("open account");
+    assert_eq!(account.session("1:1").await.expect("get"), Some(b"kept".to_vec()));
+}
+
 /// A database left at each earlier schema version, holding data, is brought to the latest version on open with
 /// its data intact and the newer tables usable.
 #[tokio::test]
