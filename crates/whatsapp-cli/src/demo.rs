@@ -128,7 +128,9 @@ async fn talk(alice: &mut Companion, bob: &mut Companion) -> anyhow::Result<()> 
 /// A 256 KiB document from Alice: encrypted and uploaded by her client, downloaded, verified and decrypted by
 /// Bob's.
 async fn file(alice: &mut Companion, bob: &mut Companion) -> anyhow::Result<()> {
-    let content: Vec<u8> = (0..256 * 1024u32).map(|i| b"whatsapp-rs demo "[(i % 17) as usize]).collect();
+    let content: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| b"whatsapp-rs demo "[(i % 17) as usize])
+        .collect();
     let sent = alice
         .client
         .send_document(&bob.jid.to_non_ad(), &content, "text/plain", "demo.txt")
@@ -148,8 +150,15 @@ async fn file(alice: &mut Companion, bob: &mut Companion) -> anyhow::Result<()> 
         anyhow::bail!("bob could not decrypt the file message");
     };
     let media = MediaRef::of(&message).context("the file message carries no media")?;
-    let downloaded = bob.client.download(&media).await.context("bob downloading the file")?;
-    anyhow::ensure!(downloaded == content, "bob downloaded other bytes than alice sent");
+    let downloaded = bob
+        .client
+        .download(&media)
+        .await
+        .context("bob downloading the file")?;
+    anyhow::ensure!(
+        downloaded == content,
+        "bob downloaded other bytes than alice sent"
+    );
     println!(
         "[{}] downloaded demo.txt ({} bytes), hashes and MAC checked, same bytes",
         bob.name,

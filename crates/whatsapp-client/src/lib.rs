@@ -38,8 +38,8 @@ mod polls;
 mod presence;
 mod privacy;
 mod session;
-mod users;
 mod spool;
+mod users;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
