@@ -27,8 +27,10 @@ const THUMBNAIL_QUALITY: u8 = 70;
 /// only to exhaust memory.
 pub const MAX_IMAGE_SIDE: u32 = 1 << 15;
 
-/// The most memory image decoding may take: a 100-megapixel RGBA photo fits, a decompression bomb does not.
-const MAX_IMAGE_ALLOC: u64 = 512 * 1024 * 1024;
+/// The most memory image decoding may take: a 64-megapixel RGBA photo fits (phone cameras bin their sensors to
+/// 12-50 MP), a decompression bomb does not. A 43-byte GIF can declare a 100-megapixel canvas; decoding one took
+/// seconds and 400 MB, so the budget is below that.
+const MAX_IMAGE_ALLOC: u64 = 256 * 1024 * 1024;
 
 /// Why an image's metadata could not be read.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -611,6 +613,16 @@ pub fn ogg_opus_duration(data: &[u8]) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tiny_gif_declaring_a_huge_canvas_is_refused_without_decoding() {
+        // 43 bytes declaring an 8961 x 11009 canvas (98.6 megapixels, 394 MB as RGBA); found by the media_info
+        // fuzz target as a 76-second input.
+        let bomb: &[u8] = b"GIF89a\x01\x23\x01\x2b\x80\xd8\x00\x00\x00\x00\x05\xff\xff\x21\xf9\x04\x00\x00\x00\x00\x00\x2c\x00\x00\x00\x2b\x28\x00\x00\x00\x40\x02\x14\x44\x01\x00\x3b";
+        assert_eq!(bomb.len(), 43);
+        assert_eq!(image_dimensions(bomb).unwrap(), (8961, 11009));
+        assert!(matches!(image_info(bomb), Err(MediaInfoError::TooLarge)));
+    }
 
     fn png(width: u32, height: u32, alpha: u8) -> Vec<u8> {
         let image = image::RgbaImage::from_fn(width, height, |x, y| {
