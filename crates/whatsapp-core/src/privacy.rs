@@ -345,13 +345,22 @@ pub fn token_cutoff(now_seconds: i64) -> i64 {
     (now_seconds / TOKEN_BUCKET_SECONDS - (TOKEN_BUCKETS - 1)) * TOKEN_BUCKET_SECONDS
 }
 
-/// A privacy token a contact gave us.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A privacy token a contact gave us. `Debug` shows the token's length, not its bytes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ReceivedToken {
     /// The token.
     pub token: Vec<u8>,
     /// When it was issued, unix seconds.
     pub timestamp: i64,
+}
+
+impl std::fmt::Debug for ReceivedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceivedToken")
+            .field("token", &format_args!("<{} bytes redacted>", self.token.len()))
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
 }
 
 /// The tokens of one `privacy_token` notification.

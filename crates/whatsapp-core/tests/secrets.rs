@@ -102,3 +102,15 @@ fn media_conn_hides_the_upload_token() {
     assert!(!text.contains(token), "token shown in {text}");
     assert!(text.contains("mmg.whatsapp.net"));
 }
+
+#[test]
+fn received_privacy_tokens_hide_their_bytes() {
+    let token = whatsapp_core::privacy::ReceivedToken {
+        token: known(0x33).to_vec(),
+        timestamp: 1_700_000_000,
+    };
+    for text in [format!("{token:?}"), format!("{token:#?}")] {
+        assert_hidden(&text, &known(0x33), "privacy token");
+        assert!(text.contains("1700000000"), "{text}");
+    }
+}
