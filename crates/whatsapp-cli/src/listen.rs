@@ -228,6 +228,7 @@ mod tests {
             id: "3EB0ABC".to_owned(),
             chat: Jid::new("15551234567", Jid::DEFAULT_USER_SERVER),
             sender: Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 2),
+            sender_alt: None,
             is_from_me: false,
             is_group: false,
             timestamp: 1_700_000_000,

@@ -271,8 +271,11 @@ pub struct MessageInfo {
     pub id: String,
     /// The chat: the other user of a direct chat, or the group.
     pub chat: Jid,
-    /// The sending device.
+    /// The sending device, as the server named it: by phone number, or by LID for a chat addressed by LID.
     pub sender: Jid,
+    /// The sending device under its other address, when the server named it too (its LID for a sender named by
+    /// phone number, its phone number for one named by LID).
+    pub sender_alt: Option<Jid>,
     /// Whether another device of this account sent it.
     pub is_from_me: bool,
     /// Whether the chat is a group.

@@ -161,7 +161,6 @@ impl<B: Backend> Client<B> {
                 let lid = mapping.lid_jid.and_then(|jid| jid.parse::<Jid>().ok());
                 if let (Some(pn), Some(lid)) = (pn, lid) {
                     self.shared
-                        .backend
                         .put_lid_mappings(&[LidMapping::new(&lid, &pn)])
                         .await?;
                     counts.lid_mappings += 1;

@@ -31,6 +31,7 @@ mod error;
 mod event;
 mod groups;
 mod history;
+mod lid;
 mod media;
 mod messages;
 mod pacing;
@@ -163,6 +164,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) media_retries: std::sync::Mutex<media::PendingRetries>,
     /// The send pacing, when the builder set a rate limit.
     pub(crate) pacer: Option<pacing::SendPacer>,
+    /// What this client read or wrote of the LID map, and whose Signal records it moved to their LID.
+    pub(crate) lids: std::sync::Mutex<lid::LidMemory>,
     running: Mutex<Option<Running>>,
 }
 
@@ -301,6 +304,7 @@ impl<B: Backend> ClientBuilder<B> {
             app_state_key_waits: Default::default(),
             media_retries: Default::default(),
             pacer,
+            lids: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

@@ -139,6 +139,8 @@ impl<B: Backend> Client<B> {
             )));
         }
 
+        let recipients = shared.signal_addresses(recipients).await?;
+        let own_devices = shared.signal_addresses(own_devices).await?;
         let bundles = self
             .bundles_for_new_sessions(recipients.iter().chain(&own_devices))
             .await?;
@@ -153,9 +155,7 @@ impl<B: Backend> Client<B> {
             start_sessions(&stage, bundles, &mut rng).await?;
             let recipients = with_sessions(&stage, recipients).await?;
             let own_devices = with_sessions(&stage, own_devices).await?;
-            let mut encrypted = encrypt_for_devices(&stage, &recipients, &message.encode_to_vec(), &mut rng)
-                .await
-                .map_err(|(_, error)| error)?;
+            let mut encrypted = encrypt_for(&stage, &recipients, &message.encode_to_vec(), &mut rng).await?;
             if !own_devices.is_empty() {
                 let sent = Message {
                     device_sent_message: Some(Box::new(DeviceSentMessage {
@@ -165,11 +165,7 @@ impl<B: Backend> Client<B> {
                     })),
                     ..Default::default()
                 };
-                encrypted.extend(
-                    encrypt_for_devices(&stage, &own_devices, &sent.encode_to_vec(), &mut rng)
-                        .await
-                        .map_err(|(_, error)| error)?,
-                );
+                encrypted.extend(encrypt_for(&stage, &own_devices, &sent.encode_to_vec(), &mut rng).await?);
             }
             let identity = device.account_identity.clone().unwrap_or_default();
             let stanza = with_edit(
@@ -248,6 +244,7 @@ impl<B: Backend> Client<B> {
         } else {
             message
         };
+        let target = shared.signal_address(&request.device).await?;
         let bundle = match request.bundle.clone() {
             Some(bundle) => Some(bundle),
             None if request.count >= 2 => {
@@ -264,7 +261,7 @@ impl<B: Backend> Client<B> {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
             let mut rng = rand::rngs::OsRng;
-            let address = protocol_address(&request.device);
+            let address = protocol_address(&target);
             if let Some(bundle) = bundle {
                 whatsapp_signal::store::process_bundle(&stage, &address, &bundle, &mut rng).await?;
             }
@@ -277,14 +274,13 @@ impl<B: Backend> Client<B> {
             } else {
                 plaintext
             };
-            let copy = encrypt_for_devices(
+            let copy = encrypt_for(
                 &stage,
-                std::slice::from_ref(&request.device),
+                &[(request.device.clone(), target.clone())],
                 &plaintext.encode_to_vec(),
                 &mut rng,
             )
-            .await
-            .map_err(|(_, error)| error)?
+            .await?
             .pop()
             .ok_or(ClientError::Unsupported("nothing to resend"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
@@ -444,6 +440,7 @@ impl<B: Backend> Client<B> {
             .filter(|jid| !reached.contains(&jid.to_string()))
             .cloned()
             .collect();
+        let needing = shared.signal_addresses(needing).await?;
         let bundles = self.bundles_for_new_sessions(needing.iter()).await?;
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let (stanza, distributed) = {
@@ -456,9 +453,7 @@ impl<B: Backend> Client<B> {
                 Vec::new()
             } else {
                 let skdm = group::distribution_message(&stage, chat, &own_address, &mut rng).await?;
-                encrypt_for_devices(&stage, &reachable, &group::encode(&skdm), &mut rng)
-                    .await
-                    .map_err(|(_, error)| error)?
+                encrypt_for(&stage, &reachable, &group::encode(&skdm), &mut rng).await?
             };
             let skmsg =
                 group::encrypt(&stage, chat, &own_address, &message.encode_to_vec(), &mut rng).await?;
@@ -469,7 +464,9 @@ impl<B: Backend> Client<B> {
                 // not read the skmsg.
                 let listed: Vec<Jid> = devices
                     .iter()
-                    .filter(|jid| reached.contains(&jid.to_string()) || reachable.contains(jid))
+                    .filter(|jid| {
+                        reached.contains(&jid.to_string()) || reachable.iter().any(|(wire, _)| wire == *jid)
+                    })
                     .cloned()
                     .collect();
                 group::status_stanza(&id, kind, &listed, &copies, &skmsg, &identity)
@@ -477,6 +474,7 @@ impl<B: Backend> Client<B> {
                 group::message_stanza(&id, chat, kind, &copies, &skmsg, &identity)
             };
             stage.commit().await?;
+            let reachable: Vec<Jid> = reachable.into_iter().map(|(wire, _)| wire).collect();
             (with_edit(stanza, message), reachable)
         };
         shared.remember(Recent {
@@ -508,24 +506,18 @@ impl<B: Backend> Client<B> {
         let shared = &self.shared;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
-        let phone = own.to_non_ad();
-        let bundles = self.bundles_for_new_sessions(std::iter::once(&phone)).await?;
+        let phone = shared.signal_addresses(vec![own.to_non_ad()]).await?;
+        let bundles = self.bundles_for_new_sessions(phone.iter()).await?;
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let stanza = {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
             let mut rng = rand::rngs::OsRng;
             start_sessions(&stage, bundles, &mut rng).await?;
-            let copy = encrypt_for_devices(
-                &stage,
-                std::slice::from_ref(&phone),
-                &message.encode_to_vec(),
-                &mut rng,
-            )
-            .await
-            .map_err(|(_, error)| error)?
-            .pop()
-            .ok_or(ClientError::Unsupported("no session with this account's phone"))?;
+            let copy = encrypt_for(&stage, &phone, &message.encode_to_vec(), &mut rng)
+                .await?
+                .pop()
+                .ok_or(ClientError::Unsupported("no session with this account's phone"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
             let stanza = peer_stanza(&id, &copy, high_priority, &identity);
             stage.commit().await?;
@@ -539,29 +531,39 @@ impl<B: Backend> Client<B> {
         })
     }
 
-    /// Prekey bundles for the devices that have no session yet, fetched before the Signal lock is taken.
+    /// Prekey bundles for the devices that have no session yet, fetched before the Signal lock is taken, each
+    /// under the device's Signal address.
     async fn bundles_for_new_sessions(
         &self,
-        devices: impl Iterator<Item = &Jid>,
+        devices: impl Iterator<Item = &(Jid, Jid)>,
     ) -> Result<Vec<prekeys::BundleAnswer>, ClientError> {
         let mut missing = Vec::new();
-        for jid in devices {
+        for (wire, address) in devices {
             if self
                 .shared
                 .account
-                .session(&jid.signal_address())
+                .session(&address.signal_address())
                 .await?
                 .is_none()
             {
-                missing.push(jid.clone());
+                missing.push((wire.clone(), address.clone()));
             }
         }
         if missing.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(prekeys::parse_bundles(
-            &self.send_iq(prekeys::bundle_query(&missing)).await?,
-        )?)
+        let wire: Vec<Jid> = missing.iter().map(|(wire, _)| wire.clone()).collect();
+        let answers = prekeys::parse_bundles(&self.send_iq(prekeys::bundle_query(&wire)).await?)?;
+        Ok(answers
+            .into_iter()
+            .map(|(jid, bundle)| {
+                let address = missing
+                    .iter()
+                    .find(|(wire, _)| *wire == jid)
+                    .map_or(jid, |(_, address)| address.clone());
+                (address, bundle)
+            })
+            .collect())
     }
 
     pub(crate) async fn send_and_wait_ack(&self, node: Node) -> Result<Node, ClientError> {
@@ -629,20 +631,39 @@ async fn start_sessions<A: whatsapp_store::AccountStore>(
     Ok(())
 }
 
-/// The devices among `devices` that have a session in `stage`.
+/// The devices among `devices` (each as named on the wire, and its Signal address) that have a session in
+/// `stage`.
 async fn with_sessions<A: whatsapp_store::AccountStore>(
     stage: &StagedSignalStore<'_, A>,
-    devices: Vec<Jid>,
-) -> Result<Vec<Jid>, ClientError> {
+    devices: Vec<(Jid, Jid)>,
+) -> Result<Vec<(Jid, Jid)>, ClientError> {
     let mut out = Vec::with_capacity(devices.len());
-    for jid in devices {
+    for (wire, address) in devices {
         let session =
-            whatsapp_signal::store::SessionStore::load_session(stage, &protocol_address(&jid)).await?;
+            whatsapp_signal::store::SessionStore::load_session(stage, &protocol_address(&address)).await?;
         if session.is_some() {
-            out.push(jid);
+            out.push((wire, address));
         }
     }
     Ok(out)
+}
+
+/// Encrypts `plaintext` for each device with the session under its Signal address; each copy names the device
+/// as on the wire.
+async fn encrypt_for<A: whatsapp_store::AccountStore>(
+    stage: &StagedSignalStore<'_, A>,
+    devices: &[(Jid, Jid)],
+    plaintext: &[u8],
+    rng: &mut rand::rngs::OsRng,
+) -> Result<Vec<whatsapp_core::message::Encrypted>, ClientError> {
+    let addresses: Vec<Jid> = devices.iter().map(|(_, address)| address.clone()).collect();
+    let mut copies = encrypt_for_devices(stage, &addresses, plaintext, rng)
+        .await
+        .map_err(|(_, error)| error)?;
+    for (copy, (wire, _)) in copies.iter_mut().zip(devices) {
+        copy.device = wire.clone();
+    }
+    Ok(copies)
 }
 
 /// Adds the `edit` attribute an edit, revoke or reaction removal needs, and the `<meta polltype>` of polls.

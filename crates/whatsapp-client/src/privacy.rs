@@ -40,8 +40,8 @@ impl<B: Backend> Client<B> {
     pub async fn update_blocklist(&self, user: &Jid, action: BlockAction) -> Result<Blocklist, ClientError> {
         let user = user.to_non_ad();
         let query = match user.server() {
-            Jid::DEFAULT_USER_SERVER => match self.shared.backend.lid_for_pn(&user).await? {
-                Some(lid) => update_blocklist_query(&lid.to_non_ad(), action, Some(&user)),
+            Jid::DEFAULT_USER_SERVER => match self.shared.lid_of(&user).await? {
+                Some(lid) => update_blocklist_query(&Jid::new(lid, Jid::LID_SERVER), action, Some(&user)),
                 None => update_blocklist_query(&user, action, None),
             },
             _ => update_blocklist_query(&user, action, None),
@@ -68,9 +68,9 @@ impl<B: Backend> Client<B> {
         let user = user.to_non_ad();
         let mut candidates = vec![user.clone()];
         if user.server() == Jid::DEFAULT_USER_SERVER
-            && let Some(lid) = self.shared.backend.lid_for_pn(&user).await?
+            && let Some(lid) = self.shared.lid_of(&user).await?
         {
-            candidates.insert(0, lid.to_non_ad());
+            candidates.insert(0, Jid::new(lid, Jid::LID_SERVER));
         }
         let cutoff = token_cutoff(unix_now().as_secs() as i64) * 1000;
         for candidate in candidates {
@@ -101,8 +101,7 @@ impl<B: Backend> Shared<B> {
         }
         if let Some(phone_number) = &parsed.phone_number {
             // Tokens are kept under the LID; the mapping finds them when we address the phone number.
-            self.backend
-                .put_lid_mappings(&[LidMapping::new(&parsed.sender, phone_number)])
+            self.put_lid_mappings(&[LidMapping::new(&parsed.sender, phone_number)])
                 .await?;
         }
         let (sender, tokens) = (parsed.sender, parsed.tokens);

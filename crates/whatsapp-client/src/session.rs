@@ -748,6 +748,16 @@ impl<'a, B: Backend> Session<'a, B> {
         if self.next_buffer_prune <= now {
             self.prune_decrypt_buffer().await;
         }
+        // This account's own LID and phone number, so its own devices are handled under the LID too (whatsmeow
+        // stores the pair on connect).
+        if let (Some(lid), Some(pn)) = (&self.device.lid, &self.device.jid)
+            && let Err(error) = self
+                .shared
+                .put_lid_mappings(&[whatsapp_store::LidMapping::new(lid, pn)])
+                .await
+        {
+            warn!(%error, "cannot store this account's LID");
+        }
         // As whatsmeow does: prekey count, a refill if needed, `active`, then `Connected` (protocol-facts §3.3).
         // A failed step is logged and the sequence goes on.
         let timeout = self.shared.config.iq_timeout;
@@ -989,11 +999,21 @@ impl<B: Backend> Session<'_, B> {
             id: parsed.id.clone(),
             chat: parsed.chat.clone(),
             sender: parsed.sender.clone(),
+            sender_alt: parsed.sender_alt.clone(),
             is_from_me: self.is_own_user(&parsed.sender),
             is_group: parsed.is_group,
             timestamp: parsed.timestamp,
             push_name: parsed.push_name.clone(),
             edit: whatsapp_core::compose::EditKind::of(node),
+        };
+        // The address the sender's Signal records are under: its LID once known (records kept under its phone
+        // number move there first). Not acknowledged on a store failure: the redelivery tries again.
+        let address = match self.sender_address(&parsed).await {
+            Ok(address) => address,
+            Err(error) => {
+                warn!(%error, "cannot resolve the sender's address; reconnecting for a redelivery");
+                return Err(End::Lost);
+            }
         };
         let account = &self.shared.account;
         let mut decrypted = Vec::new();
@@ -1026,9 +1046,9 @@ impl<B: Backend> Session<'_, B> {
             let stage = StagedSignalStore::new(account, &self.device);
             let decrypted_payload = match payload.kind {
                 EncKind::SenderKey => {
-                    group::decrypt(&stage, &parsed.chat, &parsed.sender, &payload.ciphertext).await
+                    group::decrypt(&stage, &parsed.chat, &address, &payload.ciphertext).await
                 }
-                _ => message::decrypt(&stage, &parsed.sender, payload, self.rng).await,
+                _ => message::decrypt(&stage, &address, payload, self.rng).await,
             };
             match decrypted_payload {
                 Ok(plaintext) => {
@@ -1040,7 +1060,7 @@ impl<B: Backend> Session<'_, B> {
                             ..
                         }) = Message::decode(plaintext.as_slice())
                         && let Err(error) =
-                            group::process_distribution(&stage, &parsed.chat, &parsed.sender, &skdm).await
+                            group::process_distribution(&stage, &parsed.chat, &address, &skdm).await
                     {
                         warn!(%error, "bad sender-key distribution");
                     }
@@ -1101,6 +1121,21 @@ impl<B: Backend> Session<'_, B> {
             }
         }
         Ok(())
+    }
+
+    /// The Signal address of a message's sender (see [`crate::lid`]), after storing the LID to phone-number
+    /// mapping the stanza carries.
+    async fn sender_address(&self, parsed: &IncomingMessage) -> Result<Jid, ClientError> {
+        if let Some(alt) = &parsed.sender_alt {
+            let (lid, pn) = match alt.server() {
+                Jid::LID_SERVER => (alt, &parsed.sender),
+                _ => (&parsed.sender, alt),
+            };
+            self.shared
+                .put_lid_mappings(&[whatsapp_store::LidMapping::new(lid, pn)])
+                .await?;
+        }
+        self.shared.signal_address(&parsed.sender).await
     }
 
     /// Asks the sender to encrypt a message again (at most four times per message); from the second attempt the

@@ -39,7 +39,7 @@ impl<B: Backend> Client<B> {
             .filter_map(|user| Some(LidMapping::new(user.lid.as_ref()?, &user.jid)))
             .collect();
         if !mappings.is_empty() {
-            self.shared.backend.put_lid_mappings(&mappings).await?;
+            self.shared.put_lid_mappings(&mappings).await?;
         }
         Ok(info)
     }

@@ -768,6 +768,105 @@ async fn messages_to_a_lid_address_arrive() {
     assert_eq!(message.conversation.as_deref(), Some("to your lid"));
 }
 
+/// The copies of message `id` as the server routed them: (pairwise copies, of which `pkmsg`).
+async fn routed_copies(server_events: &mut whatsapp_testserver::ServerEvents, id: &str) -> (usize, usize) {
+    match server_wait(
+        server_events,
+        "the message routed",
+        |e| matches!(e, ServerEvent::MessageRouted { id: routed, .. } if routed == id),
+    )
+    .await
+    {
+        ServerEvent::MessageRouted { pairwise, prekey, .. } => (pairwise, prekey),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
+    use whatsapp_client::store::{Backend, IdentityStore, SenderKeyStore, SessionStore};
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let mut alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let group = server.create_group("Moving", &[PHONE, BOB]);
+    let bob_lid = Jid::with_device(
+        server.add_phone(BOB).lid().user(),
+        Jid::LID_SERVER,
+        bob.jid.device(),
+    );
+
+    // Sessions both ways and Bob's sender key, all made while Bob is addressed by phone number.
+    alice.client.send_text(&user(BOB), "hello").await.unwrap();
+    next_message(&mut bob.events).await;
+    bob.client.send_text(&user(PHONE), "hi").await.unwrap();
+    next_message(&mut alice.events).await;
+    bob.client.send_text(&group, "hi all").await.unwrap();
+    let (info, _) = next_message(&mut alice.events).await;
+    assert_eq!(info.sender, bob.jid);
+    assert_eq!(info.sender_alt, None);
+
+    server.address_by_lid(BOB);
+
+    // Bob's next message rides the same session but comes from his LID: Alice finds the session made under his
+    // phone number (no new session, no retry: an undecryptable message would fail `next_message`).
+    let sent = bob.client.send_text(&user(PHONE), "from my lid").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (1, 0));
+    let (info, message) = next_message(&mut alice.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("from my lid"));
+    assert_eq!(info.sender, bob_lid);
+    assert_eq!(info.sender_alt.as_ref(), Some(&bob.jid));
+    assert_eq!(info.chat, bob_lid.to_non_ad());
+
+    // His group message decrypts with the sender key Alice stored under his phone number: no new distribution.
+    let sent = bob.client.send_text(&group, "group, from my lid").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (0, 0));
+    let (info, message) = next_message(&mut alice.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("group, from my lid"));
+    assert_eq!(info.sender, bob_lid);
+    assert_eq!(info.sender_alt.as_ref(), Some(&bob.jid));
+
+    // Alice writes to Bob's phone number as before: encrypted with the moved session, so a `msg`, no new session.
+    let sent = alice.client.send_text(&user(BOB), "still here").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (1, 0));
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("still here"));
+
+    // Alice's store keeps Bob's records under his LID address only.
+    let store = reopen(&alice).await;
+    let account = store.open_account(alice.client.account_id()).await.unwrap();
+    let lid_user = bob_lid.signal_address_user();
+    assert_eq!(account.user_sessions(BOB).await.unwrap(), vec![]);
+    assert_eq!(account.user_identities(BOB).await.unwrap(), vec![]);
+    assert_eq!(account.user_sender_keys(BOB).await.unwrap(), vec![]);
+    assert_eq!(account.user_sessions(&lid_user).await.unwrap().len(), 1);
+    assert_eq!(account.user_identities(&lid_user).await.unwrap().len(), 1);
+    assert_eq!(account.user_sender_keys(&lid_user).await.unwrap().len(), 1);
+
+    // A new process on the same store reads the mapping and the moved records as they are.
+    let account_id = alice.client.account_id();
+    alice.client.disconnect().await;
+    let (client, mut events) = Client::builder(reopen(&alice).await)
+        .account(account_id)
+        .server(server.url(), server.trust_root())
+        .build()
+        .await
+        .unwrap();
+    client.connect().await.unwrap();
+    let sent = client.send_text(&user(BOB), "after a restart").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (1, 0));
+    assert_eq!(
+        next_message(&mut bob.events).await.1.conversation.as_deref(),
+        Some("after a restart")
+    );
+    bob.client.send_text(&user(PHONE), "welcome back").await.unwrap();
+    let (info, message) = next_message(&mut events).await;
+    assert_eq!(message.conversation.as_deref(), Some("welcome back"));
+    assert_eq!(info.sender, bob_lid);
+    client.disconnect().await;
+    bob.client.disconnect().await;
+}
+
 #[tokio::test]
 async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     const CAROL: &str = "15550001111";

@@ -112,6 +112,16 @@ impl StoreTransaction for FlakyTransaction {
     fn delete_session(&mut self, address: &str) -> impl Future<Output = StoreResult<()>> + Send {
         self.inner.delete_session(address)
     }
+    fn delete_identity(&mut self, address: &str) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete_identity(address)
+    }
+    fn delete_sender_key(
+        &mut self,
+        group: &str,
+        sender: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.delete_sender_key(group, sender)
+    }
     fn put_sender_key(
         &mut self,
         group: &str,
@@ -148,6 +158,7 @@ impl IdentityStore for FlakyAccount {
         identity(address: &str) -> Option<[u8; 32]>;
         delete_identity(address: &str) -> ();
         delete_all_identities(user: &str) -> u64;
+        user_identities(user: &str) -> Vec<(String, [u8; 32])>;
     }
 }
 
@@ -159,6 +170,7 @@ impl SessionStore for FlakyAccount {
         put_sessions(sessions: &[(String, Vec<u8>)]) -> ();
         delete_session(address: &str) -> ();
         delete_all_sessions(user: &str) -> u64;
+        user_sessions(user: &str) -> Vec<(String, Vec<u8>)>;
     }
 }
 
@@ -179,6 +191,7 @@ impl SenderKeyStore for FlakyAccount {
         put_sender_key(group: &str, sender: &str, record: &[u8]) -> ();
         sender_key(group: &str, sender: &str) -> Option<Vec<u8>>;
         delete_sender_key(group: &str, sender: &str) -> ();
+        user_sender_keys(user: &str) -> Vec<(String, String, Vec<u8>)>;
         sender_key_recipients(group: &str) -> Vec<String>;
         add_sender_key_recipients(group: &str, devices: &[String]) -> ();
         clear_sender_key_recipients(group: &str) -> ();

@@ -186,6 +186,10 @@ pub struct IncomingMessage {
     pub chat: Jid,
     /// The sending device.
     pub sender: Jid,
+    /// The sending device under its other address, when the server names it: the LID device of a sender named
+    /// by phone number (`sender_lid`, `participant_lid`) or the phone-number device of a sender named by LID
+    /// (`sender_pn`, `participant_pn`). Without a device number of its own it gets the sender's.
+    pub sender_alt: Option<Jid>,
     /// Whether the chat is a group.
     pub is_group: bool,
     /// The server timestamp, unix seconds.
@@ -205,7 +209,8 @@ impl IncomingMessage {
             .jid_attr("from")
             .map_err(|_| ResponseError::Missing("from"))?;
         let is_group = from.is_group();
-        let (chat, sender) = if is_group || from.is_status_broadcast() {
+        let shared_chat = is_group || from.is_status_broadcast();
+        let (chat, sender) = if shared_chat {
             let participant = node
                 .jid_attr("participant")
                 .map_err(|_| ResponseError::Missing("participant"))?;
@@ -213,6 +218,29 @@ impl IncomingMessage {
         } else {
             (from.to_non_ad(), from)
         };
+        let alt_attr = match (shared_chat, sender.server() == Jid::LID_SERVER) {
+            (true, true) => "participant_pn",
+            (true, false) => "participant_lid",
+            (false, true) => "sender_pn",
+            (false, false) => "sender_lid",
+        };
+        // Only a hint: a malformed or mismatched one is ignored rather than costing the message.
+        let sender_alt = node
+            .optional_jid_attr(alt_attr)
+            .ok()
+            .flatten()
+            .filter(|alt| {
+                let expected = if sender.server() == Jid::LID_SERVER {
+                    Jid::DEFAULT_USER_SERVER
+                } else {
+                    Jid::LID_SERVER
+                };
+                alt.server() == expected && !alt.user().is_empty()
+            })
+            .map(|alt| match alt.device() {
+                0 => Jid::with_device(alt.user(), alt.server(), sender.device()),
+                _ => alt,
+            });
         let payloads = node
             .children_by_tag("enc")
             .map(|enc| {
@@ -242,6 +270,7 @@ impl IncomingMessage {
                 .to_owned(),
             chat,
             sender,
+            sender_alt,
             is_group,
             timestamp: node.optional_i64_attr("t").ok().flatten().unwrap_or(0),
             push_name: node.optional_str_attr("notify").map(str::to_owned),
@@ -502,6 +531,45 @@ mod tests {
             IncomingMessage::parse(&empty_enc),
             Err(ResponseError::Missing("enc content"))
         );
+    }
+
+    #[test]
+    fn the_senders_other_address_is_read_for_each_addressing() {
+        let pn = |device| Jid::with_device("15550001", Jid::DEFAULT_USER_SERVER, device);
+        let lid = |device| Jid::with_device("777", Jid::LID_SERVER, device);
+        let group = Jid::new("123-456", Jid::GROUP_SERVER);
+        let enc = || Node::new("enc").attr("type", "msg").bytes(vec![1]);
+        let direct = |from: Jid| Node::new("message").attr("from", from).attr("id", "m");
+        let in_group = |participant: Jid| {
+            Node::new("message")
+                .attr("from", group.clone())
+                .attr("participant", participant)
+                .attr("id", "m")
+        };
+        let cases = [
+            // A LID sender with its phone number, whose device comes from the sender.
+            (direct(lid(4)).attr("sender_pn", pn(0)), Some(pn(4))),
+            (direct(pn(2)).attr("sender_lid", lid(0)), Some(lid(2))),
+            (
+                in_group(lid(3))
+                    .attr("participant_pn", pn(0))
+                    .attr("addressing_mode", "lid"),
+                Some(pn(3)),
+            ),
+            (in_group(pn(1)).attr("participant_lid", lid(0)), Some(lid(1))),
+            // An alternative with its own device keeps it.
+            (direct(lid(4)).attr("sender_pn", pn(9)), Some(pn(9))),
+            // The attribute for the other addressing, one on the wrong server, or garbage: ignored.
+            (direct(lid(4)).attr("sender_lid", lid(0)), None),
+            (direct(pn(2)).attr("sender_lid", pn(0)), None),
+            (direct(pn(2)).attr("sender_lid", "not a jid@@"), None),
+            (in_group(pn(1)).attr("participant_pn", pn(0)), None),
+            (direct(pn(2)), None),
+        ];
+        for (node, expected) in cases {
+            let parsed = IncomingMessage::parse(&node.children([enc()])).unwrap();
+            assert_eq!(parsed.sender_alt, expected);
+        }
     }
 
     #[test]

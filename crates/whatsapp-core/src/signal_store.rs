@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
+use whatsapp_binary::Jid;
 use whatsapp_signal::store::{
     Direction, IdentityKeyStore, PreKeyStore, ProtocolAddress, SenderKeyName, SenderKeyStore, SessionStore,
     SignedPreKeyStore,
@@ -229,6 +230,105 @@ impl<A: AccountStore> SenderKeyStore for StagedSignalStore<'_, A> {
     }
 }
 
+/// What [`migrate_pn_to_lid`] moved from a phone-number address to a LID address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// Sessions moved (merged into an existing LID session where there was one).
+    pub sessions: usize,
+    /// Identity keys moved (a LID identity already stored is kept).
+    pub identities: usize,
+    /// Sender keys moved (a LID sender key already stored is kept).
+    pub sender_keys: usize,
+}
+
+impl Migrated {
+    /// Whether nothing was stored under the phone number.
+    pub fn is_empty(&self) -> bool {
+        *self == Migrated::default()
+    }
+}
+
+/// Moves everything Signal keeps about a user's devices from their phone-number address (`pn:device`) to their
+/// LID address (`lid_1:device`), in one transaction, so that messages that now come from (or go to) the LID find
+/// the sessions made while the user was addressed by phone number (protocol-facts §3.5; whatsmeow
+/// `MigratePNToLID`). Without it, the first message after the switch fails to decrypt and costs a retry.
+///
+/// A session already stored under the LID address stays current and the phone-number one is archived into it
+/// ([`SessionRecord::absorb`]), so a message still in flight on the old session decrypts too; identity keys and
+/// sender keys already stored under the LID are kept. A record that cannot be parsed is replaced rather than
+/// merged. Running it again finds nothing to move. Call it under the lock that serialises this account's Signal
+/// writes: it reads before it writes.
+pub async fn migrate_pn_to_lid<A: AccountStore>(
+    account: &A,
+    pn: &Jid,
+    lid: &Jid,
+) -> Result<Migrated, StoreError> {
+    if pn.server() != Jid::DEFAULT_USER_SERVER || lid.server() != Jid::LID_SERVER {
+        return Err(StoreError::InvalidArgument(format!(
+            "a migration goes from a phone number to a LID, not from {pn} to {lid}"
+        )));
+    }
+    let from = pn.signal_address_user();
+    let to = lid.signal_address_user();
+    let sessions = account.user_sessions(&from).await?;
+    let identities = account.user_identities(&from).await?;
+    let sender_keys = account.user_sender_keys(&from).await?;
+    let moved = Migrated {
+        sessions: sessions.len(),
+        identities: identities.len(),
+        sender_keys: sender_keys.len(),
+    };
+    if moved.is_empty() {
+        return Ok(moved);
+    }
+    let renamed = |address: &str| -> String {
+        let device = address.rsplit_once(':').map_or("0", |(_, device)| device);
+        format!("{to}:{device}")
+    };
+    let mut tx = account.transaction().await?;
+    for (address, bytes) in &sessions {
+        let target = renamed(address);
+        let merged = match account.session(&target).await? {
+            Some(existing) => merge_sessions(&existing, bytes),
+            None => bytes.clone(),
+        };
+        tx.put_session(&target, &merged).await?;
+        tx.delete_session(address).await?;
+    }
+    for (address, key) in &identities {
+        let target = renamed(address);
+        if account.identity(&target).await?.is_none() {
+            tx.put_identity(&target, key).await?;
+        }
+        tx.delete_identity(address).await?;
+    }
+    for (group, sender, record) in &sender_keys {
+        let target = renamed(sender);
+        if account.sender_key(group, &target).await?.is_none() {
+            tx.put_sender_key(group, &target, record).await?;
+        }
+        tx.delete_sender_key(group, sender).await?;
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// The LID session `existing` with the phone-number session `moved` archived into it; whichever does not parse
+/// gives way to the other.
+fn merge_sessions(existing: &[u8], moved: &[u8]) -> Vec<u8> {
+    match (
+        SessionRecord::deserialize(existing),
+        SessionRecord::deserialize(moved),
+    ) {
+        (Ok(mut record), Ok(other)) => {
+            record.absorb(other);
+            record.serialize()
+        }
+        (Ok(_), Err(_)) => existing.to_vec(),
+        (Err(_), _) => moved.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,7 +337,9 @@ mod tests {
     use rand::rngs::StdRng;
     use whatsapp_signal::CiphertextMessage;
     use whatsapp_signal::store::{decrypt, decrypt_pre_key, encrypt, process_bundle};
-    use whatsapp_store::{IdentityStore, MemoryBackend, PreKeyStore as _, SessionStore as _};
+    use whatsapp_store::{
+        IdentityStore, MemoryBackend, PreKeyStore as _, SenderKeyStore as _, SessionStore as _,
+    };
 
     use crate::testing::{bundle, device_with_prekey};
 
@@ -413,6 +515,146 @@ mod tests {
             .unwrap_err();
             assert!(matches!(error, Error::UntrustedIdentity { .. }), "{error:?}");
             assert!(!stage.has_changes());
+        });
+    }
+
+    #[test]
+    fn sessions_made_under_a_phone_number_move_to_the_lid() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(14);
+            let backend = MemoryBackend::new();
+            let mut alice = party(&backend, "15551234567", &mut rng).await;
+            alice.address = ProtocolAddress::new("15551234567", 3);
+            let bob = party(&backend, "bob", &mut rng).await;
+            let pn = Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 3);
+            let lid = Jid::with_device("98765", Jid::LID_SERVER, 3);
+            let lid_address = ProtocolAddress::new("98765_1", 3);
+
+            // Bob talks with Alice under her phone number: session, identity and a sender key.
+            let (message, _) = first_message(&alice, &bob, &mut rng).await;
+            let CiphertextMessage::PreKey(pkmsg) = message else {
+                panic!("the first message is a pkmsg")
+            };
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            decrypt_pre_key(&stage, &alice.address, &pkmsg, &mut rng)
+                .await
+                .unwrap();
+            stage.commit().await.unwrap();
+            bob.account
+                .put_sender_key("g@g.us", "15551234567:3", b"sender key")
+                .await
+                .unwrap();
+            bob.account
+                .put_session("155512345678:3", b"another user")
+                .await
+                .unwrap();
+
+            let moved = migrate_pn_to_lid(&bob.account, &pn, &lid).await.unwrap();
+            assert_eq!(
+                moved,
+                Migrated {
+                    sessions: 1,
+                    identities: 1,
+                    sender_keys: 1
+                }
+            );
+            assert!(bob.account.session("15551234567:3").await.unwrap().is_none());
+            assert!(bob.account.identity("15551234567:3").await.unwrap().is_none());
+            assert_eq!(
+                bob.account.identity("98765_1:3").await.unwrap(),
+                Some(alice.device.identity_key.public)
+            );
+            assert_eq!(
+                bob.account.sender_key("g@g.us", "98765_1:3").await.unwrap(),
+                Some(b"sender key".to_vec())
+            );
+            assert!(bob.account.session("155512345678:3").await.unwrap().is_some());
+            // Again: nothing left to move.
+            assert!(
+                migrate_pn_to_lid(&bob.account, &pn, &lid)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+
+            // Alice's next message, on the same session, decrypts under the LID address.
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
+            let CiphertextMessage::PreKey(next) = encrypt(&stage, &bob.address, b"still me").await.unwrap()
+            else {
+                panic!("unanswered, Alice still sends pkmsg")
+            };
+            stage.commit().await.unwrap();
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            assert_eq!(
+                decrypt_pre_key(&stage, &lid_address, &next, &mut rng)
+                    .await
+                    .unwrap(),
+                b"still me"
+            );
+
+            // Only phone number to LID.
+            assert!(matches!(
+                migrate_pn_to_lid(&bob.account, &lid, &pn).await,
+                Err(StoreError::InvalidArgument(_))
+            ));
+        });
+    }
+
+    #[test]
+    fn a_phone_number_session_is_archived_into_an_existing_lid_session() {
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(15);
+            let backend = MemoryBackend::new();
+            let bob = party(&backend, "bob", &mut rng).await;
+            let mut alice = party(&backend, "15550000001", &mut rng).await;
+            alice.address = ProtocolAddress::new("15550000001", 0);
+            let pn = Jid::new("15550000001", Jid::DEFAULT_USER_SERVER);
+            let lid = Jid::new("4242", Jid::LID_SERVER);
+            let lid_address = ProtocolAddress::new("4242_1", 0);
+
+            // Two sessions of the same device (Alice), one seen under each address.
+            let (old, _) = first_message(&alice, &bob, &mut rng).await;
+            let CiphertextMessage::PreKey(old) = old else {
+                panic!("the first message is a pkmsg")
+            };
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            decrypt_pre_key(&stage, &alice.address, &old, &mut rng)
+                .await
+                .unwrap();
+            stage.commit().await.unwrap();
+            let stage = StagedSignalStore::new(&alice.account, &alice.device);
+            let CiphertextMessage::PreKey(on_old) = encrypt(&stage, &bob.address, b"old").await.unwrap()
+            else {
+                panic!("still a pkmsg")
+            };
+            stage.commit().await.unwrap();
+            alice.account.delete_session("bob:0").await.unwrap();
+            let ids = bob.account.reserve_prekey_ids(1).await.unwrap();
+            let prekeys = crate::device::generate_prekeys(&ids, &mut rng);
+            bob.account.put_prekeys(&prekeys).await.unwrap();
+            let (new, _) = first_message(&alice, &bob, &mut rng).await;
+            let CiphertextMessage::PreKey(new) = new else {
+                panic!("a new session starts with a pkmsg")
+            };
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            decrypt_pre_key(&stage, &lid_address, &new, &mut rng)
+                .await
+                .unwrap();
+            stage.commit().await.unwrap();
+
+            migrate_pn_to_lid(&bob.account, &pn, &lid).await.unwrap();
+            let merged =
+                SessionRecord::deserialize(&bob.account.session("4242_1:0").await.unwrap().unwrap()).unwrap();
+            assert!(merged.has_current_session());
+            assert_eq!(merged.archived_count(), 1);
+            // The message sent on the old session still decrypts, now under the LID.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            assert_eq!(
+                decrypt_pre_key(&stage, &lid_address, &on_old, &mut rng)
+                    .await
+                    .unwrap(),
+                b"old"
+            );
         });
     }
 }

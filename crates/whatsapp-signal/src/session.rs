@@ -302,6 +302,22 @@ impl SessionRecord {
         }
     }
 
+    /// Takes in the states of another record for the same peer device, kept under another address (a device's
+    /// phone-number address before its LID one). This record's current state stays current when it has one and
+    /// the other record's states are archived after this record's own, so a message on either session still
+    /// decrypts (decryption promotes the archived state it used). Without a current state here, the other
+    /// record's current state becomes current. The archive keeps its bound of [`ARCHIVED_STATES_MAX`].
+    pub fn absorb(&mut self, other: SessionRecord) {
+        let SessionRecord { current, previous } = other;
+        match (&self.current, current) {
+            (None, current) => self.current = current,
+            (Some(_), Some(state)) => self.previous.push_back(state),
+            (Some(_), None) => {}
+        }
+        self.previous.extend(previous);
+        self.previous.truncate(ARCHIVED_STATES_MAX);
+    }
+
     fn promote_state(&mut self, state: SessionState) {
         self.archive_current_state();
         self.current = Some(state);

@@ -564,3 +564,70 @@ fn sender_key_limits() {
         Err(Error::NoSenderKeyState { key_id: first_id })
     );
 }
+
+#[test]
+fn a_record_absorbed_under_a_new_address_keeps_both_sessions_readable() {
+    // Bob knows Alice under two addresses (her phone number, then her LID), with a different session under each.
+    let mut pair = setup(8);
+    let old = pair.alice_sends("on the old session");
+    pair.bob_receives(&old).unwrap();
+    let old_reply = pair.bob_sends("reply on the old session");
+    pair.alice_receives(&old_reply).unwrap();
+
+    let lid_addr = ProtocolAddress::new("alice_1", 0);
+    let alice_pn_addr = pair.alice_addr.clone();
+    let mut rng = StdRng::seed_from_u64(80);
+    let bundle = pair.bob.bundle(&mut rng, Some(77));
+    // The same device (same identity) starts a second session with Bob, which Bob sees under the LID address.
+    let alice_second = Device {
+        identity: pair.alice.identity.clone(),
+        ..Device::new(&mut rng, 1111)
+    };
+    block_on(store::process_bundle(
+        &alice_second,
+        &pair.bob_addr,
+        &bundle,
+        &mut rng,
+    ))
+    .unwrap();
+    let first_new = block_on(store::encrypt(
+        &alice_second,
+        &pair.bob_addr,
+        b"on the new session",
+    ))
+    .unwrap();
+    assert_eq!(
+        receive(&pair.bob, &lid_addr, &first_new, &mut rng).unwrap(),
+        b"on the new session"
+    );
+
+    // The old record is absorbed into the LID one: the LID session stays current, the old one is archived.
+    let mut merged = pair.bob.record(&lid_addr);
+    let current_identity = merged.remote_identity();
+    merged.absorb(pair.bob.record(&alice_pn_addr));
+    assert_eq!(merged.remote_identity(), current_identity);
+    assert_eq!(merged.archived_count(), 1);
+    pair.bob.sessions.lock().unwrap().remove(&alice_pn_addr);
+    block_on(pair.bob.store_session(&lid_addr, &merged)).unwrap();
+    // Both still decrypt under the one address, in either order.
+    let later_old = block_on(store::encrypt(&pair.alice, &pair.bob_addr, b"old again")).unwrap();
+    let later_new = block_on(store::encrypt(&alice_second, &pair.bob_addr, b"new again")).unwrap();
+    assert_eq!(
+        receive(&pair.bob, &lid_addr, &later_old, &mut rng).unwrap(),
+        b"old again"
+    );
+    assert_eq!(
+        receive(&pair.bob, &lid_addr, &later_new, &mut rng).unwrap(),
+        b"new again"
+    );
+
+    // Absorbing into an empty record takes the other's current state; the archive stays bounded.
+    let mut empty = SessionRecord::new();
+    empty.absorb(pair.bob.record(&lid_addr));
+    assert!(empty.has_current_session());
+    let mut full = pair.bob.record(&lid_addr);
+    for _ in 0..50 {
+        full.absorb(pair.bob.record(&lid_addr));
+    }
+    assert_eq!(full.archived_count(), 40);
+}

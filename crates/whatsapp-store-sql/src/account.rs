@@ -35,6 +35,9 @@ impl IdentityStore for SqlAccount {
     fn delete_all_identities(&self, user: &str) -> impl Future<Output = Result<u64>> + Send {
         q::delete_user(&self.db, "wa_identity", self.id, user)
     }
+    fn user_identities(&self, user: &str) -> impl Future<Output = Result<Vec<(String, [u8; 32])>>> + Send {
+        q::user_identities(&self.db, self.id, user)
+    }
 }
 
 impl SessionStore for SqlAccount {
@@ -62,6 +65,9 @@ impl SessionStore for SqlAccount {
     }
     fn delete_all_sessions(&self, user: &str) -> impl Future<Output = Result<u64>> + Send {
         q::delete_user(&self.db, "wa_session", self.id, user)
+    }
+    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>>> + Send {
+        q::user_sessions(&self.db, self.id, user)
     }
 }
 
@@ -116,6 +122,12 @@ impl SenderKeyStore for SqlAccount {
     }
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
         q::delete_sender_key(&self.db, self.id, group, sender)
+    }
+    fn user_sender_keys(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, Vec<u8>)>>> + Send {
+        q::user_sender_keys(&self.db, self.id, user)
     }
     fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
         q::sender_key_recipients(&self.db, self.id, group)
@@ -328,6 +340,12 @@ impl StoreTransaction for SqlTransaction {
     }
     fn delete_session(&mut self, address: &str) -> impl Future<Output = Result<()>> + Send {
         q::delete_session(&self.tx, self.id, address)
+    }
+    fn delete_identity(&mut self, address: &str) -> impl Future<Output = Result<()>> + Send {
+        q::delete_identity(&self.tx, self.id, address)
+    }
+    fn delete_sender_key(&mut self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
+        q::delete_sender_key(&self.tx, self.id, group, sender)
     }
     fn put_sender_key(
         &mut self,

@@ -271,15 +271,100 @@ pub(crate) async fn delete_identity<C: ConnectionTrait>(
 
 /// Deletes the rows of `table` whose address is `user:*`. The prefix is compared with `substr` rather than
 /// `LIKE`, since `_` (the agent separator) is a `LIKE` wildcard.
+/// The prefix `user:` and its length in characters, for `substr(column, 1, len) = prefix` (no `LIKE`, whose `_`
+/// would match any character in a LID address such as `123_1:0`).
+fn user_prefix(user: &str) -> Result<(String, i32)> {
+    let prefix = format!("{user}:");
+    let len = i32::try_from(prefix.chars().count())
+        .map_err(|_| StoreError::InvalidArgument("user too long".into()))?;
+    Ok((prefix, len))
+}
+
+/// The identities of every device of `user`, by address.
+pub(crate) async fn user_identities<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &str,
+) -> Result<Vec<(String, [u8; 32])>> {
+    let (prefix, len) = user_prefix(user)?;
+    let rows = all(
+        c,
+        "SELECT address, identity_key FROM wa_identity WHERE account = $1 AND substr(address, 1, $3) = $2 \
+         ORDER BY address",
+        vec![account.0.into(), prefix.into(), len.into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let r = Row {
+                row,
+                table: "wa_identity",
+                key: format!("account {account}, user {user}"),
+            };
+            Ok((r.get("address")?, r.array("identity_key")?))
+        })
+        .collect()
+}
+
+/// The sessions with every device of `user`, by address.
+pub(crate) async fn user_sessions<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &str,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let (prefix, len) = user_prefix(user)?;
+    let rows = all(
+        c,
+        "SELECT address, session FROM wa_session WHERE account = $1 AND substr(address, 1, $3) = $2 \
+         ORDER BY address",
+        vec![account.0.into(), prefix.into(), len.into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let r = Row {
+                row,
+                table: "wa_session",
+                key: format!("account {account}, user {user}"),
+            };
+            Ok((r.get("address")?, r.get("session")?))
+        })
+        .collect()
+}
+
+/// The sender keys of every device of `user` in every group, as (group, sender, record).
+pub(crate) async fn user_sender_keys<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let (prefix, len) = user_prefix(user)?;
+    let rows = all(
+        c,
+        "SELECT group_id, sender, record FROM wa_sender_key WHERE account = $1 AND substr(sender, 1, $3) = $2 \
+         ORDER BY group_id, sender",
+        vec![account.0.into(), prefix.into(), len.into()],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let r = Row {
+                row,
+                table: "wa_sender_key",
+                key: format!("account {account}, user {user}"),
+            };
+            Ok((r.get("group_id")?, r.get("sender")?, r.get("record")?))
+        })
+        .collect()
+}
+
 pub(crate) async fn delete_user<C: ConnectionTrait>(
     c: &C,
     table: &str,
     account: AccountId,
     user: &str,
 ) -> Result<u64> {
-    let prefix = format!("{user}:");
-    let len = i32::try_from(prefix.chars().count())
-        .map_err(|_| StoreError::InvalidArgument("user too long".into()))?;
+    let (prefix, len) = user_prefix(user)?;
     let sql = format!("DELETE FROM {table} WHERE account = $1 AND substr(address, 1, $3) = $2");
     exec(c, &sql, vec![account.0.into(), prefix.into(), len.into()]).await
 }

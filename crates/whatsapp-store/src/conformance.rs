@@ -166,6 +166,20 @@ async fn identities<A: AccountStore>(a: &A, b: &A) {
     a.delete_identity("200:0").await.expect("delete");
     assert_eq!(a.identity("200:0").await.expect("get"), None);
     // `user:*` only: not `1000:*` and not the agent address `100_1:*`.
+    assert_eq!(
+        a.user_identities("100").await.expect("list"),
+        vec![("100:1".to_owned(), [1; 32]), ("100:2".to_owned(), [6; 32])]
+    );
+    assert_eq!(
+        a.user_identities("100_1").await.expect("list agent"),
+        vec![("100_1:1".to_owned(), [4; 32])]
+    );
+    // An underscore is not a wildcard: `10_:` matches nothing.
+    assert!(a.user_identities("10_").await.expect("list").is_empty());
+    assert_eq!(
+        b.user_identities("100").await.expect("list b"),
+        vec![("100:1".to_owned(), [9; 32])]
+    );
     assert_eq!(a.delete_all_identities("100").await.expect("delete all"), 2);
     assert_eq!(a.identity("100:1").await.expect("get"), None);
     assert_eq!(a.identity("1000:1").await.expect("get"), Some([3; 32]));
@@ -202,6 +216,11 @@ async fn sessions<A: AccountStore>(a: &A, b: &A) {
     assert!(b.sessions(&wanted[..5]).await.expect("b many").is_empty());
     a.delete_session("500:0").await.expect("delete");
     assert_eq!(a.session("500:0").await.expect("get"), None);
+    let of_501 = a.user_sessions("501").await.expect("list");
+    assert_eq!(of_501.len(), 10);
+    assert_eq!(of_501[3], ("501:3".to_owned(), b"s13".to_vec()));
+    assert!(a.user_sessions("50").await.expect("list prefix").is_empty());
+    assert!(b.user_sessions("501").await.expect("list b").is_empty());
     assert_eq!(a.delete_all_sessions("501").await.expect("delete all"), 10);
     assert_eq!(a.session("501:3").await.expect("get"), None);
     assert_eq!(a.session("502:3").await.expect("get"), Some(b"s23".to_vec()));
@@ -254,6 +273,17 @@ async fn sender_keys<A: AccountStore>(a: &A, b: &A) {
     );
     assert_eq!(a.sender_key("other@g.us", "100:1").await.expect("get"), None);
     assert_eq!(b.sender_key(group, "100:1").await.expect("get b"), None);
+    a.put_sender_key("other@g.us", "100:5", b"k5").await.expect("put");
+    a.put_sender_key(group, "1000:1", b"k10").await.expect("put");
+    assert_eq!(
+        a.user_sender_keys("100").await.expect("list"),
+        vec![
+            (group.to_owned(), "100:1".to_owned(), b"k1-v2".to_vec()),
+            (group.to_owned(), "100:2".to_owned(), b"k2".to_vec()),
+            ("other@g.us".to_owned(), "100:5".to_owned(), b"k5".to_vec()),
+        ]
+    );
+    assert!(b.user_sender_keys("100").await.expect("list b").is_empty());
     a.delete_sender_key(group, "100:1").await.expect("delete");
     assert_eq!(a.sender_key(group, "100:1").await.expect("get"), None);
 
@@ -520,7 +550,17 @@ async fn transactions<A: AccountStore>(a: &A) {
     tx.put_buffered_event(&[7; 32], &event).await.expect("tx event");
     tx.put_session("700:3", b"temp").await.expect("tx put");
     tx.delete_session("700:3").await.expect("tx delete");
+    tx.put_identity("700:4", &[0x74; 32]).await.expect("tx identity");
+    tx.delete_identity("700:4").await.expect("tx delete identity");
+    tx.put_sender_key("g@g.us", "700:4", b"temp")
+        .await
+        .expect("tx sender key");
+    tx.delete_sender_key("g@g.us", "700:4")
+        .await
+        .expect("tx delete sender key");
     tx.commit().await.expect("commit");
+    assert_eq!(a.identity("700:4").await.expect("get"), None);
+    assert_eq!(a.sender_key("g@g.us", "700:4").await.expect("get"), None);
     assert_eq!(a.session("700:1").await.expect("get"), Some(b"new".to_vec()));
     assert_eq!(a.session("700:3").await.expect("get"), None);
     assert_eq!(a.identity("700:1").await.expect("get"), Some([0x70; 32]));

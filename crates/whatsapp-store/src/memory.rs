@@ -98,6 +98,13 @@ fn user_prefix_matches(address: &str, user: &str) -> bool {
         .is_some_and(|rest| rest.starts_with(':'))
 }
 
+fn of_user<V: Clone>(map: &BTreeMap<String, V>, user: &str) -> Vec<(String, V)> {
+    map.iter()
+        .filter(|(address, _)| user_prefix_matches(address, user))
+        .map(|(address, value)| (address.clone(), value.clone()))
+        .collect()
+}
+
 fn remove_user<V>(map: &mut BTreeMap<String, V>, user: &str) -> u64 {
     let before = map.len();
     map.retain(|address, _| !user_prefix_matches(address, user));
@@ -120,6 +127,9 @@ impl IdentityStore for MemoryAccount {
     }
     fn delete_all_identities(&self, user: &str) -> impl Future<Output = Result<u64>> + Send {
         self.with(|a| remove_user(&mut a.identities, user))
+    }
+    fn user_identities(&self, user: &str) -> impl Future<Output = Result<Vec<(String, [u8; 32])>>> + Send {
+        self.with(|a| of_user(&a.identities, user))
     }
 }
 
@@ -153,6 +163,9 @@ impl SessionStore for MemoryAccount {
     }
     fn delete_all_sessions(&self, user: &str) -> impl Future<Output = Result<u64>> + Send {
         self.with(|a| remove_user(&mut a.sessions, user))
+    }
+    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>>> + Send {
+        self.with(|a| of_user(&a.sessions, user))
     }
 }
 
@@ -221,6 +234,18 @@ impl SenderKeyStore for MemoryAccount {
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
         self.with(|a| {
             a.sender_keys.remove(&(group.to_owned(), sender.to_owned()));
+        })
+    }
+    fn user_sender_keys(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, Vec<u8>)>>> + Send {
+        self.with(|a| {
+            a.sender_keys
+                .iter()
+                .filter(|((_, sender), _)| user_prefix_matches(sender, user))
+                .map(|((group, sender), record)| (group.clone(), sender.clone(), record.clone()))
+                .collect()
         })
     }
     fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send {
@@ -478,6 +503,8 @@ enum TxOp {
     PutSession(String, Vec<u8>),
     DeleteSession(String),
     PutSenderKey(String, String, Vec<u8>),
+    DeleteIdentity(String),
+    DeleteSenderKey(String, String),
     RemovePreKey(u32),
     PutBufferedEvent([u8; 32], BufferedEvent),
 }
@@ -504,6 +531,12 @@ impl StoreTransaction for MemoryTransaction {
     }
     fn delete_session(&mut self, address: &str) -> impl Future<Output = Result<()>> + Send {
         self.push(TxOp::DeleteSession(address.to_owned()))
+    }
+    fn delete_identity(&mut self, address: &str) -> impl Future<Output = Result<()>> + Send {
+        self.push(TxOp::DeleteIdentity(address.to_owned()))
+    }
+    fn delete_sender_key(&mut self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send {
+        self.push(TxOp::DeleteSenderKey(group.to_owned(), sender.to_owned()))
     }
     fn put_sender_key(
         &mut self,
@@ -543,6 +576,12 @@ impl StoreTransaction for MemoryTransaction {
                     }
                     TxOp::PutSenderKey(g, s, v) => {
                         a.sender_keys.insert((g, s), v);
+                    }
+                    TxOp::DeleteIdentity(k) => {
+                        a.identities.remove(&k);
+                    }
+                    TxOp::DeleteSenderKey(g, s) => {
+                        a.sender_keys.remove(&(g, s));
                     }
                     TxOp::RemovePreKey(id) => {
                         a.prekeys.remove(&id);

@@ -24,6 +24,8 @@ pub trait IdentityStore {
     fn delete_identity(&self, address: &str) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the identities of every device of `user` (addresses `user:*`); returns how many were deleted.
     fn delete_all_identities(&self, user: &str) -> impl Future<Output = Result<u64>> + Send;
+    /// The identities of every device of `user` (addresses `user:*`), by address.
+    fn user_identities(&self, user: &str) -> impl Future<Output = Result<Vec<(String, [u8; 32])>>> + Send;
 }
 
 /// Signal sessions (serialized records, opaque to the store) keyed by address.
@@ -43,6 +45,8 @@ pub trait SessionStore {
     fn delete_session(&self, address: &str) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the sessions of every device of `user` (addresses `user:*`); returns how many were deleted.
     fn delete_all_sessions(&self, user: &str) -> impl Future<Output = Result<u64>> + Send;
+    /// The sessions with every device of `user` (addresses `user:*`), by address.
+    fn user_sessions(&self, user: &str) -> impl Future<Output = Result<Vec<(String, Vec<u8>)>>> + Send;
 }
 
 /// One-time prekeys. The caller generates key pairs; the store hands out ids and keeps the keys.
@@ -77,6 +81,11 @@ pub trait SenderKeyStore {
     fn sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
     /// Deletes the sender key of `sender` in `group`.
     fn delete_sender_key(&self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The sender keys of every device of `user` (senders `user:*`) in every group, as (group, sender, record).
+    fn user_sender_keys(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String, Vec<u8>)>>> + Send;
     /// The devices (JID strings) this account's current sender key for `group` was distributed to, sorted.
     fn sender_key_recipients(&self, group: &str) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Records that this account's sender key for `group` reached `devices` (already recorded ones are kept).
@@ -220,6 +229,8 @@ pub trait SecretStore {
 pub trait StoreTransaction: Send + Sized {
     /// Stores (or replaces) the identity key of `address`.
     fn put_identity(&mut self, address: &str, key: &[u8; 32]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the identity key of `address`.
+    fn delete_identity(&mut self, address: &str) -> impl Future<Output = Result<()>> + Send;
     /// Stores (or replaces) the session with `address`.
     fn put_session(&mut self, address: &str, session: &[u8]) -> impl Future<Output = Result<()>> + Send;
     /// Deletes the session with `address`.
@@ -231,6 +242,8 @@ pub trait StoreTransaction: Send + Sized {
         sender: &str,
         record: &[u8],
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes the sender key of `sender` in `group`.
+    fn delete_sender_key(&mut self, group: &str, sender: &str) -> impl Future<Output = Result<()>> + Send;
     /// Removes a used prekey.
     fn remove_prekey(&mut self, id: u32) -> impl Future<Output = Result<()>> + Send;
     /// Records a decrypted event.

@@ -577,11 +577,15 @@ impl Conn {
                             .count()
                     },
                 );
+                let prekey = pairwise_encs(message)
+                    .filter(|enc| enc.optional_str_attr("type") == Some("pkmsg"))
+                    .count();
                 self.shared.emit(ServerEvent::MessageRouted {
                     from: sender,
                     id,
                     copies,
                     pairwise,
+                    prekey,
                 });
                 if cut.is_some() {
                     return Flow::Close;
@@ -986,4 +990,17 @@ impl Conn {
             self.shared.emit(ServerEvent::PairRejected { code, text });
         }
     }
+}
+
+/// The pairwise `<enc>` children of an outgoing message: those under `<participants><to>`, or the direct one.
+fn pairwise_encs(message: &Node) -> impl Iterator<Item = &Node> {
+    let fanned = message
+        .child("participants")
+        .into_iter()
+        .flat_map(|participants| participants.children_by_tag("to"))
+        .filter_map(|to| to.child("enc"));
+    let direct = message
+        .children_by_tag("enc")
+        .filter(|enc| enc.optional_str_attr("type") != Some("skmsg"));
+    fanned.chain(direct)
 }

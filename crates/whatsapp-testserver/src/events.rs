@@ -81,6 +81,8 @@ pub enum ServerEvent {
         copies: usize,
         /// How many pairwise-encrypted copies the stanza carried (for a group message: sender-key distributions).
         pairwise: usize,
+        /// How many of those were `pkmsg`, each starting a new Signal session.
+        prekey: usize,
     },
     /// A device sent a malformed message; it got an `<ack error="400">`.
     MessageRefused {

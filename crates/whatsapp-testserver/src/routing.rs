@@ -193,13 +193,13 @@ pub(crate) fn route_message(
         {
             children.push(identity.clone());
         }
-        let stanza = delivered(
-            Node::new("message").attr("from", sender.clone()),
-            message,
-            &id,
-            &kind,
-            children,
-        );
+        let head = match sender_lid(state, sender) {
+            Some(lid) => Node::new("message")
+                .attr("from", lid)
+                .attr("sender_pn", sender.clone()),
+            None => Node::new("message").attr("from", sender.clone()),
+        };
+        let stanza = delivered(head, message, &id, &kind, children);
         copies.push((device_jid(&number, device_id), stanza));
     }
     let count = copies.len();
@@ -298,9 +298,7 @@ fn route_group_message(
                 }
             }
             children.push(take_corruption(state, &device, skmsg.clone()));
-            let from = Node::new("message")
-                .attr("from", group.clone())
-                .attr("participant", sender.clone());
+            let from = participant_head(state, group, sender);
             copies.push((device, delivered(from, message, &id, &kind, children)));
         }
     }
@@ -369,9 +367,7 @@ fn route_status_message(state: &mut State, sender: &Jid, message: &Node) -> Resu
             }
         }
         children.push(take_corruption(state, &device, skmsg.clone()));
-        let from = Node::new("message")
-            .attr("from", Jid::status_broadcast())
-            .attr("participant", sender.clone());
+        let from = participant_head(state, &Jid::status_broadcast(), sender);
         copies.push((device, delivered(from, message, &id, &kind, children)));
     }
     if copies.is_empty() {
@@ -414,9 +410,7 @@ fn route_group_resend(
     }
     let mut children = vec![enc];
     children.extend(message.child("device-identity").cloned());
-    let from = Node::new("message")
-        .attr("from", group.clone())
-        .attr("participant", sender.clone());
+    let from = participant_head(state, group, sender);
     let stanza = delivered(from, message, &id, &kind, children);
     deliver(state, device_jid(&number, device_id), "message", &id, stanza);
     let ack = Node::new("ack")
@@ -425,6 +419,27 @@ fn route_group_resend(
         .attr("from", group.clone())
         .attr("t", unix_now().to_string());
     Ok((ack, 1))
+}
+
+/// The LID device of `sender` when its account is addressed by LID ([`crate::TestServer::address_by_lid`]).
+fn sender_lid(state: &State, sender: &Jid) -> Option<Jid> {
+    let account = state.accounts.get(sender.user())?;
+    account
+        .lid_addressed
+        .then(|| crate::state::device_lid(&account.lid_user, sender.device()))
+}
+
+/// The head of a message in a shared chat (group or status): from the chat, with the sender as `participant`,
+/// named by LID (and the phone number beside it) when its account is addressed by LID.
+fn participant_head(state: &State, chat: &Jid, sender: &Jid) -> Node {
+    let head = Node::new("message").attr("from", chat.clone());
+    match sender_lid(state, sender) {
+        Some(lid) => head
+            .attr("participant", lid)
+            .attr("participant_pn", sender.clone())
+            .attr("addressing_mode", "lid"),
+        None => head.attr("participant", sender.clone()),
+    }
 }
 
 /// `enc` as `device` gets it: with a flipped last byte while the device has copies left to damage

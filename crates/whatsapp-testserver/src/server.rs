@@ -232,10 +232,22 @@ impl TestServer {
                 sessions: Default::default(),
                 app_state_keys: Vec::new(),
                 app_state: Default::default(),
+                lid_addressed: false,
             }
         });
         drop(state);
         Phone::new(Arc::clone(self.shared()), number.to_owned())
+    }
+
+    /// Moves the account of `number` to LID addressing, as WhatsApp does: from now on its messages reach others
+    /// from the sending device's LID, with the phone-number device beside it (`from` and `sender_pn` in direct
+    /// messages; `participant`, `participant_pn` and `addressing_mode="lid"` in groups and status updates).
+    /// Nothing changes for the account's own devices or its sessions: the recipients must find the sessions they
+    /// made with the phone-number address under the LID one.
+    pub fn address_by_lid(&self, number: &str) {
+        if let Some(account) = self.shared().lock().accounts.get_mut(number) {
+            account.lid_addressed = true;
+        }
     }
 
     /// Every event from now on.

@@ -51,6 +51,9 @@ pub(crate) struct Account {
     pub(crate) app_state_keys: Vec<(Vec<u8>, Vec<u8>)>,
     /// The account's app-state collections by name: the patches uploaded so far, oldest first.
     pub(crate) app_state: BTreeMap<String, Vec<Vec<u8>>>,
+    /// Whether the account's messages reach others from its LID devices (see
+    /// [`crate::TestServer::address_by_lid`]).
+    pub(crate) lid_addressed: bool,
 }
 
 /// What a connection task is told to do.
