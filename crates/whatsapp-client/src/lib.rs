@@ -27,6 +27,7 @@
 
 mod app_state;
 mod calls;
+mod devices;
 mod error;
 mod event;
 mod groups;
@@ -166,6 +167,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) pacer: Option<pacing::SendPacer>,
     /// What this client read or wrote of the LID map, and whose Signal records it moved to their LID.
     pub(crate) lids: std::sync::Mutex<lid::LidMemory>,
+    /// Users' device lists as last listed (see [`devices`]).
+    pub(crate) device_lists: std::sync::Mutex<devices::DeviceLists>,
     running: Mutex<Option<Running>>,
 }
 
@@ -305,6 +308,7 @@ impl<B: Backend> ClientBuilder<B> {
             media_retries: Default::default(),
             pacer,
             lids: Default::default(),
+            device_lists: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

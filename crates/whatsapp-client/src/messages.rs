@@ -118,13 +118,10 @@ impl<B: Backend> Client<B> {
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         let to = to.to_non_ad();
 
-        let sid = format!("{}", rand::random::<u64>());
-        let answer = self
-            .send_iq(usync::device_query(&[to.clone(), own.to_non_ad()], &sid))
-            .await?;
+        let users = [to.clone(), own.to_non_ad()];
         let mut recipients = Vec::new();
         let mut own_devices = Vec::new();
-        for user in usync::parse_devices(&answer)? {
+        for user in self.devices_of(&users).await? {
             for jid in user.devices {
                 if jid.user() == to.user() && jid.server() == to.server() {
                     recipients.push(jid);
@@ -139,6 +136,8 @@ impl<B: Backend> Client<B> {
             )));
         }
 
+        let listed: Vec<Jid> = recipients.iter().chain(&own_devices).cloned().collect();
+        let phash = usync::participant_hash(&listed);
         let recipients = shared.signal_addresses(recipients).await?;
         let own_devices = shared.signal_addresses(own_devices).await?;
         let bundles = self
@@ -171,7 +170,8 @@ impl<B: Backend> Client<B> {
             let stanza = with_edit(
                 message_stanza(&id, &to, stanza_type(message), &encrypted, &identity),
                 message,
-            );
+            )
+            .attr("phash", phash.clone());
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
@@ -188,6 +188,12 @@ impl<B: Backend> Client<B> {
         self.remember_secret(&to, &own, &id, message).await;
         debug!(%id, %to, "sending message");
         let ack = self.send_and_wait_ack(stanza).await?;
+        if ack
+            .optional_str_attr("phash")
+            .is_some_and(|server| server != phash)
+        {
+            self.reach_missed_devices(&id, &to, &users, &listed).await?;
+        }
         Ok(SendResponse {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),
@@ -221,6 +227,14 @@ impl<B: Backend> Client<B> {
                 ));
             }
         }
+        self.resend(&request).await
+    }
+
+    /// Sends message `request.id` again to the one device `request.device` (a retry answer, or a device a stale
+    /// device list missed): encrypted anew, with a new session when the request carries keys, when this is not
+    /// the first attempt, or when there is no session yet.
+    pub(crate) async fn resend(&self, request: &RetryRequest) -> Result<(), ClientError> {
+        let shared = &self.shared;
         let (to, message) = shared.recent(&request.id).ok_or(ClientError::Unsupported(
             "retry for a message not among the recent ones",
         ))?;
@@ -245,9 +259,10 @@ impl<B: Backend> Client<B> {
             message
         };
         let target = shared.signal_address(&request.device).await?;
+        let no_session = shared.account.session(&target.signal_address()).await?.is_none();
         let bundle = match request.bundle.clone() {
             Some(bundle) => Some(bundle),
-            None if request.count >= 2 => {
+            None if request.count >= 2 || no_session => {
                 let answer = self
                     .send_iq(prekeys::bundle_query(std::slice::from_ref(&request.device)))
                     .await?;
@@ -285,7 +300,7 @@ impl<B: Backend> Client<B> {
             .ok_or(ClientError::Unsupported("nothing to resend"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
             let kind = stanza_type(&plaintext);
-            let stanza = resend_stanza(&request, kind, unix_now().as_secs() as i64, &copy, &identity);
+            let stanza = resend_stanza(request, kind, unix_now().as_secs() as i64, &copy, &identity);
             stage.commit().await?;
             stanza
         };
@@ -404,9 +419,9 @@ impl<B: Backend> Client<B> {
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         // Outgoing sender keys are keyed by this device's LID when it has one (protocol-facts §3.5).
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
-        let sid = format!("{}", rand::random::<u64>());
-        let answer = self.send_iq(usync::device_query(users, &sid)).await?;
-        let devices: Vec<Jid> = usync::parse_devices(&answer)?
+        let devices: Vec<Jid> = self
+            .devices_of(users)
+            .await?
             .into_iter()
             .flat_map(|user| user.devices)
             .filter(|jid| !(jid.user() == own.user() && jid.device() == own.device()))
@@ -472,6 +487,7 @@ impl<B: Backend> Client<B> {
                 group::status_stanza(&id, kind, &listed, &copies, &skmsg, &identity)
             } else {
                 group::message_stanza(&id, chat, kind, &copies, &skmsg, &identity)
+                    .attr("phash", usync::participant_hash(&devices))
             };
             stage.commit().await?;
             let reachable: Vec<Jid> = reachable.into_iter().map(|(wire, _)| wire).collect();
@@ -485,6 +501,15 @@ impl<B: Backend> Client<B> {
         self.remember_secret(chat, &own, &id, message).await;
         debug!(%id, %chat, distributed = distributed.len(), "sending with the sender key");
         let ack = self.send_and_wait_ack(stanza).await?;
+        let mut distributed = distributed;
+        if !status
+            && ack
+                .optional_str_attr("phash")
+                .is_some_and(|server| server != usync::participant_hash(&devices))
+        {
+            // Each missed device's copy carries the sender key too.
+            distributed.extend(self.reach_missed_devices(&id, chat, users, &devices).await?);
+        }
         let distributed: Vec<String> = distributed.iter().map(Jid::to_string).collect();
         shared
             .account

@@ -538,6 +538,10 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.on_code_pairing_hello(notification).await?;
             }
             Incoming::Notification { ack } => {
+                if node.optional_str_attr("type") == Some("devices") {
+                    // Before the ack: a send that follows the ack sees the new list.
+                    self.shared.on_device_notification(node);
+                }
                 if node.optional_str_attr("type") == Some("privacy_token") {
                     // Stored before the ack, so a token is never acknowledged and lost.
                     if let Err(error) = self.shared.store_privacy_tokens(node).await {

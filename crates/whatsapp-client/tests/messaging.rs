@@ -867,6 +867,158 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     bob.client.disconnect().await;
 }
 
+/// The server's events up to and including the first that `done` accepts.
+async fn events_until(
+    server_events: &mut whatsapp_testserver::ServerEvents,
+    what: &str,
+    done: impl Fn(&ServerEvent) -> bool,
+) -> Vec<ServerEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(STEP, server_events.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("the server is gone");
+        let last = done(&event);
+        seen.push(event);
+        if last {
+            return seen;
+        }
+    }
+}
+
+/// Waits for a message reading `text`, skipping other events (undecryptable ones included).
+async fn wait_text(events: &mut Events, text: &str) {
+    wait_for(
+        events,
+        text,
+        |e| matches!(e, Event::Message { message, .. } if message.conversation.as_deref() == Some(text)),
+    )
+    .await;
+}
+
+/// Device-list queries by `device` among `events`.
+fn list_queries(events: &[ServerEvent], device: &Jid) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, ServerEvent::DeviceListsQueried { from, .. } if from == device))
+        .count()
+}
+
+/// Sends `text` from `client` to `to`, returning the server's events up to its routing and the routed copies.
+async fn send_and_watch(
+    client: &Client<SqlBackend>,
+    server_events: &mut whatsapp_testserver::ServerEvents,
+    to: &Jid,
+    text: &str,
+) -> (Vec<ServerEvent>, usize) {
+    let sent = client.send_text(to, text).await.unwrap();
+    let events = events_until(
+        server_events,
+        text,
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == sent.id),
+    )
+    .await;
+    let copies = match events.last() {
+        Some(ServerEvent::MessageRouted { copies, .. }) => *copies,
+        other => panic!("{other:?}"),
+    };
+    (events, copies)
+}
+
+#[tokio::test]
+async fn device_lists_are_remembered_kept_true_and_repaired_when_stale() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let group = server.create_group("Devices", &[PHONE, BOB]);
+
+    // The first message asks for the lists, the next ones do not.
+    let (events, copies) = send_and_watch(&alice.client, &mut server_events, &user(BOB), "one").await;
+    assert_eq!((list_queries(&events, &alice.jid), copies), (1, 1));
+    next_message(&mut bob.events).await;
+    let (events, copies) = send_and_watch(&alice.client, &mut server_events, &user(BOB), "two").await;
+    assert_eq!((list_queries(&events, &alice.jid), copies), (0, 1));
+    next_message(&mut bob.events).await;
+
+    // Bob links a second device: the server tells Alice, whose list follows without asking.
+    let mut bob2 = companion(&server, BOB).await;
+    server_wait(&mut server_events, "Alice told of the new device", |e| {
+        matches!(e, ServerEvent::Acked { device, class, .. } if *device == alice.jid && class == "notification")
+    })
+    .await;
+    let (events, copies) = send_and_watch(&alice.client, &mut server_events, &user(BOB), "three").await;
+    assert_eq!((list_queries(&events, &alice.jid), copies), (0, 2));
+    for events in [&mut bob.events, &mut bob2.events] {
+        let (_, message) = next_message(events).await;
+        assert_eq!(message.conversation.as_deref(), Some("three"));
+    }
+
+    // A device linked without a notification: the ack's participant hash shows Alice's list is stale, so she asks
+    // again and sends the missed device its copy (same message id).
+    server.announce_device_changes(false);
+    let mut bob3 = companion(&server, BOB).await;
+    let sent = alice.client.send_text(&user(BOB), "four").await.unwrap();
+    let (info, message) = next_message(&mut bob3.events).await;
+    assert_eq!(
+        (info.id.as_str(), message.conversation.as_deref()),
+        (sent.id.as_str(), Some("four"))
+    );
+    for events in [&mut bob.events, &mut bob2.events] {
+        assert_eq!(next_message(events).await.1.conversation.as_deref(), Some("four"));
+    }
+    // Routed twice: to the two devices Alice knew, then to the one she learnt of by asking again.
+    let events = events_until(
+        &mut server_events,
+        "the copy for the missed device",
+        |e| matches!(e, ServerEvent::MessageRouted { id, copies: 1, .. } if *id == sent.id),
+    )
+    .await;
+    let routed: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::MessageRouted { id, copies, .. } if *id == sent.id => Some(*copies),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((list_queries(&events, &alice.jid), routed), (1, vec![2, 1]));
+    let (events, copies) = send_and_watch(&alice.client, &mut server_events, &user(BOB), "five").await;
+    assert_eq!((list_queries(&events, &alice.jid), copies), (0, 3));
+    for events in [&mut bob.events, &mut bob2.events, &mut bob3.events] {
+        assert_eq!(next_message(events).await.1.conversation.as_deref(), Some("five"));
+    }
+
+    // The same in a group: the missed device gets the message with the sender key, so the next one is a plain
+    // skmsg for it too.
+    let first = alice.client.send_text(&group, "group one").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &first.id).await.0, 3);
+    for events in [&mut bob.events, &mut bob2.events, &mut bob3.events] {
+        next_message(events).await;
+    }
+    let mut bob4 = companion(&server, BOB).await;
+    alice.client.send_text(&group, "group two").await.unwrap();
+    // The server hands bob4 the skmsg, which it cannot read yet (it may ask for a retry); the copy Alice sends
+    // after the ack can.
+    wait_text(&mut bob4.events, "group two").await;
+    let third = alice.client.send_text(&group, "group three").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &third.id).await, (0, 0));
+    wait_text(&mut bob4.events, "group three").await;
+
+    // An unlinked device leaves the list through the notification.
+    server.announce_device_changes(true);
+    server.add_phone(BOB).remove_device(&bob2.jid).await;
+    server_wait(&mut server_events, "Alice told of the removal", |e| {
+        matches!(e, ServerEvent::Acked { device, class, .. } if *device == alice.jid && class == "notification")
+    })
+    .await;
+    let (events, copies) = send_and_watch(&alice.client, &mut server_events, &user(BOB), "six").await;
+    assert_eq!((list_queries(&events, &alice.jid), copies), (0, 3));
+    for companion in [alice, bob, bob3, bob4] {
+        companion.client.disconnect().await;
+    }
+}
+
 #[tokio::test]
 async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     const CAROL: &str = "15550001111";

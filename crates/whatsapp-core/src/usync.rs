@@ -76,6 +76,95 @@ fn device_jids(user: &Jid, list: &Node) -> Vec<Jid> {
         .collect()
 }
 
+/// The participant hash ("phash") of a set of devices (protocol-facts §3.6, whatsmeow `participantListHashV2`):
+/// `2:` and the unpadded base64 of the first six bytes of SHA-256 over the devices' `user.agent:device@server`
+/// strings, sorted and concatenated. A sender puts it on a message; a server that counts other devices answers
+/// with its own in the ack.
+pub fn participant_hash(devices: &[Jid]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut names: Vec<String> = devices
+        .iter()
+        .map(|d| format!("{}.{}:{}@{}", d.user(), d.raw_agent(), d.device(), d.server()))
+        .collect();
+    names.sort_unstable();
+    let digest = sha2::Sha256::digest(names.concat().as_bytes());
+    format!(
+        "2:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..6])
+    )
+}
+
+/// What happened to a device in a `devices` notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChangeKind {
+    /// A device was linked.
+    Add,
+    /// A device was unlinked.
+    Remove,
+    /// Something else about the list changed (whatsmeow drops its cached list).
+    Update,
+}
+
+/// One change of a `devices` notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceChange {
+    /// Added, removed or updated.
+    pub kind: DeviceChangeKind,
+    /// The device, when the change names one.
+    pub device: Option<Jid>,
+    /// The participant hash of the user's device list after the change (`device_hash`), when given.
+    pub hash: Option<String>,
+}
+
+/// `<notification type="devices" from=USER [lid]>` with `<add|remove|update device_hash><device jid/></..>`
+/// children: another user's device list changed (whatsmeow `handleDeviceNotification`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNotification {
+    /// The user whose devices changed (no device part).
+    pub user: Jid,
+    /// The user's LID, when the notification names it.
+    pub lid: Option<Jid>,
+    /// The changes, in order; children of other tags are skipped.
+    pub changes: Vec<DeviceChange>,
+}
+
+impl DeviceNotification {
+    /// Reads a `devices` notification; one without a `from` JID is an error.
+    pub fn parse(node: &Node) -> Result<DeviceNotification, ResponseError> {
+        let user = node
+            .jid_attr("from")
+            .map_err(|_| ResponseError::Missing("from"))?
+            .to_non_ad();
+        let lid = node
+            .optional_jid_attr("lid")
+            .ok()
+            .flatten()
+            .filter(|lid| lid.server() == Jid::LID_SERVER)
+            .map(|lid| lid.to_non_ad());
+        let changes = node
+            .child_nodes()
+            .iter()
+            .filter_map(|child| {
+                let kind = match &*child.tag {
+                    "add" => DeviceChangeKind::Add,
+                    "remove" => DeviceChangeKind::Remove,
+                    "update" => DeviceChangeKind::Update,
+                    _ => return None,
+                };
+                Some(DeviceChange {
+                    kind,
+                    device: child
+                        .child("device")
+                        .and_then(|device| device.optional_jid_attr("jid").ok().flatten()),
+                    hash: child.optional_str_attr("device_hash").map(str::to_owned),
+                })
+            })
+            .collect();
+        Ok(DeviceNotification { user, lid, changes })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +234,69 @@ mod tests {
         assert_eq!(
             parse_devices(&Node::new("iq")),
             Err(ResponseError::Missing("usync/list"))
+        );
+    }
+
+    #[test]
+    fn participant_hash_is_whatsmeows() {
+        // Order does not matter; the agent is the raw one (0 for LIDs), so `@lid` devices hash as `.0`.
+        let a = Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 1);
+        let b = Jid::with_device("15557654321", Jid::DEFAULT_USER_SERVER, 0);
+        let c = Jid::with_device("987654321", Jid::LID_SERVER, 2);
+        assert_eq!(
+            participant_hash(&[a.clone(), b.clone(), c.clone()]),
+            participant_hash(&[c.clone(), a.clone(), b.clone()])
+        );
+        // SHA-256("15551234567.0:1@s.whatsapp.net15557654321.0:0@s.whatsapp.net987654321.0:2@lid")[..6] in
+        // unpadded base64, computed independently with Python's hashlib.
+        assert_eq!(participant_hash(&[a, b, c]), "2:bmfvQ5CX");
+        // The hash of no devices is common enough to be in WhatsApp's token dictionary.
+        assert_eq!(participant_hash(&[]), "2:47DEQpj8");
+    }
+
+    #[test]
+    fn device_notifications_are_read_leniently() {
+        let node = Node::new("notification")
+            .attr("from", Jid::new("15551234567", Jid::DEFAULT_USER_SERVER))
+            .attr("lid", Jid::new("777", Jid::LID_SERVER))
+            .attr("type", "devices")
+            .children([
+                Node::new("add")
+                    .attr("device_hash", "2:abc")
+                    .children([Node::new("device").attr(
+                        "jid",
+                        Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 4),
+                    )]),
+                Node::new("remove").children([Node::new("device").attr("jid", "garbage@@")]),
+                Node::new("update"),
+                Node::new("something-else"),
+            ]);
+        let parsed = DeviceNotification::parse(&node).unwrap();
+        assert_eq!(parsed.user, Jid::new("15551234567", Jid::DEFAULT_USER_SERVER));
+        assert_eq!(parsed.lid, Some(Jid::new("777", Jid::LID_SERVER)));
+        assert_eq!(
+            parsed.changes,
+            vec![
+                DeviceChange {
+                    kind: DeviceChangeKind::Add,
+                    device: Some(Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 4)),
+                    hash: Some("2:abc".to_owned()),
+                },
+                DeviceChange {
+                    kind: DeviceChangeKind::Remove,
+                    device: None,
+                    hash: None,
+                },
+                DeviceChange {
+                    kind: DeviceChangeKind::Update,
+                    device: None,
+                    hash: None,
+                },
+            ]
+        );
+        assert_eq!(
+            DeviceNotification::parse(&Node::new("notification")),
+            Err(ResponseError::Missing("from"))
         );
     }
 }

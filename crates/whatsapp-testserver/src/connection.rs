@@ -504,8 +504,14 @@ impl Conn {
                     }
                 }
             }
-            ("usync", "get") if self.device.is_some() => {
-                let answer = routing::usync_answer(&self.shared.lock(), id, iq);
+            ("usync", "get") if let Some(device) = self.device.clone() => {
+                let answer = routing::usync_answer(&mut self.shared.lock(), &device, id, iq);
+                let users = iq
+                    .child("usync")
+                    .and_then(|usync| usync.child("list"))
+                    .map_or(0, |list| list.children_by_tag("user").count());
+                self.shared
+                    .emit(ServerEvent::DeviceListsQueried { from: device, users });
                 self.answer_or_refuse(id, answer).await
             }
             ("encrypt", "set") if iq.child("registration").is_some() => self.prekey_upload(id, iq).await,
@@ -752,11 +758,15 @@ impl Conn {
         }
         let removed = {
             let mut state = self.shared.lock();
-            state
+            let removed = state
                 .accounts
                 .get_mut(device.user())
                 .and_then(|a| a.devices.remove(&device.device()))
-                .is_some()
+                .is_some();
+            if removed {
+                routing::devices_changed(&mut state, device.user(), "remove", device.device());
+            }
+            removed
         };
         if !removed {
             return self.respond_error(id, 404).await;
@@ -941,6 +951,7 @@ impl Conn {
                         prekeys: Default::default(),
                     },
                 );
+                routing::devices_changed(&mut state, &pending.number, "add", pending.device_id);
                 Ok(device_jid(&pending.number, pending.device_id))
             })
         };

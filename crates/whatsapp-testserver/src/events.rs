@@ -71,6 +71,13 @@ pub enum ServerEvent {
         /// The device.
         device: Jid,
     },
+    /// A device asked for users' device lists (a `usync` device query).
+    DeviceListsQueried {
+        /// The asking device.
+        from: Jid,
+        /// How many users the query listed.
+        users: usize,
+    },
     /// A device sent a message; a copy was queued for each addressed device.
     MessageRouted {
         /// The sending device.

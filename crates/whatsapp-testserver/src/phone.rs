@@ -329,6 +329,9 @@ impl Phone {
             .get_mut(&self.number)
             .and_then(|a| a.devices.remove(&device.device()))
             .is_some();
+        if removed {
+            crate::routing::devices_changed(&mut state, &self.number, "remove", device.device());
+        }
         if let Some((_, conn)) = state.conn_of(device) {
             let error = Node::new("stream:error")
                 .attr("code", "401")

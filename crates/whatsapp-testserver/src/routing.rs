@@ -39,10 +39,31 @@ pub(crate) fn resolve(state: &State, jid: &Jid) -> Option<(String, u16)> {
 }
 
 /// The answer to a `usync` device-list query: the linked companions of each listed user, named as the query named
-/// the user (phone number or LID). The phone (device 0) is not listed: simulated phones have no Signal keys.
-pub(crate) fn usync_answer(state: &State, id: &str, iq: &Node) -> Result<Node, &'static str> {
+/// the user (phone number or LID). The phone (device 0) is not listed: simulated phones have no Signal keys. The
+/// asking account is told of later changes to the listed accounts' devices ([`devices_changed`]).
+pub(crate) fn usync_answer(
+    state: &mut State,
+    asker: &Jid,
+    id: &str,
+    iq: &Node,
+) -> Result<Node, &'static str> {
     let usync = iq.child("usync").ok_or("usync query without <usync>")?;
     let list = usync.child("list").ok_or("usync query without <list>")?;
+    for user in list.children_by_tag("user") {
+        if let Some((number, _)) = user
+            .jid_attr("jid")
+            .ok()
+            .and_then(|jid| resolve(state, &jid.to_non_ad()))
+            && number != asker.user()
+        {
+            state
+                .device_watchers
+                .entry(number)
+                .or_default()
+                .insert(asker.user().to_owned());
+        }
+    }
+    let state = &*state;
     let users = list.children_by_tag("user").filter_map(|user| {
         let jid = user.jid_attr("jid").ok()?.to_non_ad();
         let devices = resolve(state, &jid)
@@ -72,6 +93,98 @@ pub(crate) fn usync_answer(state: &State, id: &str, iq: &Node) -> Result<Node, &
         .attr("type", "result")
         .attr("id", id.to_owned())
         .children([answer]))
+}
+
+/// The devices of account `number` a device list names, on the server of `named` (phone number or LID).
+fn listed_devices(state: &State, number: &str, named: &Jid) -> Vec<Jid> {
+    let Some(account) = state.accounts.get(number) else {
+        return Vec::new();
+    };
+    account
+        .devices
+        .keys()
+        .map(|&device| match named.server() {
+            Jid::LID_SERVER => crate::state::device_lid(&account.lid_user, device),
+            _ => device_jid(number, device),
+        })
+        .collect()
+}
+
+/// The participant hash of a device set, as clients compute it (protocol-facts §3.6): `2:` and the unpadded
+/// base64 of the first six bytes of SHA-256 over the sorted `user.agent:device@server` strings.
+pub(crate) fn participant_hash(devices: &[Jid]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let mut names: Vec<String> = devices
+        .iter()
+        .map(|d| format!("{}.{}:{}@{}", d.user(), d.raw_agent(), d.device(), d.server()))
+        .collect();
+    names.sort();
+    let digest = sha2::Sha256::digest(names.concat().as_bytes());
+    format!(
+        "2:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(&digest[..6])
+    )
+}
+
+/// The ack of a message, with the server's participant hash when the message carried a different one (its sender
+/// used a stale device list, so some device got no copy).
+fn ack_with_phash(ack: Node, message: &Node, expected: impl FnOnce() -> Vec<Jid>) -> Node {
+    match message.optional_str_attr("phash") {
+        Some(sent) => {
+            let hash = participant_hash(&expected());
+            if hash == sent {
+                ack
+            } else {
+                ack.attr("phash", hash)
+            }
+        }
+        None => ack,
+    }
+}
+
+/// Announces a linked or unlinked device of account `number` (`kind` is `add` or `remove`) with a `devices`
+/// notification carrying the new device-list hash, to every device of the accounts that asked for the list and to
+/// the account's other devices; queued like messages, so an offline device gets it at its next login.
+pub(crate) fn devices_changed(state: &mut State, number: &str, kind: &'static str, device_id: u16) {
+    if state.faults.silent_device_changes {
+        return;
+    }
+    let user = Jid::new(number, Jid::DEFAULT_USER_SERVER);
+    let hash = participant_hash(&listed_devices(state, number, &user));
+    let mut told: Vec<String> = state
+        .device_watchers
+        .get(number)
+        .map(|watchers| watchers.iter().cloned().collect())
+        .unwrap_or_default();
+    told.push(number.to_owned());
+    for account in told {
+        let devices: Vec<u16> = match state.accounts.get(&account) {
+            Some(a) => a.devices.keys().copied().collect(),
+            None => continue,
+        };
+        for device in devices {
+            if account == number && device == device_id {
+                continue;
+            }
+            let id = format!("devices-{}", state.next_notification_id());
+            let notification = Node::new("notification")
+                .attr("from", user.clone())
+                .attr("type", "devices")
+                .attr("id", id.clone())
+                .attr("t", unix_now().to_string())
+                .children([Node::new(kind)
+                    .attr("device_hash", hash.clone())
+                    .children([Node::new("device").attr("jid", device_jid(number, device_id))])]);
+            deliver(
+                state,
+                device_jid(&account, device),
+                "notification",
+                &id,
+                notification,
+            );
+        }
+    }
 }
 
 fn id3(id: u32) -> Vec<u8> {
@@ -184,7 +297,9 @@ pub(crate) fn route_message(
             .get(&number)
             .is_some_and(|account| account.devices.contains_key(&device_id));
         if !linked {
-            return Err(format!("device {device} is not linked"));
+            // Unlinked since the sender listed it: no copy, and the participant hash in the ack tells the sender
+            // its list is stale.
+            continue;
         }
         let device_pn = device_jid(&number, device_id);
         let mut children = vec![take_corruption(state, &device_pn, enc.clone())];
@@ -209,8 +324,16 @@ pub(crate) fn route_message(
     let ack = Node::new("ack")
         .attr("class", "message")
         .attr("id", id)
-        .attr("from", to)
+        .attr("from", to.clone())
         .attr("t", unix_now().to_string());
+    let ack = ack_with_phash(ack, message, || {
+        let mut expected = resolve(state, &to.to_non_ad())
+            .map(|(number, _)| listed_devices(state, &number, &to))
+            .unwrap_or_default();
+        expected.extend(listed_devices(state, sender.user(), sender));
+        expected.retain(|device| device != sender);
+        expected
+    });
     Ok((ack, count))
 }
 
@@ -278,8 +401,9 @@ fn route_group_message(
             pairwise.insert(device_jid(&number, device_id), enc);
         }
     }
+    let members = info.members.clone();
     let mut copies = Vec::new();
-    for member in info.members.clone() {
+    for member in members.clone() {
         let device_ids: Vec<u16> = match state.accounts.get(&member) {
             Some(account) => account.devices.keys().copied().collect(),
             None => continue,
@@ -302,7 +426,12 @@ fn route_group_message(
             copies.push((device, delivered(from, message, &id, &kind, children)));
         }
     }
-    if let Some(device) = pairwise.keys().next() {
+    // A copy for a device of a member that has been unlinked since is dropped (the ack's participant hash tells
+    // the sender); one for anybody else is a sender bug.
+    if let Some(device) = pairwise
+        .keys()
+        .find(|device| !members.iter().any(|m| m == device.user()))
+    {
         return Err(format!(
             "pairwise copy for {device}, which is not a member device"
         ));
@@ -316,6 +445,21 @@ fn route_group_message(
         .attr("id", id)
         .attr("from", group.clone())
         .attr("t", unix_now().to_string());
+    let ack = ack_with_phash(ack, message, || {
+        let members = state
+            .groups
+            .get(group.user())
+            .map(|info| info.members.clone())
+            .unwrap_or_default();
+        let mut expected: Vec<Jid> = members
+            .iter()
+            .flat_map(|member| {
+                listed_devices(state, member, &Jid::new(member.clone(), Jid::DEFAULT_USER_SERVER))
+            })
+            .collect();
+        expected.retain(|device| device != sender);
+        expected
+    });
     Ok((ack, count))
 }
 

@@ -308,6 +308,13 @@ impl TestServer {
             .insert(device.clone(), count);
     }
 
+    /// Whether linking and unlinking a device is announced to the accounts that asked for the account's device
+    /// list (a `devices` notification, queued like messages) and to the account's other devices; on by default.
+    /// Off, senders keep stale device lists and only the participant hash in the message ack tells them.
+    pub fn announce_device_changes(&self, yes: bool) {
+        self.shared().lock().faults.silent_device_changes = !yes;
+    }
+
     /// Whether the stanzas queued for a device are sent newest first when it logs in (out-of-order delivery);
     /// off by default.
     pub fn reverse_inbox(&self, yes: bool) {

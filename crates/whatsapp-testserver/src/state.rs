@@ -128,6 +128,8 @@ pub(crate) struct Faults {
     pub(crate) corrupt_next: HashMap<Jid, usize>,
     /// Devices whose connection is cut right after the next message copy is written to it.
     pub(crate) cut_after_next: std::collections::HashSet<Jid>,
+    /// Device-list changes are not announced (`devices` notifications), so senders keep stale lists.
+    pub(crate) silent_device_changes: bool,
     /// Devices whose connection ends right after their next message arrives, before its ack, and whether that
     /// message is routed first.
     pub(crate) cut_before_ack: HashMap<Jid, bool>,
@@ -146,6 +148,10 @@ pub(crate) struct State {
     pub(crate) inboxes: HashMap<Jid, Vec<crate::routing::Queued>>,
     /// Groups by id (the user part of the group JID).
     pub(crate) groups: BTreeMap<String, Group>,
+    /// Who asked for whose device list: by account number, the accounts told when its devices change.
+    pub(crate) device_watchers: HashMap<String, std::collections::BTreeSet<String>>,
+    /// The last number used in a notification id made under the lock.
+    pub(crate) notifications: u64,
     /// The hostile-server switches.
     pub(crate) hostile: crate::hostile::Hostile,
     /// Presence, profiles, privacy and blocklists.
@@ -155,6 +161,12 @@ pub(crate) struct State {
 pub(crate) use crate::groups::Group;
 
 impl State {
+    /// A fresh number for a notification id.
+    pub(crate) fn next_notification_id(&mut self) -> u64 {
+        self.notifications += 1;
+        self.notifications
+    }
+
     /// The live connection of `device`, if it is logged in.
     pub(crate) fn conn_of(&self, device: &Jid) -> Option<(u64, &ConnEntry)> {
         self.conns
@@ -202,7 +214,10 @@ impl Shared {
                     corrupt_next: Default::default(),
                     cut_after_next: Default::default(),
                     cut_before_ack: Default::default(),
+                    silent_device_changes: false,
                 },
+                device_watchers: HashMap::new(),
+                notifications: 0,
                 next_conn: 1,
                 inboxes: HashMap::new(),
                 groups: BTreeMap::new(),

@@ -1,0 +1,159 @@
+//! Device lists: which devices each user has, kept in memory between sends (protocol-facts §3.6).
+//!
+//! A message is encrypted once per device of the recipient and of this account, so each send needs the device
+//! lists. They are asked for once (`usync`) and then remembered per user; the server keeps them true with `devices`
+//! notifications (a device linked or unlinked, with the new list's participant hash, checked here: a list that
+//! does not hash as announced is dropped and asked for again). Each message carries the participant hash of the
+//! devices it was encrypted for; when the server's ack names a different one, a list was stale: the lists of that
+//! chat are asked for again and every device that was missed gets its copy, as the answer to a retry would (same
+//! message id), so a device linked while a notification was lost still gets the message.
+
+use std::collections::{HashMap, HashSet};
+
+use tracing::{debug, info, warn};
+use whatsapp_binary::{Jid, Node};
+use whatsapp_core::retry::RetryRequest;
+use whatsapp_core::usync::{self, DeviceChangeKind, DeviceNotification, UserDevices};
+use whatsapp_store::{AccountStore, Backend};
+
+use crate::{Client, ClientError, Shared};
+
+/// Each user's devices as the server last listed them (users by their JID without a device part).
+pub(crate) type DeviceLists = HashMap<Jid, Vec<Jid>>;
+
+impl<B: Backend> Shared<B> {
+    fn device_lists(&self) -> std::sync::MutexGuard<'_, DeviceLists> {
+        self.device_lists
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the device lists of `users`, so the next send asks for them.
+    pub(crate) fn forget_devices(&self, users: &[Jid]) {
+        let mut lists = self.device_lists();
+        for user in users {
+            lists.remove(&user.to_non_ad());
+        }
+    }
+
+    /// Applies a `devices` notification to the remembered list of its user (a user not remembered is left to
+    /// the next send to ask for).
+    pub(crate) fn on_device_notification(&self, node: &Node) {
+        let notification = match DeviceNotification::parse(node) {
+            Ok(notification) => notification,
+            Err(error) => {
+                warn!(%error, "malformed device notification");
+                return;
+            }
+        };
+        let mut lists = self.device_lists();
+        let Some(list) = lists.get_mut(&notification.user) else {
+            return;
+        };
+        let mut keep = true;
+        for change in &notification.changes {
+            match (change.kind, &change.device) {
+                (DeviceChangeKind::Add, Some(device)) if !list.contains(device) => list.push(device.clone()),
+                (DeviceChangeKind::Add, Some(_)) => {}
+                (DeviceChangeKind::Remove, Some(device)) => list.retain(|known| known != device),
+                _ => keep = false,
+            }
+            if let Some(hash) = &change.hash
+                && usync::participant_hash(list) != *hash
+            {
+                keep = false;
+            }
+        }
+        if keep {
+            debug!(user = %notification.user, devices = list.len(), "device list updated");
+        } else {
+            debug!(user = %notification.user, "device list changed in a way not followed; asking again next time");
+            lists.remove(&notification.user);
+        }
+    }
+}
+
+impl<B: Backend> Client<B> {
+    /// The devices of each of `users`: remembered lists, and one `usync` query for the users without one.
+    pub(crate) async fn devices_of(&self, users: &[Jid]) -> Result<Vec<UserDevices>, ClientError> {
+        let mut out = Vec::with_capacity(users.len());
+        let mut missing = Vec::new();
+        {
+            let lists = self.shared.device_lists();
+            for user in users {
+                let user = user.to_non_ad();
+                match lists.get(&user) {
+                    Some(devices) => out.push(UserDevices {
+                        user,
+                        devices: devices.clone(),
+                    }),
+                    None => missing.push(user),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let sid = format!("{}", rand::random::<u64>());
+        let answer = self.send_iq(usync::device_query(&missing, &sid)).await?;
+        let fetched = usync::parse_devices(&answer)?;
+        {
+            let mut lists = self.shared.device_lists();
+            // An empty list is not remembered: the user may not be on WhatsApp yet.
+            for user in fetched.iter().filter(|user| !user.devices.is_empty()) {
+                lists.insert(user.user.to_non_ad(), user.devices.clone());
+            }
+        }
+        out.extend(fetched);
+        Ok(out)
+    }
+
+    /// After a message ack whose participant hash differs from the one sent: asks for the device lists of `users`
+    /// again and sends message `id` (in `chat`) to every device of theirs that `sent` does not include, each as the
+    /// answer to a retry would. Returns the devices reached this way.
+    pub(crate) async fn reach_missed_devices(
+        &self,
+        id: &str,
+        chat: &Jid,
+        users: &[Jid],
+        sent: &[Jid],
+    ) -> Result<Vec<Jid>, ClientError> {
+        self.shared.forget_devices(users);
+        let own = self
+            .shared
+            .account
+            .device()
+            .await?
+            .jid
+            .clone()
+            .ok_or(ClientError::NotConnected)?;
+        let sent: HashSet<&Jid> = sent.iter().collect();
+        let missed: Vec<Jid> = self
+            .devices_of(users)
+            .await?
+            .into_iter()
+            .flat_map(|user| user.devices)
+            .filter(|device| !sent.contains(device) && *device != own)
+            .collect();
+        let mut reached = Vec::with_capacity(missed.len());
+        for device in missed {
+            let request = RetryRequest {
+                id: id.to_owned(),
+                device: device.clone(),
+                chat: if chat.is_group() {
+                    chat.clone()
+                } else {
+                    device.to_non_ad()
+                },
+                count: 0,
+                bundle: None,
+            };
+            match self.resend(&request).await {
+                Ok(()) => reached.push(device),
+                Err(error) => warn!(%device, %error, "could not send a missed device its copy"),
+            }
+        }
+        info!(%id, %chat, reached = reached.len(), "a device list was stale; sent the missed devices their copies");
+        Ok(reached)
+    }
+}
