@@ -78,6 +78,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = IncomingMessage::parse(&node);
     let _ = usync::parse_devices(&node);
+    let _ = usync::DeviceNotification::parse(&node);
     let _ = prekeys::parse_bundles(&node);
     let _ = policy::parse_prekey_count(&node);
     let _ = Receipt::parse(&node);
