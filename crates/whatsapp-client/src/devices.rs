@@ -7,6 +7,10 @@
 //! devices it was encrypted for; when the server's ack names a different one, a list was stale: the lists of that
 //! chat are asked for again and every device that was missed gets its copy, as the answer to a retry would (same
 //! message id), so a device linked while a notification was lost still gets the message.
+//!
+//! Group member lists are remembered the same way: asked for (`w:g2` query) on the first send to a group, dropped
+//! when a `w:gp2` notification about the group arrives, when this device changes the group's members, and when a
+//! group message's ack shows a stale participant hash (a member added without a notification reaching us).
 
 use std::collections::{HashMap, HashSet};
 
@@ -21,11 +25,29 @@ use crate::{Client, ClientError, Shared};
 /// Each user's devices as the server last listed them (users by their JID without a device part).
 pub(crate) type DeviceLists = HashMap<Jid, Vec<Jid>>;
 
+/// Each group's members (users, without device parts) as last asked for.
+pub(crate) type GroupMembers = HashMap<Jid, Vec<Jid>>;
+
 impl<B: Backend> Shared<B> {
     fn device_lists(&self) -> std::sync::MutexGuard<'_, DeviceLists> {
         self.device_lists
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn group_members(&self) -> std::sync::MutexGuard<'_, GroupMembers> {
+        self.group_members.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Forgets the members of `group`, so the next send to it asks for them.
+    pub(crate) fn forget_group(&self, group: &Jid) {
+        self.group_members().remove(group);
+    }
+
+    /// Remembers the members of `group` from a full group description.
+    pub(crate) fn remember_group(&self, info: &whatsapp_core::group::GroupInfo) {
+        let members = info.participants.iter().map(|p| p.jid.to_non_ad()).collect();
+        self.group_members().insert(info.jid.clone(), members);
     }
 
     /// Forgets the device lists of `users`, so the next send asks for them.
@@ -74,6 +96,18 @@ impl<B: Backend> Shared<B> {
 }
 
 impl<B: Backend> Client<B> {
+    /// The members of `group`: remembered, or asked for.
+    pub(crate) async fn members_of(&self, group: &Jid) -> Result<Vec<Jid>, ClientError> {
+        if let Some(members) = self.shared.group_members().get(group) {
+            return Ok(members.clone());
+        }
+        let info = whatsapp_core::group::parse_group_info(
+            &self.send_iq(whatsapp_core::group::group_info_query(group)).await?,
+        )?;
+        self.shared.remember_group(&info);
+        Ok(info.participants.iter().map(|p| p.jid.to_non_ad()).collect())
+    }
+
     /// The devices of each of `users`: remembered lists, and one `usync` query for the users without one.
     pub(crate) async fn devices_of(&self, users: &[Jid]) -> Result<Vec<UserDevices>, ClientError> {
         let mut out = Vec::with_capacity(users.len());

@@ -30,7 +30,9 @@ impl<B: Backend> Client<B> {
     /// members with their admin rights.
     pub async fn group_info(&self, group: &Jid) -> Result<GroupInfo, ClientError> {
         let answer = self.send_iq(group_admin::group_info_query(group)).await?;
-        Ok(group_admin::parse_group_info(&answer)?)
+        let info = group_admin::parse_group_info(&answer)?;
+        self.shared.remember_group(&info);
+        Ok(info)
     }
 
     /// The groups this account is a member of, with their members and descriptions.
@@ -41,6 +43,7 @@ impl<B: Backend> Client<B> {
 
     /// Leaves a group.
     pub async fn leave_group(&self, group: &Jid) -> Result<(), ClientError> {
+        self.shared.forget_group(group);
         self.send_iq(group_admin::leave_group(group)).await.map(drop)
     }
 
@@ -54,6 +57,8 @@ impl<B: Backend> Client<B> {
         change: ParticipantChange,
         participants: &[Jid],
     ) -> Result<Vec<GroupParticipant>, ClientError> {
+        // This device gets no notification of its own change.
+        self.shared.forget_group(group);
         let answer = self
             .send_iq(group_admin::update_participants(group, change, participants))
             .await?;
@@ -182,6 +187,7 @@ impl<B: Backend> Client<B> {
         approve: bool,
         participants: &[Jid],
     ) -> Result<Vec<GroupParticipant>, ClientError> {
+        self.shared.forget_group(group);
         let answer = self
             .send_iq(group_admin::join_request_action(group, approve, participants))
             .await?;

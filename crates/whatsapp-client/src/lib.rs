@@ -169,6 +169,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) lids: std::sync::Mutex<lid::LidMemory>,
     /// Users' device lists as last listed (see [`devices`]).
     pub(crate) device_lists: std::sync::Mutex<devices::DeviceLists>,
+    /// Groups' members as last asked for (see [`devices`]).
+    pub(crate) group_members: std::sync::Mutex<devices::GroupMembers>,
     running: Mutex<Option<Running>>,
 }
 
@@ -309,6 +311,7 @@ impl<B: Backend> ClientBuilder<B> {
             pacer,
             lids: Default::default(),
             device_lists: Default::default(),
+            group_members: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

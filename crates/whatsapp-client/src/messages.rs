@@ -378,8 +378,7 @@ impl<B: Backend> Client<B> {
     /// Sends to a group: the members' devices that have not received this device's sender key yet get it
     /// (pairwise, in the same stanza), everyone gets the message encrypted once with the sender key.
     async fn send_group_message(&self, group: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
-        let info = group::parse_group_info(&self.send_iq(group::group_info_query(group)).await?)?;
-        let users: Vec<Jid> = info.participants.iter().map(|p| p.jid.to_non_ad()).collect();
+        let users = self.members_of(group).await?;
         self.send_with_sender_key(group, &users, message).await
     }
 
@@ -507,8 +506,14 @@ impl<B: Backend> Client<B> {
                 .optional_str_attr("phash")
                 .is_some_and(|server| server != usync::participant_hash(&devices))
         {
-            // Each missed device's copy carries the sender key too.
-            distributed.extend(self.reach_missed_devices(&id, chat, users, &devices).await?);
+            // Each missed device's copy carries the sender key too. A group's member list may be what was stale.
+            let users = if chat.is_group() {
+                self.shared.forget_group(chat);
+                self.members_of(chat).await?
+            } else {
+                users.to_vec()
+            };
+            distributed.extend(self.reach_missed_devices(&id, chat, &users, &devices).await?);
         }
         let distributed: Vec<String> = distributed.iter().map(Jid::to_string).collect();
         shared

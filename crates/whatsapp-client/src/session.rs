@@ -538,9 +538,15 @@ impl<'a, B: Backend> Session<'a, B> {
                 self.on_code_pairing_hello(notification).await?;
             }
             Incoming::Notification { ack } => {
-                if node.optional_str_attr("type") == Some("devices") {
-                    // Before the ack: a send that follows the ack sees the new list.
-                    self.shared.on_device_notification(node);
+                // Before the ack: a send that follows the ack sees the new list.
+                match node.optional_str_attr("type") {
+                    Some("devices") => self.shared.on_device_notification(node),
+                    Some(GROUP_NOTIFICATION_TYPE) => {
+                        if let Ok(group) = node.jid_attr("from") {
+                            self.shared.forget_group(&group);
+                        }
+                    }
+                    _ => {}
                 }
                 if node.optional_str_attr("type") == Some("privacy_token") {
                     // Stored before the ack, so a token is never acknowledged and lost.
