@@ -195,13 +195,7 @@ fn mex(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Result<Node, u16> 
         }
         FOLLOW | UNFOLLOW | MUTE | UNMUTE => {
             let notification_id = shared.next_stanza_id();
-            membership(
-                &mut shared.lock(),
-                device,
-                &query_id,
-                variables,
-                &notification_id,
-            )
+            membership(&mut shared.lock(), device, &query_id, variables, &notification_id)
         }
         _ => return Err(501),
     };
@@ -274,7 +268,13 @@ fn create(state: &mut State, number: &str, channel_id: &str, variables: &Value) 
 }
 
 /// Follow, unfollow, mute and unmute: the change, told to the account's other devices as a `mex` notification.
-fn membership(state: &mut State, device: &Jid, query_id: &str, variables: &Value, notification_id: &str) -> Value {
+fn membership(
+    state: &mut State,
+    device: &Jid,
+    query_id: &str,
+    variables: &Value,
+    notification_id: &str,
+) -> Value {
     let number = device.user();
     let Some(jid) = variables["newsletter_id"]
         .as_str()
@@ -330,7 +330,13 @@ fn membership(state: &mut State, device: &Jid, query_id: &str, variables: &Value
         .into_iter()
         .filter(|other| other != device)
     {
-        deliver(state, other, "notification", notification_id, notification.clone());
+        deliver(
+            state,
+            other,
+            "notification",
+            notification_id,
+            notification.clone(),
+        );
     }
     // whatsmeow reads nothing but errors from these answers; the channel id is returned under the update's name.
     json!({"data": {field: {"id": jid.to_string()}}})
@@ -416,9 +422,8 @@ fn newsletter_iq(state: &mut State, id: &str, device: &Jid, iq: &Node) -> Result
             let jid = iq.jid_attr("to").map_err(|_| 400u16)?;
             let channel = state.newsletters.by_id.get_mut(jid.user()).ok_or(404u16)?;
             channel.live.insert(device.clone());
-            Ok(result(id).children([
-                Node::new("live_updates").attr("duration", LIVE_UPDATES_SECONDS.to_string())
-            ]))
+            Ok(result(id)
+                .children([Node::new("live_updates").attr("duration", LIVE_UPDATES_SECONDS.to_string())]))
         }
         _ => Err(400),
     }
