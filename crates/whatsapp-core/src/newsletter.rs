@@ -141,11 +141,6 @@ impl NewsletterRole {
             other => NewsletterRole::Other(other.to_owned()),
         }
     }
-
-    /// Whether this role may post to the channel.
-    pub fn can_post(&self) -> bool {
-        matches!(self, NewsletterRole::Admin | NewsletterRole::Owner)
-    }
 }
 
 /// A channel's name or description, with the id and time of its last change.
