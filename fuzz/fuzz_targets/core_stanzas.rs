@@ -2,7 +2,8 @@
 //! parsing and checking, phone-code notifications, incoming messages, receipts and retry requests, edits, device
 //! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications,
 //! group administration answers and `w:gp2` notifications, presence and chat states, calls, privacy settings,
-//! blocklists and privacy tokens, user lookups and profile photos; and, reading the input as a `Message`, poll
+//! blocklists and privacy tokens, user lookups and profile photos, channel (newsletter) answers, posts, live
+//! updates and `mex` notifications; and, reading the input as a `Message`, poll
 //! votes and app-state key shares. Every reader may refuse its input
 //! but none may panic.
 #![no_main]
@@ -26,7 +27,7 @@ use whatsapp_core::group_admin::{self, ParticipantChange};
 use whatsapp_core::group_notification::parse_group_notification;
 use whatsapp_core::presence::{ChatPresence, PresenceUpdate};
 use whatsapp_core::privacy::{self, Blocklist, BlocklistChange, PrivacySettings};
-use whatsapp_core::{policy, prekeys, user, usync};
+use whatsapp_core::{newsletter, policy, prekeys, user, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
 use whatsapp_signal::{KeyPair, PrivateKey};
@@ -115,4 +116,15 @@ fuzz_target!(|data: &[u8]| {
     let _ = user::parse_contacts(&node);
     let _ = user::parse_user_info(&node);
     let _ = user::parse_picture(&node, true);
+    let _ = newsletter::parse_info(&node);
+    let _ = newsletter::parse_subscribed(&node);
+    let _ = newsletter::parse_created(&node);
+    let _ = newsletter::parse_mex_ok(&node);
+    let _ = newsletter::parse_messages(&node);
+    let _ = newsletter::parse_message(&node);
+    let _ = newsletter::parse_incoming(&node);
+    let _ = newsletter::parse_live_updates_duration(&node);
+    let _ = newsletter::parse_live_update(&node);
+    let _ = newsletter::parse_mex_notification(&node);
+    let _ = newsletter::parse_post_ack(&node);
 });

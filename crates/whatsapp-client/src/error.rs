@@ -97,6 +97,10 @@ pub enum ClientError {
     /// A stanza from the server (an answer or a pushed stanza) could not be read.
     #[error("stanza: {0}")]
     Stanza(#[from] whatsapp_core::StanzaError),
+    /// A channel (newsletter) request could not be made, or its answer read; GraphQL errors of the server are
+    /// here too.
+    #[error("channel: {0}")]
+    Newsletter(#[from] whatsapp_core::newsletter::NewsletterError),
     /// A request was refused before it was sent (what is wrong is named).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

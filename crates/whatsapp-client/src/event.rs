@@ -10,6 +10,9 @@ use whatsapp_core::call::CallMeta;
 use whatsapp_core::compose::EditKind;
 use whatsapp_core::group_notification::{GroupChange, JoinedGroup};
 use whatsapp_core::media_retry::MediaRetryResult;
+use whatsapp_core::newsletter::{
+    LiveUpdate, NewsletterError, NewsletterMessage, NewsletterMetadata, NewsletterRole,
+};
 use whatsapp_core::presence::{ChatMedia, ChatState};
 use whatsapp_core::privacy::{BlockAction, PrivacySettings};
 use whatsapp_core::receipt::Receipt;
@@ -261,6 +264,42 @@ pub enum Event {
         group: Option<Jid>,
         /// Why.
         error: whatsapp_core::ResponseError,
+    },
+    /// A channel this account follows (or administers, from another device) posted. Channel posts are not
+    /// encrypted; the stanza was acknowledged. [`NewsletterMessage::server_id`] names the post for
+    /// [`Client::send_newsletter_reaction`](crate::Client::send_newsletter_reaction) and
+    /// [`Client::mark_newsletter_viewed`](crate::Client::mark_newsletter_viewed).
+    NewsletterMessage {
+        /// The channel.
+        newsletter: Jid,
+        /// The post.
+        message: Box<NewsletterMessage>,
+    },
+    /// New reaction and view counts of a channel's posts, after
+    /// [`Client::subscribe_newsletter_live_updates`](crate::Client::subscribe_newsletter_live_updates).
+    NewsletterLiveUpdate(Box<LiveUpdate>),
+    /// This account followed a channel (on another device, or the server says so): the channel as it stands.
+    NewsletterJoin(Box<NewsletterMetadata>),
+    /// This account left a channel.
+    NewsletterLeave {
+        /// The channel.
+        newsletter: Jid,
+        /// The role it had.
+        role: NewsletterRole,
+    },
+    /// This account muted or unmuted a channel.
+    NewsletterMuteChange {
+        /// The channel.
+        newsletter: Jid,
+        /// Whether it is muted now.
+        muted: bool,
+    },
+    /// A channel post or notification could not be read (it was acknowledged all the same).
+    NewsletterError {
+        /// The channel, when the stanza names one.
+        newsletter: Option<Jid>,
+        /// Why.
+        error: NewsletterError,
     },
 }
 

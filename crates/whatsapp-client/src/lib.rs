@@ -35,6 +35,7 @@ mod history;
 mod lid;
 mod media;
 mod messages;
+mod newsletters;
 mod pacing;
 mod polls;
 mod presence;
@@ -57,6 +58,7 @@ pub use event::{Event, Events, MessageInfo};
 pub use history::HistoryCounts;
 pub use media::{MediaRef, Uploaded};
 pub use messages::SendResponse;
+pub use newsletters::NewsletterSendResponse;
 pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
 pub use whatsapp_core::call::CallMeta;
@@ -68,6 +70,10 @@ pub use whatsapp_core::group_admin::{
 pub use whatsapp_core::group_notification::{GroupChange, JoinedGroup, LinkChange, SubjectChange};
 pub use whatsapp_core::media::MediaType;
 pub use whatsapp_core::media_retry::MediaRetryResult;
+pub use whatsapp_core::newsletter::{
+    INVITE_LINK_PREFIX as NEWSLETTER_LINK_PREFIX, LiveUpdate, NewsletterError, NewsletterMessage,
+    NewsletterMetadata, NewsletterRole, NewsletterState, NewsletterText, ViewerMetadata,
+};
 pub use whatsapp_core::payload::{ClientIdentity, ClientVersion};
 pub use whatsapp_core::policy::KeepaliveTiming;
 pub use whatsapp_core::presence::{ChatMedia, ChatState, Presence};

@@ -97,7 +97,8 @@ impl<B: Backend> Client<B> {
     }
 
     /// Encrypts `message` for every device of `to` and every other device of this account, sends it, and waits
-    /// for the server's ack.
+    /// for the server's ack. To a channel (`…@newsletter`) it posts `message` unencrypted instead, as
+    /// [`Client::send_newsletter_message`] does.
     pub async fn send_message(&self, to: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
         if let Some(pacer) = &self.shared.pacer {
             pacer.acquire().await;
@@ -110,8 +111,11 @@ impl<B: Backend> Client<B> {
                 "a status update needs its audience: use send_status",
             ));
         }
-        if to.is_broadcast_list() || to.is_newsletter() {
-            return Err(ClientError::Unsupported("sending to broadcasts and newsletters"));
+        if to.is_newsletter() {
+            return self.send_newsletter_message(to, message).await.map(Into::into);
+        }
+        if to.is_broadcast_list() {
+            return Err(ClientError::Unsupported("sending to broadcast lists"));
         }
         let shared = &self.shared;
         let device = shared.account.device().await?;

@@ -569,6 +569,9 @@ impl<'a, B: Backend> Session<'a, B> {
                 if node.optional_str_attr("type") == Some(GROUP_NOTIFICATION_TYPE) {
                     self.shared.emit(crate::groups::notification_event(node));
                 }
+                crate::newsletters::notification_events(node)
+                    .into_iter()
+                    .for_each(|event| self.shared.emit(event));
             }
             Incoming::Receipt { ack } => {
                 self.send(&ack).await?;
@@ -584,6 +587,11 @@ impl<'a, B: Backend> Session<'a, B> {
                     }
                     Err(error) => warn!(%error, "malformed receipt"),
                 }
+            }
+            // Channel posts are plaintext: nothing to decrypt or persist before the ack.
+            Incoming::Message { ack } if whatsapp_core::newsletter::is_newsletter_message(node) => {
+                self.send(&ack).await?;
+                self.shared.emit(crate::newsletters::message_event(node));
             }
             Incoming::Message { ack } => self.on_message(node, ack).await?,
             Incoming::ServerAck => {

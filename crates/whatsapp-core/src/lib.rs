@@ -31,6 +31,8 @@
 //! - [`user`]: whether numbers are on WhatsApp, other users' about text, photos and devices.
 //! - [`privacy`]: privacy settings, the blocklist, privacy tokens and `account_sync` notifications.
 //! - [`call`]: incoming call signalling read into events, and declining a call.
+//! - [`newsletter`]: channels: metadata over GraphQL (`w:mex`), following, muting, posts, reactions, views and
+//!   live updates.
 //! - [`signal_store`]: the Signal store traits over an account, staging every change for one transaction.
 //!
 //! It does not open connections, read clocks, sleep, or store anything.
@@ -50,6 +52,7 @@ pub mod media;
 pub mod media_info;
 pub mod media_retry;
 pub mod message;
+pub mod newsletter;
 pub mod pair;
 pub mod pair_code;
 pub mod payload;

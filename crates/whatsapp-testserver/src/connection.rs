@@ -448,6 +448,16 @@ impl Conn {
                 Err(code) => self.respond_error(id, code).await,
             };
         }
+        if crate::newsletters::handles(iq) {
+            let answer = match self.device.as_ref() {
+                Some(device) => crate::newsletters::answer(&self.shared, id, device, iq),
+                None => Err(401),
+            };
+            return match answer {
+                Ok(answer) => self.respond(vec![answer]).await,
+                Err(code) => self.respond_error(id, code).await,
+            };
+        }
         if iq.optional_jid_attr("to").ok().flatten() != Some(server_jid()) {
             return self.respond_error(id, 400).await;
         }
@@ -537,6 +547,9 @@ impl Conn {
             self.violation("message from a connection that is not logged in".to_owned());
             return self.close(None).await;
         };
+        if crate::newsletters::to_channel(message) {
+            return self.channel_stanza(&sender, message).await;
+        }
         let cut = self.shared.lock().faults.cut_before_ack.remove(&sender);
         if cut == Some(false) {
             return Flow::Close;
@@ -607,6 +620,24 @@ impl Conn {
         }
     }
 
+    /// A `<message>` (post or reaction) or `<receipt>` (views) to a channel (see [`crate::newsletters`]): acked,
+    /// or refused with the ack's `error` code.
+    async fn channel_stanza(&mut self, sender: &Jid, stanza: &Node) -> Flow {
+        let (ack, refused) = if stanza.tag == "receipt" {
+            crate::newsletters::receipt(&mut self.shared.lock(), sender, stanza)
+        } else {
+            crate::newsletters::message(&mut self.shared.lock(), sender, stanza)
+        };
+        if let Some(reason) = refused {
+            tracing::info!(%sender, %reason, "channel stanza refused");
+            self.shared.emit(ServerEvent::MessageRefused {
+                from: sender.clone(),
+                reason,
+            });
+        }
+        self.send(ack).await
+    }
+
     /// A `<presence>`, `<chatstate>` or `<call>` from a logged-in device (see [`crate::social`]). Presence and
     /// chat states get no answer; a call rejection is acked. Anything malformed is a protocol violation.
     async fn social_stanza(&mut self, node: &Node) -> Flow {
@@ -642,6 +673,9 @@ impl Conn {
             self.violation("receipt from a connection that is not logged in".to_owned());
             return self.close(None).await;
         };
+        if crate::newsletters::to_channel(receipt) {
+            return self.channel_stanza(&sender, receipt).await;
+        }
         if receipt.optional_str_attr("type") == Some("server-error") {
             return self.media_retry(&sender, receipt).await;
         }

@@ -35,7 +35,9 @@
 //! Between accounts it also routes presence to subscribers and chat states to live devices, answers user
 //! lookups, photo and about-text queries, keeps privacy settings (enforcing last seen, about and photo
 //! visibility) and blocklists (a blocked user's messages are acknowledged but not delivered), hands out privacy
-//! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]).
+//! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]). It keeps
+//! channels (newsletters): GraphQL `w:mex` metadata requests answered in JSON, followers and their mute state,
+//! posts from the owner delivered to followers' devices, reactions and views counted and pushed as live updates.
 //!
 //! What it does not do: it is not a WhatsApp server for production (no persistence, no TLS, no rate limits), it
 //! carries no call media, its phones read no end-to-end messages but the peer messages of their own companions,
@@ -50,6 +52,7 @@ mod events;
 mod groups;
 mod hostile;
 mod media;
+mod newsletters;
 mod phone;
 mod primary;
 mod routing;

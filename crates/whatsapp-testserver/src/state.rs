@@ -156,6 +156,8 @@ pub(crate) struct State {
     pub(crate) hostile: crate::hostile::Hostile,
     /// Presence, profiles, privacy and blocklists.
     pub(crate) social: crate::social::Social,
+    /// Channels (newsletters), their followers and posts.
+    pub(crate) newsletters: crate::newsletters::Channels,
 }
 
 pub(crate) use crate::groups::Group;
@@ -223,6 +225,7 @@ impl Shared {
                 groups: BTreeMap::new(),
                 hostile: Default::default(),
                 social: Default::default(),
+                newsletters: Default::default(),
             }),
             events,
             next_id: AtomicU64::new(1),
