@@ -36,7 +36,9 @@ impl<B: Backend> Shared<B> {
     }
 
     fn group_members(&self) -> std::sync::MutexGuard<'_, GroupMembers> {
-        self.group_members.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.group_members
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Forgets the members of `group`, so the next send to it asks for them.
@@ -102,7 +104,9 @@ impl<B: Backend> Client<B> {
             return Ok(members.clone());
         }
         let info = whatsapp_core::group::parse_group_info(
-            &self.send_iq(whatsapp_core::group::group_info_query(group)).await?,
+            &self
+                .send_iq(whatsapp_core::group::group_info_query(group))
+                .await?,
         )?;
         self.shared.remember_group(&info);
         Ok(info.participants.iter().map(|p| p.jid.to_non_ad()).collect())

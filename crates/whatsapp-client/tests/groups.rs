@@ -572,3 +572,123 @@ async fn a_malformed_group_notification_is_reported_and_the_connection_goes_on()
         "Still fine"
     );
 }
+
+/// Sends `text` to `group` from `client`; returns how many times `device` asked for the group's description
+/// between the previous call and this message's routing.
+async fn group_queries_for(
+    client: &whatsapp_client::Client<whatsapp_client::sql::SqlBackend>,
+    server_events: &mut whatsapp_testserver::ServerEvents,
+    device: &whatsapp_client::Jid,
+    group: &whatsapp_client::Jid,
+    text: &str,
+) -> usize {
+    let sent = client.send_text(group, text).await.unwrap();
+    events_until(
+        server_events,
+        text,
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == sent.id),
+    )
+    .await
+    .iter()
+    .filter(|e| matches!(e, ServerEvent::GroupInfoQueried { from, .. } if from == device))
+    .count()
+}
+
+#[tokio::test]
+async fn member_lists_are_remembered_and_follow_every_change() {
+    const EVE: &str = "15550000005";
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let mut alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let mut carol = companion(&server, CAROL).await;
+    let mut dave = companion(&server, DAVE).await;
+    let mut eve = companion(&server, EVE).await;
+    let group = alice
+        .client
+        .create_group(&group_of("Cached", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
+    let (client, events) = (&alice.client, &mut server_events);
+
+    // Asked for once, then remembered.
+    assert_eq!(
+        group_queries_for(client, events, &alice.jid, &group, "one").await,
+        1
+    );
+    assert_eq!(
+        group_queries_for(client, events, &alice.jid, &group, "two").await,
+        0
+    );
+    wait_text(&mut bob.events, "two").await;
+
+    // This device's own change (no notification comes back to it) drops the list.
+    client
+        .update_group_participants(&group, ParticipantChange::Add, &[user(CAROL)])
+        .await
+        .unwrap();
+    assert_eq!(
+        group_queries_for(client, events, &alice.jid, &group, "three").await,
+        1
+    );
+    wait_text(&mut carol.events, "three").await;
+    client
+        .update_group_participants(&group, ParticipantChange::Promote, &[user(BOB)])
+        .await
+        .unwrap();
+    assert_eq!(
+        group_queries_for(client, events, &alice.jid, &group, "four").await,
+        1
+    );
+
+    // Another member's change arrives as a notification, which drops the list before it is acknowledged.
+    bob.client
+        .update_group_participants(&group, ParticipantChange::Add, &[user(DAVE)])
+        .await
+        .unwrap();
+    change_where(&mut alice.events, "Dave added", |change| {
+        change.join.iter().any(|jid| jid.user() == DAVE)
+    })
+    .await;
+    assert_eq!(
+        group_queries_for(client, events, &alice.jid, &group, "five").await,
+        1
+    );
+    wait_text(&mut dave.events, "five").await;
+
+    // A member added without any notification: the ack's participant hash shows the list is stale, so the
+    // members are asked for again and the new member's device gets the message with the sender key (routed to
+    // it alone, after the first routing).
+    server.add_group_member_silently(&group, EVE);
+    let sent = client.send_text(&group, "six").await.unwrap();
+    wait_text(&mut eve.events, "six").await;
+    let routed = events_until(
+        events,
+        "the copy for the new member",
+        |e| matches!(e, ServerEvent::MessageRouted { id, copies: 1, .. } if *id == sent.id),
+    )
+    .await;
+    assert!(
+        routed
+            .iter()
+            .any(|e| matches!(e, ServerEvent::GroupInfoQueried { from, .. } if *from == alice.jid)),
+        "{routed:?}"
+    );
+    // Eve holds the key now: the next message is the skmsg alone, for everyone.
+    let next = client.send_text(&group, "seven").await.unwrap();
+    let routed = events_until(
+        events,
+        "seven",
+        |e| matches!(e, ServerEvent::MessageRouted { id, .. } if *id == next.id),
+    )
+    .await;
+    assert!(matches!(
+        routed.last(),
+        Some(ServerEvent::MessageRouted { pairwise: 0, .. })
+    ));
+    wait_text(&mut eve.events, "seven").await;
+    for companion in [alice, bob, carol, dave, eve] {
+        companion.client.disconnect().await;
+    }
+}

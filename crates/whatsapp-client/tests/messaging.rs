@@ -867,36 +867,6 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     bob.client.disconnect().await;
 }
 
-/// The server's events up to and including the first that `done` accepts.
-async fn events_until(
-    server_events: &mut whatsapp_testserver::ServerEvents,
-    what: &str,
-    done: impl Fn(&ServerEvent) -> bool,
-) -> Vec<ServerEvent> {
-    let mut seen = Vec::new();
-    loop {
-        let event = tokio::time::timeout(STEP, server_events.next())
-            .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-            .expect("the server is gone");
-        let last = done(&event);
-        seen.push(event);
-        if last {
-            return seen;
-        }
-    }
-}
-
-/// Waits for a message reading `text`, skipping other events (undecryptable ones included).
-async fn wait_text(events: &mut Events, text: &str) {
-    wait_for(
-        events,
-        text,
-        |e| matches!(e, Event::Message { message, .. } if message.conversation.as_deref() == Some(text)),
-    )
-    .await;
-}
-
 /// Device-list queries by `device` among `events`.
 fn list_queries(events: &[ServerEvent], device: &Jid) -> usize {
     events

@@ -71,6 +71,13 @@ pub enum ServerEvent {
         /// The device.
         device: Jid,
     },
+    /// A device asked for a group's description (`<iq xmlns="w:g2" type="get"><query>`).
+    GroupInfoQueried {
+        /// The asking device.
+        from: Jid,
+        /// The group.
+        group: Jid,
+    },
     /// A device asked for users' device lists (a `usync` device query).
     DeviceListsQueried {
         /// The asking device.

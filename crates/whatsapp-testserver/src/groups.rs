@@ -15,6 +15,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
 use whatsapp_binary::{Jid, Node};
 
+use crate::ServerEvent;
 use crate::routing::{deliver, resolve};
 use crate::state::{Shared, State, device_jid, unix_now};
 
@@ -251,6 +252,10 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
     let may_edit_info = admin || !group.locked;
     match (kind, tag) {
         ("get", "query") => {
+            shared.emit(ServerEvent::GroupInfoQueried {
+                from: device.clone(),
+                group: to.clone(),
+            });
             let node = group_node(&state, &group_id, group);
             Ok(result(id, to).children([node]))
         }

@@ -173,6 +173,16 @@ impl TestServer {
         Jid::new(id, Jid::GROUP_SERVER)
     }
 
+    /// Adds account `number` to `group` without telling anyone (as when every notification of it was lost):
+    /// members keep their old member list until a message's participant hash shows it is stale.
+    pub fn add_group_member_silently(&self, group: &Jid, number: &str) {
+        if let Some(info) = self.shared().lock().groups.get_mut(group.user())
+            && !info.members.iter().any(|m| m == number)
+        {
+            info.members.push(number.to_owned());
+        }
+    }
+
     /// Has the phone of account `from` call account `to`: a `<call><offer>` with `call_id` is queued for every
     /// device of `to` (redelivered until acked); returns how many. A device's rejection is reported as
     /// [`ServerEvent::CallRejected`](crate::ServerEvent::CallRejected).

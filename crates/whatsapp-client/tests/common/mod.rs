@@ -249,3 +249,33 @@ pub(crate) async fn on_postgres<F: std::future::Future<Output = ()>>(body: impl 
     body(Db::Postgres(schema.url.clone())).await;
     schema.drop_schema().await;
 }
+
+/// The server's events up to and including the first that `done` accepts.
+pub(crate) async fn events_until(
+    server_events: &mut ServerEvents,
+    what: &str,
+    done: impl Fn(&ServerEvent) -> bool,
+) -> Vec<ServerEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = tokio::time::timeout(STEP, server_events.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .expect("the server is gone");
+        let last = done(&event);
+        seen.push(event);
+        if last {
+            return seen;
+        }
+    }
+}
+
+/// Waits for a message reading `text`, skipping other events (undecryptable ones included).
+pub(crate) async fn wait_text(events: &mut Events, text: &str) {
+    wait_for(
+        events,
+        text,
+        |e| matches!(e, Event::Message { message, .. } if message.conversation.as_deref() == Some(text)),
+    )
+    .await;
+}
