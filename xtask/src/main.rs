@@ -61,7 +61,7 @@ fn ci(root: &std::path::Path) -> Result<()> {
         .env("RUSTDOCFLAGS", "-Dwarnings"))?;
     tidy::run(root)?;
     if std::env::var_os("WHATSAPP_CI_SKIP_FUZZ").is_none() {
-        fuzz(root, &["--time".to_owned(), "30".to_owned()])?;
+        fuzz(root, &["--time".to_owned(), "20".to_owned()])?;
     }
     Ok(())
 }
