@@ -280,30 +280,42 @@ fn user_prefix(user: &str) -> Result<(String, i32)> {
     Ok((prefix, len))
 }
 
+/// The rows of `table` whose `column` names a device of `user` (`user:*`), each read by `read`, ordered by the
+/// first two selected columns.
+async fn user_rows<C: ConnectionTrait, T>(
+    c: &C,
+    account: AccountId,
+    user: &str,
+    (table, column, select): (&'static str, &str, &str),
+    read: impl Fn(&Row<'_, String>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let (prefix, len) = user_prefix(user)?;
+    let sql = format!(
+        "SELECT {select} FROM {table} WHERE account = $1 AND substr({column}, 1, $3) = $2 ORDER BY 1, 2"
+    );
+    let rows = all(c, &sql, vec![account.0.into(), prefix.into(), len.into()]).await?;
+    rows.iter()
+        .map(|row| {
+            read(&Row {
+                row,
+                table,
+                key: format!("account {account}, user {user}"),
+            })
+        })
+        .collect()
+}
+
 /// The identities of every device of `user`, by address.
 pub(crate) async fn user_identities<C: ConnectionTrait>(
     c: &C,
     account: AccountId,
     user: &str,
 ) -> Result<Vec<(String, [u8; 32])>> {
-    let (prefix, len) = user_prefix(user)?;
-    let rows = all(
-        c,
-        "SELECT address, identity_key FROM wa_identity WHERE account = $1 AND substr(address, 1, $3) = $2 \
-         ORDER BY address",
-        vec![account.0.into(), prefix.into(), len.into()],
-    )
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let r = Row {
-                row,
-                table: "wa_identity",
-                key: format!("account {account}, user {user}"),
-            };
-            Ok((r.get("address")?, r.array("identity_key")?))
-        })
-        .collect()
+    let spec = ("wa_identity", "address", "address, identity_key");
+    user_rows(c, account, user, spec, |r| {
+        Ok((r.get("address")?, r.array("identity_key")?))
+    })
+    .await
 }
 
 /// The sessions with every device of `user`, by address.
@@ -312,24 +324,11 @@ pub(crate) async fn user_sessions<C: ConnectionTrait>(
     account: AccountId,
     user: &str,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let (prefix, len) = user_prefix(user)?;
-    let rows = all(
-        c,
-        "SELECT address, session FROM wa_session WHERE account = $1 AND substr(address, 1, $3) = $2 \
-         ORDER BY address",
-        vec![account.0.into(), prefix.into(), len.into()],
-    )
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let r = Row {
-                row,
-                table: "wa_session",
-                key: format!("account {account}, user {user}"),
-            };
-            Ok((r.get("address")?, r.get("session")?))
-        })
-        .collect()
+    let spec = ("wa_session", "address", "address, session");
+    user_rows(c, account, user, spec, |r| {
+        Ok((r.get("address")?, r.get("session")?))
+    })
+    .await
 }
 
 /// The sender keys of every device of `user` in every group, as (group, sender, record).
@@ -338,24 +337,11 @@ pub(crate) async fn user_sender_keys<C: ConnectionTrait>(
     account: AccountId,
     user: &str,
 ) -> Result<Vec<(String, String, Vec<u8>)>> {
-    let (prefix, len) = user_prefix(user)?;
-    let rows = all(
-        c,
-        "SELECT group_id, sender, record FROM wa_sender_key WHERE account = $1 AND substr(sender, 1, $3) = $2 \
-         ORDER BY group_id, sender",
-        vec![account.0.into(), prefix.into(), len.into()],
-    )
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let r = Row {
-                row,
-                table: "wa_sender_key",
-                key: format!("account {account}, user {user}"),
-            };
-            Ok((r.get("group_id")?, r.get("sender")?, r.get("record")?))
-        })
-        .collect()
+    let spec = ("wa_sender_key", "sender", "group_id, sender, record");
+    user_rows(c, account, user, spec, |r| {
+        Ok((r.get("group_id")?, r.get("sender")?, r.get("record")?))
+    })
+    .await
 }
 
 pub(crate) async fn delete_user<C: ConnectionTrait>(
