@@ -1171,7 +1171,9 @@ impl<B: Backend> Session<'_, B> {
         }
         match self.shared.account.clear_buffered_plaintexts(&self.handled).await {
             Ok(()) => self.handled.clear(),
-            Err(error) => warn!(%error, count = self.handled.len(), "cannot clear handled messages from the decrypt buffer"),
+            Err(error) => {
+                warn!(%error, count = self.handled.len(), "cannot clear handled messages from the decrypt buffer")
+            }
         }
     }
 

@@ -420,7 +420,10 @@ mod tests {
                 server_timestamp: 1,
                 insert_time: 2,
             };
-            bob.account.put_buffered_event(&[5; 32], &event(b"handled")).await.unwrap();
+            bob.account
+                .put_buffered_event(&[5; 32], &event(b"handled"))
+                .await
+                .unwrap();
             // A stage that is dropped (a decryption that failed) clears nothing.
             let stage = StagedSignalStore::new(&bob.account, &bob.device);
             stage.clear_buffered_plaintexts(&[[5; 32]]);
@@ -433,7 +436,10 @@ mod tests {
             // The next decryption's commit records its own event and clears the handled one.
             let stage = StagedSignalStore::new(&bob.account, &bob.device);
             stage.clear_buffered_plaintexts(&[[5; 32]]);
-            stage.commit_with_event(Some((&[6; 32], &event(b"next")))).await.unwrap();
+            stage
+                .commit_with_event(Some((&[6; 32], &event(b"next"))))
+                .await
+                .unwrap();
             assert_eq!(
                 bob.account.buffered_event(&[5; 32]).await.unwrap(),
                 Some(BufferedEvent {
@@ -441,7 +447,10 @@ mod tests {
                     ..event(b"handled")
                 })
             );
-            assert_eq!(bob.account.buffered_event(&[6; 32]).await.unwrap(), Some(event(b"next")));
+            assert_eq!(
+                bob.account.buffered_event(&[6; 32]).await.unwrap(),
+                Some(event(b"next"))
+            );
         });
     }
 

@@ -455,11 +455,16 @@ async fn event_buffer<A: AccountStore>(a: &A, b: &A) {
         plaintext: None,
         ..e1.clone()
     };
-    assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), Some(cleared.clone()));
+    assert_eq!(
+        a.buffered_event(&[1; 32]).await.expect("get"),
+        Some(cleared.clone())
+    );
     assert_eq!(a.buffered_event(&[9; 32]).await.expect("get"), None);
     assert_eq!(b.buffered_event(&[1; 32]).await.expect("get b"), Some(e1.clone()));
     // Clearing again changes nothing.
-    a.clear_buffered_plaintexts(&[[1; 32]]).await.expect("clear again");
+    a.clear_buffered_plaintexts(&[[1; 32]])
+        .await
+        .expect("clear again");
     assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), Some(cleared));
     assert_eq!(a.delete_old_buffered_events(2000).await.expect("delete old"), 1);
     assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), None);
@@ -482,11 +487,19 @@ async fn event_buffer<A: AccountStore>(a: &A, b: &A) {
     let (kept, handled) = hashes.split_at(100);
     a.clear_buffered_plaintexts(handled).await.expect("clear many");
     for hash in [handled[0], handled[599], handled[handled.len() - 1]] {
-        let event = a.buffered_event(&hash).await.expect("get").expect("still buffered");
+        let event = a
+            .buffered_event(&hash)
+            .await
+            .expect("get")
+            .expect("still buffered");
         assert_eq!(event.plaintext, None);
     }
     for hash in [kept[0], kept[kept.len() - 1]] {
-        let event = a.buffered_event(&hash).await.expect("get").expect("still buffered");
+        let event = a
+            .buffered_event(&hash)
+            .await
+            .expect("get")
+            .expect("still buffered");
         assert_eq!(event.plaintext, e1.plaintext);
     }
     assert_eq!(
@@ -543,7 +556,10 @@ async fn transactions<A: AccountStore>(a: &A) {
         tx.clear_buffered_plaintexts(&[[8; 32]]).await.expect("tx clear");
         drop(tx);
     }
-    assert_eq!(a.buffered_event(&[8; 32]).await.expect("get"), Some(event.clone()));
+    assert_eq!(
+        a.buffered_event(&[8; 32]).await.expect("get"),
+        Some(event.clone())
+    );
     // Rolled back: nothing persists.
     let mut tx = a.transaction().await.expect("begin");
     tx.put_session("700:2", b"rolled back").await.expect("tx put");
@@ -580,7 +596,10 @@ async fn transactions<A: AccountStore>(a: &A) {
     );
     assert_eq!(a.prekey(900).await.expect("get"), None);
     assert!(a.prekey(901).await.expect("get").is_some());
-    assert_eq!(a.buffered_event(&[7; 32]).await.expect("get"), Some(event.clone()));
+    assert_eq!(
+        a.buffered_event(&[7; 32]).await.expect("get"),
+        Some(event.clone())
+    );
     assert_eq!(
         a.buffered_event(&[8; 32]).await.expect("get"),
         Some(BufferedEvent {
