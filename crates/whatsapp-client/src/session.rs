@@ -51,6 +51,11 @@ const QR_TIMEOUT: Duration = Duration::from_secs(20);
 const DECRYPT_BUFFER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 /// How often a long-lived connection prunes the decrypt buffer (whatsmeow: every 12 hours).
 const DECRYPT_BUFFER_PRUNE_INTERVAL: Duration = Duration::from_secs(12 * 3600);
+/// How many handled messages may wait for their plaintext to be cleared from the decrypt buffer before one write
+/// clears them all. Clearing normally rides along with the next decryption's transaction or happens when the
+/// connection goes idle; this bounds the list when many messages are emitted without a decryption of their own
+/// (from the buffer), and so the messages a crash could emit a second time.
+const HANDLED_FLUSH_AT: usize = 64;
 
 /// What the handles ask of the connection task.
 pub(crate) enum Command {
@@ -371,6 +376,25 @@ struct Session<'a, B: Backend> {
     awaiting_ack: HashMap<String, oneshot::Sender<Result<Node, ClientError>>>,
     /// When the decrypt buffer is next pruned (at login, then every [`DECRYPT_BUFFER_PRUNE_INTERVAL`]).
     next_buffer_prune: Instant,
+    /// Hashes of messages already emitted whose plaintext is still in the decrypt buffer: cleared by the next
+    /// decryption's transaction, when the connection goes idle, at [`HANDLED_FLUSH_AT`], or when it ends. A
+    /// delivery with one of these hashes is only acknowledged.
+    handled: Vec<[u8; 32]>,
+    /// Whether `handled` gained a hash since the last attempt to clear it, so that an idle connection writes once,
+    /// and a store that refuses the write is not asked again until there is more to clear.
+    idle_flush_due: bool,
+}
+
+/// What the connection task's wait ended with.
+enum Wake {
+    /// A stanza arrived, or the connection ended.
+    Frame(Result<Node, End>),
+    /// A handle sent a command, or every handle is gone (`None`).
+    Command(Option<Command>),
+    /// The timer of [`Session::next_wake`] fired.
+    Timer,
+    /// Nothing was ready and handled messages wait for their plaintext to be cleared.
+    Idle,
 }
 
 impl<'a, B: Backend> Session<'a, B> {
@@ -392,6 +416,8 @@ impl<'a, B: Backend> Session<'a, B> {
             reached_login: false,
             awaiting_ack: HashMap::new(),
             next_buffer_prune: Instant::ZERO,
+            handled: Vec::new(),
+            idle_flush_due: false,
         }
     }
 
@@ -416,6 +442,8 @@ impl<'a, B: Backend> Session<'a, B> {
 
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
         let end = self.serve(commands).await;
+        // Before the lease is given up (and before `disconnect` returns, which waits for this task).
+        self.flush_handled().await;
         for (_, reply) in self.awaiting_ack.drain() {
             let _ = reply.send(Err(ClientError::ConnectionClosed));
         }
@@ -438,44 +466,56 @@ impl<'a, B: Backend> Session<'a, B> {
 
     async fn serve(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
         loop {
-            let wake = self.start + self.next_wake();
+            let outcome = match self.wait(commands).await {
+                Wake::Frame(Ok(node)) => self.handle_node(&node).await,
+                Wake::Frame(Err(end)) => Err(end),
+                Wake::Command(None) => Err(End::Stopped),
+                Wake::Command(Some(Command::Disconnect { done })) => {
+                    let _ = done.send(());
+                    Err(End::Stopped)
+                }
+                Wake::Command(Some(command)) => self.handle_command(command).await,
+                Wake::Timer => self.on_timer().await,
+                Wake::Idle => {
+                    self.flush_handled().await;
+                    Ok(())
+                }
+            };
+            if let Err(end) = outcome {
+                return end;
+            }
+        }
+    }
+
+    /// Waits for the next stanza, command or timer (whichever is ready first, in no fixed order), or returns
+    /// [`Wake::Idle`] at once when none is ready and handled messages wait to be cleared: a burst of messages
+    /// folds their clearing into the next decryption's transaction, and a quiet moment writes the rest.
+    async fn wait(&mut self, commands: &mut mpsc::Receiver<Command>) -> Wake {
+        let at = self.start + self.next_wake();
+        let idle_flush_due = self.idle_flush_due;
+        let socket = &mut self.socket;
+        // Every branch is cancel-safe: a frame is either fully buffered by the socket or not taken.
+        let next = async {
             tokio::select! {
-                frame = self.socket.recv_frame() => match frame {
-                    Ok(Some(frame)) => match decode_frame(&frame) {
-                        Ok(node) => {
-                            if let Err(end) = self.handle_node(&node).await {
-                                return end;
-                            }
-                        }
-                        Err(error) => {
-                            warn!(%error, "undecodable stanza; reconnecting so the server redelivers");
-                            return End::Lost;
-                        }
-                    },
-                    Ok(None) => return End::Lost,
+                frame = socket.recv_frame() => Wake::Frame(match frame {
+                    Ok(Some(frame)) => decode_frame(&frame).map_err(|error| {
+                        warn!(%error, "undecodable stanza; reconnecting so the server redelivers");
+                        End::Lost
+                    }),
+                    Ok(None) => Err(End::Lost),
                     Err(error) => {
                         debug!(%error, "connection lost");
-                        return End::Lost;
+                        Err(End::Lost)
                     }
-                },
-                command = commands.recv() => match command {
-                    None => return End::Stopped,
-                    Some(Command::Disconnect { done }) => {
-                        let _ = done.send(());
-                        return End::Stopped;
-                    }
-                    Some(command) => {
-                        if let Err(end) = self.handle_command(command).await {
-                            return end;
-                        }
-                    }
-                },
-                () = tokio::time::sleep_until(wake) => {
-                    if let Err(end) = self.on_timer().await {
-                        return end;
-                    }
-                }
+                }),
+                command = commands.recv() => Wake::Command(command),
+                () = tokio::time::sleep_until(at) => Wake::Timer,
             }
+        };
+        tokio::select! {
+            biased;
+            wake = next => wake,
+            () = std::future::ready(()), if idle_flush_due => Wake::Idle,
         }
     }
 
@@ -1003,8 +1043,9 @@ impl<'a, B: Backend> Session<'a, B> {
 
 impl<B: Backend> Session<'_, B> {
     /// Decrypts a `<message>`, persists the Signal changes with the plaintext (decrypt buffer) in one transaction,
-    /// acknowledges it, emits it, and then marks it handled. A redelivery of a handled message is only acked; one
-    /// that was persisted but not yet handled (a crash in between) is emitted from the buffer.
+    /// acknowledges it, emits it, and then marks it handled (its plaintext is cleared with the next write, see
+    /// [`Session::mark_handled`]). A redelivery of a handled message is only acked; one that was persisted but not
+    /// yet handled (a crash in between) is emitted from the buffer.
     async fn on_message(&mut self, node: &Node, ack: Node) -> Result<(), End> {
         let parsed = match IncomingMessage::parse(node) {
             Ok(parsed) => parsed,
@@ -1047,7 +1088,11 @@ impl<B: Backend> Session<'_, B> {
             let hash = payload_hash(&parsed.sender, &parsed.chat, payload);
             match account.buffered_event(&hash).await {
                 Ok(Some(buffered)) => {
-                    if let Some(plaintext) = buffered.plaintext {
+                    // A plaintext still buffered was not emitted (the process stopped first), unless this
+                    // connection emitted it and its clearing waits for the next write.
+                    if let Some(plaintext) = buffered.plaintext
+                        && !self.handled.contains(&hash)
+                    {
                         decrypted.push((hash, plaintext));
                     }
                     continue;
@@ -1088,12 +1133,14 @@ impl<B: Backend> Session<'_, B> {
                         server_timestamp: parsed.timestamp.saturating_mul(1000),
                         insert_time: now,
                     };
+                    stage.clear_buffered_plaintexts(&self.handled);
                     if let Err(error) = stage.commit_with_event(Some((&hash, &event))).await {
                         // Not acknowledged, and nothing of it persisted: the redelivery after the reconnect
                         // decrypts it again from the same state.
                         warn!(%error, "cannot persist a decrypted message; reconnecting for a redelivery");
                         return Err(End::Lost);
                     }
+                    self.handled.clear();
                     decrypted.push((hash, plaintext));
                 }
                 Err(error) => {
@@ -1134,9 +1181,7 @@ impl<B: Backend> Session<'_, B> {
                     error: ClientError::Malformed(error.to_string()),
                 }),
             }
-            if let Err(error) = account.clear_buffered_plaintext(&hash).await {
-                warn!(%error, "cannot mark a message handled");
-            }
+            self.mark_handled(hash).await;
         }
         Ok(())
     }
@@ -1154,6 +1199,35 @@ impl<B: Backend> Session<'_, B> {
                 .await?;
         }
         self.shared.signal_address(&parsed.sender).await
+    }
+
+    /// Remembers that the message with this payload hash was emitted. Its plaintext is cleared from the decrypt
+    /// buffer later, with other writes ([`Session::handled`]); until then a redelivery is recognised here.
+    async fn mark_handled(&mut self, hash: [u8; 32]) {
+        if !self.handled.contains(&hash) {
+            self.handled.push(hash);
+        }
+        self.idle_flush_due = true;
+        if self.handled.len() >= HANDLED_FLUSH_AT {
+            self.flush_handled().await;
+        }
+    }
+
+    /// Clears the plaintexts of the handled messages from the decrypt buffer in one write. If the store refuses,
+    /// the hashes stay remembered (and redeliveries recognised) and the next decryption's transaction or flush
+    /// tries again; should the process stop first, those messages are emitted again if the server redelivers
+    /// them (at least once, never lost).
+    async fn flush_handled(&mut self) {
+        self.idle_flush_due = false;
+        if self.handled.is_empty() {
+            return;
+        }
+        match self.shared.account.clear_buffered_plaintexts(&self.handled).await {
+            Ok(()) => self.handled.clear(),
+            Err(error) => {
+                warn!(%error, count = self.handled.len(), "cannot clear handled messages from the decrypt buffer")
+            }
+        }
     }
 
     /// Asks the sender to encrypt a message again (at most four times per message); from the second attempt the

@@ -105,6 +105,99 @@ async fn a_redelivered_message_is_not_emitted_twice() {
 }
 
 #[tokio::test]
+async fn a_copy_sent_again_while_the_first_is_handled_is_only_acknowledged() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    // The server writes the copy twice in one WebSocket message: Bob reads the second while the first is handled,
+    // so its plaintext is still in the decrypt buffer (its clearing waits for the next write). Acks are seen but
+    // not acted on, so both of Bob's acks show.
+    server.honour_acks(false);
+    server.send_next_message_twice(&bob.jid);
+    let sent = alice.client.send_text(&user(BOB), "once").await.unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("once"));
+    for copy in ["first", "second"] {
+        server_wait(
+            &mut server_events,
+            &format!("the ack of the {copy} copy"),
+            |e| matches!(e, ServerEvent::Acked { device, class, id } if *device == bob.jid && class == "message" && *id == sent.id),
+        )
+        .await;
+    }
+    server.honour_acks(true);
+    // The next message is the next event: the second copy was not emitted.
+    alice.client.send_text(&user(BOB), "after").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("after"));
+    alice.client.disconnect().await;
+    bob.client.disconnect().await;
+}
+
+/// What `device`'s decrypt buffer holds: the text of each message whose plaintext is still there (empty for one
+/// without text), and how many hashes it keeps in all. Read from the database file beside the client.
+async fn decrypt_buffer(device: &Companion) -> (Vec<String>, usize) {
+    use sea_orm::{ConnectionTrait, Statement};
+    use whatsapp_client::proto::ProtoMessage;
+    let db = sea_orm::Database::connect(format!("sqlite:{}", device.path))
+        .await
+        .unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT plaintext FROM wa_event_buffer",
+        ))
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    for row in &rows {
+        let plaintext: Option<Vec<u8>> = row.try_get("", "plaintext").unwrap();
+        if let Some(plaintext) = plaintext {
+            let message = whatsapp_client::Message::decode(plaintext.as_slice()).unwrap();
+            texts.push(message.conversation.unwrap_or_default());
+        }
+    }
+    db.close().await.unwrap();
+    (texts, rows.len())
+}
+
+#[tokio::test]
+async fn handled_messages_leave_only_their_hashes_in_the_decrypt_buffer() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    // A burst: everything queued while Bob was away arrives at once when he logs in.
+    bob.client.disconnect().await;
+    let burst: Vec<String> = (0..100).map(|i| format!("burst {i}")).collect();
+    for text in &burst {
+        alice.client.send_text(&user(BOB), text).await.unwrap();
+    }
+    bob.client.connect().await.unwrap();
+    for text in &burst {
+        let (_, message) = next_message(&mut bob.events).await;
+        assert_eq!(message.conversation.as_deref(), Some(text.as_str()));
+    }
+    // Whatever of the burst was still waiting to be cleared is cleared by the next decryption's transaction.
+    alice.client.send_text(&user(BOB), "marker").await.unwrap();
+    let (_, message) = next_message(&mut bob.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("marker"));
+    let (texts, hashes) = decrypt_buffer(&bob).await;
+    assert!(
+        texts.iter().all(|text| !burst.contains(text)),
+        "plaintexts of handled messages: {texts:?}"
+    );
+    assert!(hashes > burst.len(), "{hashes} hashes kept");
+    // A client that stopped has cleared every message it emitted; the hashes stay for de-duplication.
+    bob.client.disconnect().await;
+    let (texts, hashes_after) = decrypt_buffer(&bob).await;
+    assert_eq!(texts, Vec::<String>::new());
+    assert_eq!(hashes_after, hashes);
+    alice.client.disconnect().await;
+}
+
+#[tokio::test]
 async fn messages_without_a_session_or_to_unknown_users_fail_cleanly() {
     let server = TestServer::start().await.unwrap();
     let alice = companion(&server, PHONE).await;

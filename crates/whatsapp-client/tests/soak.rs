@@ -140,6 +140,12 @@ impl StoreTransaction for FlakyTransaction {
     ) -> impl Future<Output = StoreResult<()>> + Send {
         self.inner.put_buffered_event(hash, event)
     }
+    fn clear_buffered_plaintexts(
+        &mut self,
+        hashes: &[[u8; 32]],
+    ) -> impl Future<Output = StoreResult<()>> + Send {
+        self.inner.clear_buffered_plaintexts(hashes)
+    }
     async fn commit(self) -> StoreResult<()> {
         if self.switch.should_fail() {
             self.inner.rollback().await?;
@@ -222,7 +228,7 @@ impl EventBufferStore for FlakyAccount {
     pass! {
         buffered_event(hash: &[u8; 32]) -> Option<BufferedEvent>;
         put_buffered_event(hash: &[u8; 32], event: &BufferedEvent) -> ();
-        clear_buffered_plaintext(hash: &[u8; 32]) -> ();
+        clear_buffered_plaintexts(hashes: &[[u8; 32]]) -> ();
         delete_old_buffered_events(cutoff: UnixMillis) -> u64;
         put_outgoing_event(chat: &Jid, message_id: &str, plaintext: &[u8], now: UnixMillis) -> ();
         outgoing_event(chat: &Jid, message_id: &str) -> Option<Vec<u8>>;

@@ -27,6 +27,9 @@ struct Stage {
     sessions: BTreeMap<String, Vec<u8>>,
     sender_keys: BTreeMap<(String, String), Vec<u8>>,
     removed_prekeys: BTreeSet<u32>,
+    /// Handled decrypt-buffer events whose plaintexts the commit drops (not Signal state: see
+    /// [`StagedSignalStore::clear_buffered_plaintexts`]).
+    cleared_plaintexts: Vec<[u8; 32]>,
 }
 
 /// The Signal store traits over `account`, staging every write until [`commit`](Self::commit).
@@ -88,6 +91,14 @@ impl<'a, A: AccountStore> StagedSignalStore<'a, A> {
             && stage.removed_prekeys.is_empty())
     }
 
+    /// Has the commit also drop the plaintexts of these handled decrypt-buffer events, keeping their hashes
+    /// ([`StoreTransaction::clear_buffered_plaintexts`]). The receive path folds the clearing of the messages it
+    /// emitted into the next decryption's transaction, so marking a message handled costs no write of its own.
+    /// This does not count as a change for [`has_changes`](Self::has_changes).
+    pub fn clear_buffered_plaintexts(&self, hashes: &[[u8; 32]]) {
+        self.stage().cleared_plaintexts.extend_from_slice(hashes);
+    }
+
     /// Writes every staged change in one transaction.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.commit_with_event(None).await
@@ -118,6 +129,9 @@ impl<'a, A: AccountStore> StagedSignalStore<'a, A> {
         }
         if let Some((hash, event)) = event {
             tx.put_buffered_event(hash, event).await?;
+        }
+        if !stage.cleared_plaintexts.is_empty() {
+            tx.clear_buffered_plaintexts(&stage.cleared_plaintexts).await?;
         }
         tx.commit().await
     }
@@ -493,6 +507,52 @@ mod tests {
             stage.commit_with_event(Some((&[7; 32], &event))).await.unwrap();
             use whatsapp_store::EventBufferStore;
             assert_eq!(bob.account.buffered_event(&[7; 32]).await.unwrap(), Some(event));
+        });
+    }
+
+    #[test]
+    fn handled_events_are_cleared_with_the_next_commit() {
+        use whatsapp_store::EventBufferStore;
+        block_on(async {
+            let mut rng = StdRng::seed_from_u64(14);
+            let backend = MemoryBackend::new();
+            let bob = party(&backend, "bob", &mut rng).await;
+            let event = |text: &[u8]| BufferedEvent {
+                plaintext: Some(text.to_vec()),
+                server_timestamp: 1,
+                insert_time: 2,
+            };
+            bob.account
+                .put_buffered_event(&[5; 32], &event(b"handled"))
+                .await
+                .unwrap();
+            // A stage that is dropped (a decryption that failed) clears nothing.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            stage.clear_buffered_plaintexts(&[[5; 32]]);
+            assert!(!stage.has_changes());
+            drop(stage);
+            assert_eq!(
+                bob.account.buffered_event(&[5; 32]).await.unwrap(),
+                Some(event(b"handled"))
+            );
+            // The next decryption's commit records its own event and clears the handled one.
+            let stage = StagedSignalStore::new(&bob.account, &bob.device);
+            stage.clear_buffered_plaintexts(&[[5; 32]]);
+            stage
+                .commit_with_event(Some((&[6; 32], &event(b"next"))))
+                .await
+                .unwrap();
+            assert_eq!(
+                bob.account.buffered_event(&[5; 32]).await.unwrap(),
+                Some(BufferedEvent {
+                    plaintext: None,
+                    ..event(b"handled")
+                })
+            );
+            assert_eq!(
+                bob.account.buffered_event(&[6; 32]).await.unwrap(),
+                Some(event(b"next"))
+            );
         });
     }
 

@@ -220,8 +220,8 @@ impl EventBufferStore for SqlAccount {
     ) -> impl Future<Output = Result<()>> + Send {
         q::put_buffered_event(&self.db, self.id, hash, event)
     }
-    fn clear_buffered_plaintext(&self, hash: &[u8; 32]) -> impl Future<Output = Result<()>> + Send {
-        q::clear_buffered_plaintext(&self.db, self.id, hash)
+    fn clear_buffered_plaintexts(&self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send {
+        q::clear_buffered_plaintexts(&self.db, self.id, hashes)
     }
     fn delete_old_buffered_events(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
         q::delete_old(&self.db, "wa_event_buffer", self.id, cutoff)
@@ -364,6 +364,9 @@ impl StoreTransaction for SqlTransaction {
         event: &BufferedEvent,
     ) -> impl Future<Output = Result<()>> + Send {
         q::put_buffered_event(&self.tx, self.id, hash, event)
+    }
+    fn clear_buffered_plaintexts(&mut self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send {
+        q::clear_buffered_plaintexts(&self.tx, self.id, hashes)
     }
     fn commit(self) -> impl Future<Output = Result<()>> + Send {
         async move { self.tx.commit().await.map_err(db_err) }

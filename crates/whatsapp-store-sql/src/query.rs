@@ -977,18 +977,23 @@ pub(crate) async fn buffered_event<C: ConnectionTrait>(
     .transpose()
 }
 
-pub(crate) async fn clear_buffered_plaintext<C: ConnectionTrait>(
+/// One `UPDATE` per [`BATCH_ROWS`] hashes (none for an empty list): the client clears the messages it handled in
+/// batches, folded into its next transaction or written when it goes idle.
+pub(crate) async fn clear_buffered_plaintexts<C: ConnectionTrait>(
     c: &C,
     account: AccountId,
-    hash: &[u8; 32],
+    hashes: &[[u8; 32]],
 ) -> Result<()> {
-    exec(
-        c,
-        "UPDATE wa_event_buffer SET plaintext = NULL WHERE account = $1 AND ciphertext_hash = $2",
-        vec![account.0.into(), hash.to_vec().into()],
-    )
-    .await
-    .map(drop)
+    for chunk in hashes.chunks(BATCH_ROWS) {
+        let sql = format!(
+            "UPDATE wa_event_buffer SET plaintext = NULL WHERE account = $1 AND ciphertext_hash IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let mut values: Vec<Value> = vec![account.0.into()];
+        values.extend(chunk.iter().map(|h| Value::from(h.to_vec())));
+        exec(c, &sql, values).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn delete_old<C: ConnectionTrait>(

@@ -474,17 +474,68 @@ async fn event_buffer<A: AccountStore>(a: &A, b: &A) {
     a.put_buffered_event(&[2; 32], &e2).await.expect("put");
     assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), Some(e1.clone()));
     assert_eq!(b.buffered_event(&[1; 32]).await.expect("get b"), None);
-    a.clear_buffered_plaintext(&[1; 32]).await.expect("clear");
+    // The same hash in another account keeps its plaintext; an unknown hash is ignored; an empty list is a no-op.
+    b.put_buffered_event(&[1; 32], &e1).await.expect("put b");
+    a.clear_buffered_plaintexts(&[]).await.expect("clear none");
+    assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), Some(e1.clone()));
+    a.clear_buffered_plaintexts(&[[1; 32], [9; 32]])
+        .await
+        .expect("clear");
+    let cleared = BufferedEvent {
+        plaintext: None,
+        ..e1.clone()
+    };
     assert_eq!(
         a.buffered_event(&[1; 32]).await.expect("get"),
-        Some(BufferedEvent {
-            plaintext: None,
-            ..e1
-        })
+        Some(cleared.clone())
     );
+    assert_eq!(a.buffered_event(&[9; 32]).await.expect("get"), None);
+    assert_eq!(b.buffered_event(&[1; 32]).await.expect("get b"), Some(e1.clone()));
+    // Clearing again changes nothing.
+    a.clear_buffered_plaintexts(&[[1; 32]])
+        .await
+        .expect("clear again");
+    assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), Some(cleared));
     assert_eq!(a.delete_old_buffered_events(2000).await.expect("delete old"), 1);
     assert_eq!(a.buffered_event(&[1; 32]).await.expect("get"), None);
     assert_eq!(a.buffered_event(&[2; 32]).await.expect("get"), Some(e2));
+    assert_eq!(b.delete_old_buffered_events(2000).await.expect("delete old b"), 1);
+
+    // A long list (more than one statement's worth on the SQL backends) clears every event in it, and only those.
+    let hashes: Vec<[u8; 32]> = (0u16..1200)
+        .map(|i| {
+            let mut hash = [0x40; 32];
+            hash[..2].copy_from_slice(&i.to_be_bytes());
+            hash
+        })
+        .collect();
+    let mut tx = a.transaction().await.expect("begin");
+    for hash in &hashes {
+        tx.put_buffered_event(hash, &e1).await.expect("tx event");
+    }
+    tx.commit().await.expect("commit");
+    let (kept, handled) = hashes.split_at(100);
+    a.clear_buffered_plaintexts(handled).await.expect("clear many");
+    for hash in [handled[0], handled[599], handled[handled.len() - 1]] {
+        let event = a
+            .buffered_event(&hash)
+            .await
+            .expect("get")
+            .expect("still buffered");
+        assert_eq!(event.plaintext, None);
+    }
+    for hash in [kept[0], kept[kept.len() - 1]] {
+        let event = a
+            .buffered_event(&hash)
+            .await
+            .expect("get")
+            .expect("still buffered");
+        assert_eq!(event.plaintext, e1.plaintext);
+    }
+    assert_eq!(
+        a.delete_old_buffered_events(2000).await.expect("delete old"),
+        hashes.len() as u64
+    );
 
     let chat = Jid::new("15550001111", Jid::DEFAULT_USER_SERVER);
     let group = Jid::new("120363000000000001", Jid::GROUP_SERVER);
@@ -528,6 +579,17 @@ async fn transactions<A: AccountStore>(a: &A) {
         tx.put_buffered_event(&[7; 32], &event).await.expect("tx event");
         drop(tx);
     }
+    // A handled event whose clearing is folded into a transaction keeps its plaintext until that commits.
+    a.put_buffered_event(&[8; 32], &event).await.expect("put");
+    {
+        let mut tx = a.transaction().await.expect("begin");
+        tx.clear_buffered_plaintexts(&[[8; 32]]).await.expect("tx clear");
+        drop(tx);
+    }
+    assert_eq!(
+        a.buffered_event(&[8; 32]).await.expect("get"),
+        Some(event.clone())
+    );
     // Rolled back: nothing persists.
     let mut tx = a.transaction().await.expect("begin");
     tx.put_session("700:2", b"rolled back").await.expect("tx put");
@@ -548,6 +610,10 @@ async fn transactions<A: AccountStore>(a: &A) {
         .expect("tx sender key");
     tx.remove_prekey(900).await.expect("tx remove");
     tx.put_buffered_event(&[7; 32], &event).await.expect("tx event");
+    tx.clear_buffered_plaintexts(&[]).await.expect("tx clear none");
+    tx.clear_buffered_plaintexts(&[[8; 32], [9; 32]])
+        .await
+        .expect("tx clear");
     tx.put_session("700:3", b"temp").await.expect("tx put");
     tx.delete_session("700:3").await.expect("tx delete");
     tx.put_identity("700:4", &[0x74; 32]).await.expect("tx identity");
@@ -570,7 +636,18 @@ async fn transactions<A: AccountStore>(a: &A) {
     );
     assert_eq!(a.prekey(900).await.expect("get"), None);
     assert!(a.prekey(901).await.expect("get").is_some());
-    assert_eq!(a.buffered_event(&[7; 32]).await.expect("get"), Some(event));
+    assert_eq!(
+        a.buffered_event(&[7; 32]).await.expect("get"),
+        Some(event.clone())
+    );
+    assert_eq!(
+        a.buffered_event(&[8; 32]).await.expect("get"),
+        Some(BufferedEvent {
+            plaintext: None,
+            ..event
+        })
+    );
+    assert_eq!(a.buffered_event(&[9; 32]).await.expect("get"), None);
 }
 
 async fn lid_map<B: Backend>(backend: &B) {

@@ -44,6 +44,14 @@ fn contact_entry<'a>(a: &'a mut AccountData, jid: &Jid) -> &'a mut Contact {
     })
 }
 
+fn clear_plaintexts(a: &mut AccountData, hashes: &[[u8; 32]]) {
+    for hash in hashes {
+        if let Some(e) = a.buffered_events.get_mut(hash) {
+            e.plaintext = None;
+        }
+    }
+}
+
 fn replace_name(slot: &mut String, name: &str) -> Option<String> {
     (slot != name).then(|| core::mem::replace(slot, name.to_owned()))
 }
@@ -366,12 +374,8 @@ impl EventBufferStore for MemoryAccount {
             a.buffered_events.insert(*hash, event.clone());
         })
     }
-    fn clear_buffered_plaintext(&self, hash: &[u8; 32]) -> impl Future<Output = Result<()>> + Send {
-        self.with(|a| {
-            if let Some(e) = a.buffered_events.get_mut(hash) {
-                e.plaintext = None;
-            }
-        })
+    fn clear_buffered_plaintexts(&self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| clear_plaintexts(a, hashes))
     }
     fn delete_old_buffered_events(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
         self.with(|a| {
@@ -507,6 +511,7 @@ enum TxOp {
     DeleteSenderKey(String, String),
     RemovePreKey(u32),
     PutBufferedEvent([u8; 32], BufferedEvent),
+    ClearBufferedPlaintexts(Vec<[u8; 32]>),
 }
 
 /// A transaction of a [`MemoryAccount`]: changes are queued and applied under one lock at commit.
@@ -560,6 +565,9 @@ impl StoreTransaction for MemoryTransaction {
     ) -> impl Future<Output = Result<()>> + Send {
         self.push(TxOp::PutBufferedEvent(*hash, event.clone()))
     }
+    fn clear_buffered_plaintexts(&mut self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send {
+        self.push(TxOp::ClearBufferedPlaintexts(hashes.to_vec()))
+    }
     fn commit(self) -> impl Future<Output = Result<()>> + Send {
         let ops = self.ops;
         self.account.with(move |a| {
@@ -589,6 +597,7 @@ impl StoreTransaction for MemoryTransaction {
                     TxOp::PutBufferedEvent(h, e) => {
                         a.buffered_events.insert(h, e);
                     }
+                    TxOp::ClearBufferedPlaintexts(hashes) => clear_plaintexts(a, &hashes),
                 }
             }
         })

@@ -154,8 +154,10 @@ pub trait EventBufferStore {
         hash: &[u8; 32],
         event: &BufferedEvent,
     ) -> impl Future<Output = Result<()>> + Send;
-    /// Drops the plaintext of a handled event, keeping its hash for de-duplication.
-    fn clear_buffered_plaintext(&self, hash: &[u8; 32]) -> impl Future<Output = Result<()>> + Send;
+    /// Drops the plaintexts of handled events, keeping their hashes for de-duplication; a hash that is not in the
+    /// buffer is ignored. Clearing is idempotent and each hash is cleared on its own, so a backend may split a long
+    /// list into several writes (a failure part-way leaves some cleared, which is harmless).
+    fn clear_buffered_plaintexts(&self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send;
     /// Deletes buffered events inserted before `cutoff`; returns how many.
     fn delete_old_buffered_events(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send;
     /// Remembers an outgoing message's plaintext so a retry receipt can re-encrypt it.
@@ -252,6 +254,11 @@ pub trait StoreTransaction: Send + Sized {
         hash: &[u8; 32],
         event: &BufferedEvent,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Drops the plaintexts of handled events, keeping their hashes, with the rest of the transaction (as
+    /// [`EventBufferStore::clear_buffered_plaintexts`]; an empty list writes nothing). The client folds the
+    /// clearing of the messages it handled into the next decryption's transaction, so handling a message costs
+    /// no write of its own.
+    fn clear_buffered_plaintexts(&mut self, hashes: &[[u8; 32]]) -> impl Future<Output = Result<()>> + Send;
     /// Persists every change.
     fn commit(self) -> impl Future<Output = Result<()>> + Send;
     /// Discards every change (the same as dropping the transaction, but waits for the backend).

@@ -337,6 +337,10 @@ impl Conn {
                 crate::hostile::dribble(&mut self.socket, &encode_frame(&node), pause).await
             }
             crate::hostile::Write::Deferred => Ok(()),
+            crate::hostile::Write::Twice => {
+                let frame = encode_frame(&node);
+                self.socket.send_frames(&[&frame, &frame]).await
+            }
         };
         match sent {
             Ok(()) => Flow::Continue,

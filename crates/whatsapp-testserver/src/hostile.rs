@@ -5,7 +5,7 @@
 //! The switches live in [`Hostile`] (in the server state); the connection task asks [`before_send`] how to write
 //! each stanza and runs an [`Act`] when a test orders one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -24,6 +24,8 @@ pub(crate) struct Hostile {
     last_message: HashMap<Jid, Node>,
     /// Devices whose next message copy is written one byte per WebSocket message, with this pause between bytes.
     dribble_next: HashMap<Jid, Duration>,
+    /// Devices whose next message copy is written twice in one WebSocket message.
+    twice_next: HashSet<Jid>,
     /// How long the server holds back its acks of the messages clients send.
     pub(crate) ack_delay: Duration,
 }
@@ -51,6 +53,8 @@ pub(crate) enum Write {
     Dribble(Duration),
     /// Later: the stanza was handed to a task that sends it after the delay.
     Deferred,
+    /// Twice, both frames in one WebSocket message.
+    Twice,
 }
 
 /// Called before the connection of `device` writes `node`: remembers message copies for replays, and says how to
@@ -83,6 +87,9 @@ pub(crate) fn before_send(
         return Write::Whole;
     }
     state.hostile.last_message.insert(device.clone(), node.clone());
+    if state.hostile.twice_next.remove(device) {
+        return Write::Twice;
+    }
     match state.hostile.dribble_next.remove(device) {
         Some(pause) => Write::Dribble(pause),
         None => Write::Whole,
@@ -92,6 +99,11 @@ pub(crate) fn before_send(
 /// Arms the dribbling of the next message copy for `device`.
 pub(crate) fn dribble_next_message(state: &mut State, device: &Jid, pause: Duration) {
     state.hostile.dribble_next.insert(device.clone(), pause);
+}
+
+/// Arms the double write of the next message copy for `device`.
+pub(crate) fn send_next_message_twice(state: &mut State, device: &Jid) {
+    state.hostile.twice_next.insert(device.clone());
 }
 
 /// Sends `device` the last message copy it was sent again, under `id` (queued until acked, as any copy), and

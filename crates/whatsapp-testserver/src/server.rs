@@ -378,6 +378,13 @@ impl TestServer {
         crate::hostile::dribble_next_message(&mut self.shared().lock(), device, pause);
     }
 
+    /// Writes the next message copy for `device` twice, the same stanza under the same id, both frames in one
+    /// WebSocket message: a server that sends a copy again before the device's ack reached it. The device reads
+    /// the second copy while it is still handling the first. The copy is queued once.
+    pub fn send_next_message_twice(&self, device: &Jid) {
+        crate::hostile::send_next_message_twice(&mut self.shared().lock(), device);
+    }
+
     /// Sends the last message copy written to `device` again, byte for byte the same ciphertext: under the stanza
     /// id `new_id`, or under its own id when `None` (a replay after the device acknowledged it). The replay is
     /// queued until acked like any copy. Returns whether there was a copy to replay and the device is connected.
