@@ -379,3 +379,80 @@ async fn an_incoming_call_is_reported_acked_and_rejected() {
         _ => unreachable!(),
     }
 }
+
+#[tokio::test]
+async fn business_profiles_are_read_and_ordinary_accounts_have_none() {
+    use whatsapp_testserver::{BusinessDay, BusinessInfo};
+    let server = TestServer::start().await.unwrap();
+    let Companion { client: alice, .. } = companion(&server, PHONE).await;
+    let Companion { client: bob, .. } = companion(&server, BOB).await;
+
+    // Bob is not a business (yet).
+    assert_eq!(alice.business_profile(&user(BOB)).await.unwrap(), None);
+
+    server.set_business_profile(
+        BOB,
+        Some(BusinessInfo {
+            address: "1 Harbour Road".into(),
+            email: "bob@bakery.example".into(),
+            description: "Bread since 1990".into(),
+            websites: vec!["https://bakery.example".into()],
+            categories: vec![("133436743388217".into(), "Bakery".into())],
+            time_zone: "Europe/Berlin".into(),
+            hours: vec![
+                BusinessDay {
+                    day_of_week: "mon".into(),
+                    mode: "specific_hours".into(),
+                    open_time: 420,
+                    close_time: 1080,
+                },
+                BusinessDay {
+                    day_of_week: "sun".into(),
+                    mode: "appointment_only".into(),
+                    open_time: 0,
+                    close_time: 0,
+                },
+            ],
+        }),
+    );
+    let profile = alice
+        .business_profile(&user(BOB))
+        .await
+        .unwrap()
+        .expect("Bob is a business now");
+    assert_eq!(profile.jid, user(BOB));
+    assert_eq!(profile.address, "1 Harbour Road");
+    assert_eq!(profile.email, "bob@bakery.example");
+    assert_eq!(profile.description, "Bread since 1990");
+    assert_eq!(profile.websites, ["https://bakery.example"]);
+    assert_eq!(
+        profile
+            .categories
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("133436743388217", "Bakery")]
+    );
+    assert_eq!(profile.hours_time_zone, "Europe/Berlin");
+    assert_eq!(profile.hours.len(), 2);
+    assert_eq!(
+        (
+            profile.hours[0].day_of_week.as_str(),
+            profile.hours[0].mode.as_str(),
+            profile.hours[0].open_time.as_str(),
+            profile.hours[0].close_time.as_str()
+        ),
+        ("mon", "specific_hours", "420", "1080")
+    );
+    // A business reads its own profile too.
+    assert_eq!(bob.business_profile(&user(BOB)).await.unwrap(), Some(profile));
+
+    // An account unknown to the server is refused, as WhatsApp refuses it.
+    assert!(matches!(
+        alice.business_profile(&user("15550009999")).await,
+        Err(ClientError::Iq { code: 404, .. })
+    ));
+
+    server.set_business_profile(BOB, None);
+    assert_eq!(alice.business_profile(&user(BOB)).await.unwrap(), None);
+}

@@ -203,6 +203,12 @@ impl TestServer {
         crate::social::set_picture(&mut self.shared().lock(), number, id);
     }
 
+    /// Makes account `number` a business with `profile` (answered to business-profile queries), or (`None`) an
+    /// ordinary account, for which the server answers as for any account that is not a business.
+    pub fn set_business_profile(&self, number: &str, profile: Option<crate::BusinessInfo>) {
+        crate::business::set(&mut self.shared().lock(), number, profile);
+    }
+
     /// Account `number`'s about text, last push name sent with presence, and default disappearing timer
     /// (seconds), as the server holds them.
     pub fn profile(&self, number: &str) -> (String, String, u32) {

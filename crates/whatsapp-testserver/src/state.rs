@@ -158,6 +158,8 @@ pub(crate) struct State {
     pub(crate) social: crate::social::Social,
     /// Channels (newsletters), their followers and posts.
     pub(crate) newsletters: crate::newsletters::Channels,
+    /// Business profiles of the accounts that have one.
+    pub(crate) businesses: crate::business::Businesses,
 }
 
 pub(crate) use crate::groups::Group;
@@ -226,6 +228,7 @@ impl Shared {
                 hostile: Default::default(),
                 social: Default::default(),
                 newsletters: Default::default(),
+                businesses: Default::default(),
             }),
             events,
             next_id: AtomicU64::new(1),
