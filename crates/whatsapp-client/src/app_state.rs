@@ -20,8 +20,8 @@ use whatsapp_core::app_state::{
 use whatsapp_core::media::MediaType;
 use whatsapp_proto::server_sync::{ExternalBlobReference, SyncdPatch};
 use whatsapp_store::{
-    AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend, ChatSettingsStore,
-    ContactName, ContactStore, MutationMac,
+    AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend,
+    ChatSettingsStore, ContactName, ContactStore, MutationMac,
 };
 
 use crate::{Client, ClientError, Event, MediaRef};

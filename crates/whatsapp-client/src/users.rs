@@ -80,7 +80,9 @@ impl<B: Backend> Client<B> {
         let mut response = self.shared.http.get(&picture.url).send().await.map_err(http)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(ClientError::Http(format!("profile photo download: HTTP {status}")));
+            return Err(ClientError::Http(format!(
+                "profile photo download: HTTP {status}"
+            )));
         }
         let mut jpeg = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(http)? {

@@ -751,7 +751,10 @@ async fn members_find_and_download_the_group_photo() {
         .unwrap()
         .expect("the new photo");
     assert_eq!(picture.id, second_id);
-    assert_eq!(alice.client.download_profile_picture(&picture).await.unwrap(), second);
+    assert_eq!(
+        alice.client.download_profile_picture(&picture).await.unwrap(),
+        second
+    );
 
     // A URL the host does not serve is an HTTP error, not a panic or empty bytes.
     let gone = whatsapp_client::PictureInfo {

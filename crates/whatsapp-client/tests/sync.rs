@@ -1,7 +1,7 @@
 //! End to end: what the phone shares with its companions and what companions of one account keep in step:
 //! app-state keys, collections synced from scratch and kept up to date between two companions (mute, pin, push
-//! name, and concurrent changes), recovery from a state that no longer verifies, and history sync of 10,000 messages read
-//! one conversation at a time. Real sockets, SQLite stores.
+//! name, and concurrent changes), recovery from a state that no longer verifies, and history sync of 10,000
+//! messages read one conversation at a time. Real sockets, SQLite stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -513,9 +513,7 @@ async fn next_push_name(events: &mut Events) -> (String, bool) {
     .await
     {
         Event::PushNameSetting {
-            name,
-            from_full_sync,
-            ..
+            name, from_full_sync, ..
         } => (name, from_full_sync),
         _ => unreachable!(),
     }
@@ -530,9 +528,7 @@ async fn a_push_name_set_on_one_companion_reaches_the_others() {
 
     // The name the phone set earlier arrives with the first (full) sync and is stored. `critical_block` is the
     // first collection synced, so no other collection's sync is skipped while waiting for it.
-    phone
-        .push_app_state(&PatchInfo::push_name("Ann", NOW))
-        .unwrap();
+    phone.push_app_state(&PatchInfo::push_name("Ann", NOW)).unwrap();
     assert_eq!(phone.share_app_state_key().unwrap(), 2);
     for device in [&mut laptop, &mut desktop] {
         next_is_keys(&mut device.events).await;

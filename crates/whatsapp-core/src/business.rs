@@ -232,7 +232,9 @@ mod tests {
 
     #[test]
     fn sparse_profile_and_non_business() {
-        let parsed = check(Node::new("profile").attr("jid", user("2"))).unwrap().unwrap();
+        let parsed = check(Node::new("profile").attr("jid", user("2")))
+            .unwrap()
+            .unwrap();
         assert_eq!(
             parsed,
             BusinessProfile {

@@ -789,18 +789,21 @@ pub(crate) fn photo(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resul
         group.photo.clone().ok_or(404u16)?
     };
     if query.optional_str_attr("id") == Some(picture_id.as_str()) {
-        return Ok(result(id, crate::state::server_jid())
-            .children([Node::new("picture").attr("status", "304")]));
+        return Ok(
+            result(id, crate::state::server_jid()).children([Node::new("picture").attr("status", "304")])
+        );
     }
     let kind = query.optional_str_attr("type").unwrap_or("image").to_owned();
     let direct_path = format!("/v/t61.24694-24/{}_{picture_id}_{kind}.jpg", target.user());
     // The real server scales a preview down; the test server serves the same JPEG for both kinds.
     let url = shared.media.get().ok_or(503u16)?.host_picture(&direct_path, jpeg);
-    Ok(result(id, crate::state::server_jid()).children([Node::new("picture")
-        .attr("id", picture_id)
-        .attr("type", kind)
-        .attr("url", url)
-        .attr("direct_path", direct_path)]))
+    Ok(
+        result(id, crate::state::server_jid()).children([Node::new("picture")
+            .attr("id", picture_id)
+            .attr("type", kind)
+            .attr("url", url)
+            .attr("direct_path", direct_path)]),
+    )
 }
 
 /// Sets or removes a group's photo (`w:profile:picture` with `target` a group): members may when the group is
