@@ -794,7 +794,7 @@ pub(crate) fn photo(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resul
         );
     }
     let kind = query.optional_str_attr("type").unwrap_or("image").to_owned();
-    let direct_path = format!("/v/t61.24694-24/{}_{picture_id}_{kind}.jpg", target.user());
+    let direct_path = crate::media::MediaHost::picture_path(target.user(), &picture_id, &kind);
     // The real server scales a preview down; the test server serves the same JPEG for both kinds.
     let url = shared.media.get().ok_or(503u16)?.host_picture(&direct_path, jpeg);
     Ok(

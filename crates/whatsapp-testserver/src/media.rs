@@ -345,6 +345,12 @@ impl MediaHost {
         direct_path
     }
 
+    /// The direct path of photo `id` of `owner` (an account's number or a group's id) in size `kind` (`image` or
+    /// `preview`).
+    pub(crate) fn picture_path(owner: &str, id: &str, kind: &str) -> String {
+        format!("/v/t61.24694-24/{owner}_{id}_{kind}.jpg")
+    }
+
     /// Serves a photo's JPEG at `direct_path` (photos are fetched by URL, unencrypted, as from WhatsApp's
     /// `pps` hosts); returns the full URL.
     pub(crate) fn host_picture(&self, direct_path: &str, jpeg: Vec<u8>) -> String {

@@ -160,6 +160,8 @@ pub(crate) struct State {
     pub(crate) newsletters: crate::newsletters::Channels,
     /// Business profiles of the accounts that have one.
     pub(crate) businesses: crate::business::Businesses,
+    /// Where photo URLs point: the media host once it listens.
+    pub(crate) picture_host: String,
 }
 
 pub(crate) use crate::groups::Group;
@@ -229,6 +231,7 @@ impl Shared {
                 social: Default::default(),
                 newsletters: Default::default(),
                 businesses: Default::default(),
+                picture_host: "https://pps.whatsapp.net".to_owned(),
             }),
             events,
             next_id: AtomicU64::new(1),
