@@ -2,10 +2,9 @@
 //! parsing and checking, phone-code notifications, incoming messages, receipts and retry requests, edits, device
 //! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications,
 //! group administration answers and `w:gp2` notifications, presence and chat states, calls, privacy settings,
-//! blocklists and privacy tokens, user lookups and profile photos, channel (newsletter) answers, posts, live
-//! updates and `mex` notifications; and, reading the input as a `Message`, poll
-//! votes and app-state key shares. Every reader may refuse its input
-//! but none may panic.
+//! blocklists and privacy tokens, user lookups, profile photos and business profiles, channel (newsletter)
+//! answers, posts, live updates and `mex` notifications; and, reading the input as a `Message`, poll votes and
+//! app-state key shares. Every reader may refuse its input but none may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -27,7 +26,7 @@ use whatsapp_core::group_admin::{self, ParticipantChange};
 use whatsapp_core::group_notification::parse_group_notification;
 use whatsapp_core::presence::{ChatPresence, PresenceUpdate};
 use whatsapp_core::privacy::{self, Blocklist, BlocklistChange, PrivacySettings};
-use whatsapp_core::{newsletter, policy, prekeys, user, usync};
+use whatsapp_core::{business, newsletter, policy, prekeys, user, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
 use whatsapp_signal::{KeyPair, PrivateKey};
@@ -116,6 +115,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = user::parse_contacts(&node);
     let _ = user::parse_user_info(&node);
     let _ = user::parse_picture(&node, true);
+    let _ = business::parse_business_profile(&node);
     let _ = newsletter::parse_info(&node);
     let _ = newsletter::parse_subscribed(&node);
     let _ = newsletter::parse_created(&node);

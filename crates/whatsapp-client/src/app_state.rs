@@ -20,8 +20,8 @@ use whatsapp_core::app_state::{
 use whatsapp_core::media::MediaType;
 use whatsapp_proto::server_sync::{ExternalBlobReference, SyncdPatch};
 use whatsapp_store::{
-    AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend, ChatSettingsStore,
-    ContactName, ContactStore, MutationMac,
+    AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend,
+    ChatSettingsStore, ContactName, ContactStore, MutationMac,
 };
 
 use crate::{Client, ClientError, Event, MediaRef};
@@ -228,12 +228,23 @@ impl<B: Backend> Client<B> {
             match mutation.action() {
                 Ok(action) => {
                     self.store_action(&action).await;
+                    let push_name = match &action {
+                        Action::PushName { name } => Some(name.clone()),
+                        _ => None,
+                    };
                     self.shared.emit(Event::AppState {
                         collection,
                         action,
                         timestamp,
                         from_full_sync,
                     });
+                    if let Some(name) = push_name {
+                        self.shared.emit(Event::PushNameSetting {
+                            name,
+                            timestamp,
+                            from_full_sync,
+                        });
+                    }
                 }
                 Err(error) => debug!(%error, index = ?mutation.index, "app-state mutation not understood"),
             }
@@ -293,7 +304,7 @@ impl<B: Backend> Client<B> {
         self.download(&media).await
     }
 
-    /// Keeps the store's chat settings and contacts in step with an applied change.
+    /// Keeps the store's chat settings, contacts and this device's push name in step with an applied change.
     async fn store_action(&self, action: &Action) {
         let account = &self.shared.account;
         let stored = match action {
@@ -325,6 +336,14 @@ impl<B: Backend> Client<B> {
                     }])
                     .await
             }
+            Action::PushName { name } => match account.device().await {
+                Ok(mut device) if device.push_name != *name => {
+                    device.push_name = name.clone();
+                    account.put_device(&device).await
+                }
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            },
             _ => Ok(()),
         };
         if let Err(error) = stored {

@@ -129,6 +129,18 @@ pub enum Event {
         /// Whether it came from a full sync (the current state) rather than as a new change.
         from_full_sync: bool,
     },
+    /// This account's push name was set on one of its devices (an app-state `setting_pushName` change in the
+    /// `critical_block` collection; whatsmeow `events.PushNameSetting`), or, during a full sync, the name as it
+    /// stands. The device record already holds it, so it goes out with the next presence. The change is also
+    /// reported as [`Event::AppState`] with [`Action::PushName`].
+    PushNameSetting {
+        /// The push name.
+        name: String,
+        /// When it was set (unix milliseconds; 0 when not given).
+        timestamp: i64,
+        /// Whether it came from a full sync (the current state) rather than as a new change.
+        from_full_sync: bool,
+    },
     /// A collection was brought up to date.
     AppStateSynced {
         /// The collection.

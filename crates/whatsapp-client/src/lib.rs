@@ -61,6 +61,7 @@ pub use messages::SendResponse;
 pub use newsletters::NewsletterSendResponse;
 pub use whatsapp_appstate as appstate;
 pub use whatsapp_binary::{Jid, Node};
+pub use whatsapp_core::business::{BusinessCategory, BusinessHours, BusinessProfile};
 pub use whatsapp_core::call::CallMeta;
 pub use whatsapp_core::compose::{self, EditKind};
 pub use whatsapp_core::group_admin::{

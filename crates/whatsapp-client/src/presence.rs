@@ -8,7 +8,7 @@ use whatsapp_core::presence::{
     ChatMedia, ChatPresence, ChatState, Presence, PresenceUpdate, chat_state_stanza, presence_stanza,
     subscribe_stanza,
 };
-use whatsapp_store::{AccountStore, Backend};
+use whatsapp_store::{AccountStore, AppStateKeyStore, Backend};
 
 use crate::session::Command;
 use crate::{Client, ClientError, Event, Shared};
@@ -27,12 +27,19 @@ impl<B: Backend> Client<B> {
     }
 
     /// Sets this account's push name (the display name contacts see) in the store; it goes out with the next
-    /// [`Client::send_presence`]. It is not synced to the phone's app state.
+    /// [`Client::send_presence`]. Once the phone has shared an app-state key, the name is also sent as an
+    /// app-state `setting_pushName` change (whatsmeow `appstate.BuildSettingPushName`), so the account's other
+    /// devices learn it ([`Event::PushNameSetting`]); before that, only this device knows it.
     pub async fn set_push_name(&self, name: &str) -> Result<(), ClientError> {
         let mut device = self.shared.account.device().await?;
         device.push_name = name.to_owned();
         self.shared.account.put_device(&device).await?;
-        Ok(())
+        if self.shared.account.app_state_sync_keys().await?.is_empty() {
+            return Ok(());
+        }
+        let now_ms = crate::unix_now().as_millis() as i64;
+        self.send_app_state(&whatsapp_appstate::PatchInfo::push_name(name, now_ms))
+            .await
     }
 
     /// Asks the server to forward `user`'s presence as [`Event::Presence`], with our privacy token for them

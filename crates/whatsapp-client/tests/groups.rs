@@ -692,3 +692,77 @@ async fn member_lists_are_remembered_and_follow_every_change() {
         companion.client.disconnect().await;
     }
 }
+
+#[tokio::test]
+async fn members_find_and_download_the_group_photo() {
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let bob = companion(&server, BOB).await;
+    let carol = companion(&server, CAROL).await;
+    let group = alice
+        .client
+        .create_group(&group_of("Photos", &[BOB]))
+        .await
+        .unwrap()
+        .jid;
+
+    // No photo yet.
+    assert_eq!(
+        iq_code(bob.client.profile_picture(&group, false, None).await),
+        404
+    );
+
+    let jpeg = b"\xff\xd8\xff\xe0 the group's photo".to_vec();
+    let picture_id = alice.client.set_group_photo(&group, &jpeg).await.unwrap();
+    for preview in [false, true] {
+        let picture = bob
+            .client
+            .profile_picture(&group, preview, None)
+            .await
+            .unwrap()
+            .expect("a photo");
+        assert_eq!(picture.id, picture_id);
+        assert_eq!(picture.kind, if preview { "preview" } else { "image" });
+        assert!(picture.direct_path.is_some());
+        assert_eq!(bob.client.download_profile_picture(&picture).await.unwrap(), jpeg);
+    }
+    // Asking with the current id: not modified.
+    assert_eq!(
+        bob.client
+            .profile_picture(&group, false, Some(&picture_id))
+            .await
+            .unwrap(),
+        None
+    );
+    // Carol is not a member.
+    assert_eq!(
+        iq_code(carol.client.profile_picture(&group, false, None).await),
+        401
+    );
+
+    // A new photo has a new id and new bytes.
+    let second = b"\xff\xd8\xff\xe0 a newer photo".to_vec();
+    let second_id = alice.client.set_group_photo(&group, &second).await.unwrap();
+    assert_ne!(second_id, picture_id);
+    let picture = alice
+        .client
+        .profile_picture(&group, false, Some(&picture_id))
+        .await
+        .unwrap()
+        .expect("the new photo");
+    assert_eq!(picture.id, second_id);
+    assert_eq!(
+        alice.client.download_profile_picture(&picture).await.unwrap(),
+        second
+    );
+
+    // A URL the host does not serve is an HTTP error, not a panic or empty bytes.
+    let gone = whatsapp_client::PictureInfo {
+        url: picture.url.replace(".jpg", "-gone.jpg"),
+        ..picture
+    };
+    assert!(matches!(
+        alice.client.download_profile_picture(&gone).await,
+        Err(ClientError::Http(_))
+    ));
+}

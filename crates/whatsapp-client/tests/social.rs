@@ -134,13 +134,14 @@ async fn users_are_looked_up_with_what_their_privacy_settings_show() {
 
     bob.set_status_message("At the gym").await.unwrap();
     assert_eq!(server.profile(BOB).0, "At the gym");
-    server.set_profile_picture(BOB, Some("1001"));
+    let jpeg = b"\xff\xd8\xff\xe0 Bob's photo".to_vec();
+    let photo_id = server.set_profile_photo(BOB, &jpeg);
 
     // The about text is for contacts by default, and the server keeps no address book: hidden.
     let info = alice.user_info(&[user(BOB)]).await.unwrap();
     assert_eq!(info.len(), 1);
     assert_eq!(info[0].status, None);
-    assert_eq!(info[0].picture_id.as_deref(), Some("1001"));
+    assert_eq!(info[0].picture_id.as_deref(), Some(photo_id.as_str()));
     assert!(info[0].devices.contains(&bob_device), "{:?}", info[0].devices);
     assert_eq!(info[0].lid.as_ref().map(Jid::server), Some(Jid::LID_SERVER));
 
@@ -155,11 +156,14 @@ async fn users_are_looked_up_with_what_their_privacy_settings_show() {
         .await
         .unwrap()
         .expect("a photo");
-    assert_eq!((picture.id.as_str(), picture.kind.as_str()), ("1001", "image"));
-    assert!(picture.url.starts_with("https://"));
+    assert_eq!(
+        (picture.id.as_str(), picture.kind.as_str()),
+        (photo_id.as_str(), "image")
+    );
+    assert_eq!(alice.download_profile_picture(&picture).await.unwrap(), jpeg);
     assert_eq!(
         alice
-            .profile_picture(&user(BOB), true, Some("1001"))
+            .profile_picture(&user(BOB), true, Some(&photo_id))
             .await
             .unwrap(),
         None
@@ -378,4 +382,81 @@ async fn an_incoming_call_is_reported_acked_and_rejected() {
         }
         _ => unreachable!(),
     }
+}
+
+#[tokio::test]
+async fn business_profiles_are_read_and_ordinary_accounts_have_none() {
+    use whatsapp_testserver::{BusinessDay, BusinessInfo};
+    let server = TestServer::start().await.unwrap();
+    let Companion { client: alice, .. } = companion(&server, PHONE).await;
+    let Companion { client: bob, .. } = companion(&server, BOB).await;
+
+    // Bob is not a business (yet).
+    assert_eq!(alice.business_profile(&user(BOB)).await.unwrap(), None);
+
+    server.set_business_profile(
+        BOB,
+        Some(BusinessInfo {
+            address: "1 Harbour Road".into(),
+            email: "bob@bakery.example".into(),
+            description: "Bread since 1990".into(),
+            websites: vec!["https://bakery.example".into()],
+            categories: vec![("133436743388217".into(), "Bakery".into())],
+            time_zone: "Europe/Berlin".into(),
+            hours: vec![
+                BusinessDay {
+                    day_of_week: "mon".into(),
+                    mode: "specific_hours".into(),
+                    open_time: 420,
+                    close_time: 1080,
+                },
+                BusinessDay {
+                    day_of_week: "sun".into(),
+                    mode: "appointment_only".into(),
+                    open_time: 0,
+                    close_time: 0,
+                },
+            ],
+        }),
+    );
+    let profile = alice
+        .business_profile(&user(BOB))
+        .await
+        .unwrap()
+        .expect("Bob is a business now");
+    assert_eq!(profile.jid, user(BOB));
+    assert_eq!(profile.address, "1 Harbour Road");
+    assert_eq!(profile.email, "bob@bakery.example");
+    assert_eq!(profile.description, "Bread since 1990");
+    assert_eq!(profile.websites, ["https://bakery.example"]);
+    assert_eq!(
+        profile
+            .categories
+            .iter()
+            .map(|c| (c.id.as_str(), c.name.as_str()))
+            .collect::<Vec<_>>(),
+        [("133436743388217", "Bakery")]
+    );
+    assert_eq!(profile.hours_time_zone, "Europe/Berlin");
+    assert_eq!(profile.hours.len(), 2);
+    assert_eq!(
+        (
+            profile.hours[0].day_of_week.as_str(),
+            profile.hours[0].mode.as_str(),
+            profile.hours[0].open_time.as_str(),
+            profile.hours[0].close_time.as_str()
+        ),
+        ("mon", "specific_hours", "420", "1080")
+    );
+    // A business reads its own profile too.
+    assert_eq!(bob.business_profile(&user(BOB)).await.unwrap(), Some(profile));
+
+    // An account unknown to the server is refused, as WhatsApp refuses it.
+    assert!(matches!(
+        alice.business_profile(&user("15550009999")).await,
+        Err(ClientError::Iq { code: 404, .. })
+    ));
+
+    server.set_business_profile(BOB, None);
+    assert_eq!(alice.business_profile(&user(BOB)).await.unwrap(), None);
 }

@@ -1,7 +1,7 @@
 //! End to end: what the phone shares with its companions and what companions of one account keep in step:
-//! app-state keys, collections synced from scratch and kept up to date between two companions (mute, pin, and
-//! concurrent changes), recovery from a state that no longer verifies, and history sync of 10,000 messages read
-//! one conversation at a time. Real sockets, SQLite stores.
+//! app-state keys, collections synced from scratch and kept up to date between two companions (mute, pin, push
+//! name, and concurrent changes), recovery from a state that no longer verifies, and history sync of 10,000
+//! messages read one conversation at a time. Real sockets, SQLite stores.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -504,4 +504,60 @@ async fn a_history_blob_above_the_spool_threshold_goes_through_a_temporary_file(
         device.client.disconnect().await;
     }
     std::fs::remove_dir_all(&spool_dir).unwrap();
+}
+
+async fn next_push_name(events: &mut Events) -> (String, bool) {
+    match wait_for(events, "a push name setting", |e| {
+        matches!(e, Event::PushNameSetting { .. })
+    })
+    .await
+    {
+        Event::PushNameSetting {
+            name, from_full_sync, ..
+        } => (name, from_full_sync),
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn a_push_name_set_on_one_companion_reaches_the_others() {
+    let server = TestServer::start().await.unwrap();
+    let phone = server.add_phone(PHONE);
+    let mut laptop = companion(&server, PHONE).await;
+    let mut desktop = companion(&server, PHONE).await;
+
+    // The name the phone set earlier arrives with the first (full) sync and is stored. `critical_block` is the
+    // first collection synced, so no other collection's sync is skipped while waiting for it.
+    phone.push_app_state(&PatchInfo::push_name("Ann", NOW)).unwrap();
+    assert_eq!(phone.share_app_state_key().unwrap(), 2);
+    for device in [&mut laptop, &mut desktop] {
+        next_is_keys(&mut device.events).await;
+        assert_eq!(next_push_name(&mut device.events).await, ("Ann".to_owned(), true));
+        all_synced(&mut device.events).await;
+        assert_eq!(store_of(device).await.device().await.unwrap().push_name, "Ann");
+    }
+
+    // The laptop renames the account: the desktop hears of it as a new change and stores it.
+    laptop.client.set_push_name("Ann B.").await.unwrap();
+    assert_eq!(
+        store_of(&laptop).await.device().await.unwrap().push_name,
+        "Ann B."
+    );
+    // The generic change comes first, then the typed event.
+    let (action, full) = next_change(&mut desktop.events).await;
+    assert!(!full);
+    assert_eq!(
+        action,
+        Action::PushName {
+            name: "Ann B.".into()
+        }
+    );
+    assert_eq!(
+        next_push_name(&mut desktop.events).await,
+        ("Ann B.".to_owned(), false)
+    );
+    assert_eq!(
+        store_of(&desktop).await.device().await.unwrap().push_name,
+        "Ann B."
+    );
 }

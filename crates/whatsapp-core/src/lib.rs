@@ -29,6 +29,7 @@
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`presence`]: this account's presence, presence subscriptions and chat states, sent and received.
 //! - [`user`]: whether numbers are on WhatsApp, other users' about text, photos and devices.
+//! - [`business`]: business profiles (address, email, hours, categories, websites).
 //! - [`privacy`]: privacy settings, the blocklist, privacy tokens and `account_sync` notifications.
 //! - [`call`]: incoming call signalling read into events, and declining a call.
 //! - [`newsletter`]: channels: metadata over GraphQL (`w:mex`), following, muting, posts, reactions, views and
@@ -38,6 +39,7 @@
 //! It does not open connections, read clocks, sleep, or store anything.
 
 pub mod app_state;
+pub mod business;
 pub mod call;
 pub mod compose;
 pub mod connection;

@@ -440,6 +440,9 @@ impl Conn {
                 .is_some_and(|to| to.is_group());
         if to_groups || group_photo {
             let answer = match self.device.as_ref() {
+                Some(device) if group_photo && iq.optional_str_attr("type") == Some("get") => {
+                    crate::groups::photo(&self.shared, id, device, iq)
+                }
                 Some(device) if group_photo => crate::groups::set_photo(&self.shared, id, device, iq),
                 Some(device) if iq.optional_str_attr("xmlns") == Some("w:g2") => {
                     crate::groups::answer(&self.shared, id, device, iq)
@@ -464,6 +467,16 @@ impl Conn {
         }
         if iq.optional_jid_attr("to").ok().flatten() != Some(server_jid()) {
             return self.respond_error(id, 400).await;
+        }
+        if crate::business::handles(iq) {
+            let answer = match self.device.as_ref() {
+                Some(_) => crate::business::answer(&self.shared.lock(), id, iq),
+                None => Err(401),
+            };
+            return match answer {
+                Ok(answer) => self.respond(vec![answer]).await,
+                Err(code) => self.respond_error(id, code).await,
+            };
         }
         if crate::social::handles(iq) {
             let answer = match self.device.as_ref() {

@@ -774,6 +774,38 @@ fn change_participants(
     lines
 }
 
+/// Where a group's photo is (`w:profile:picture` get with `target` a group), for its members: the photo is
+/// served by the media host at the URL answered. 401 for a non-member, 404 when there is no photo,
+/// `status="304"` when the caller's id is current.
+pub(crate) fn photo(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Result<Node, u16> {
+    let target = iq.jid_attr("target").map_err(|_| 400u16)?;
+    let query = iq.child("picture").ok_or(400u16)?;
+    let (picture_id, jpeg) = {
+        let state = shared.lock();
+        let group = state.groups.get(target.user()).ok_or(404u16)?;
+        if !group.is_member(device.user()) {
+            return Err(401);
+        }
+        group.photo.clone().ok_or(404u16)?
+    };
+    if query.optional_str_attr("id") == Some(picture_id.as_str()) {
+        return Ok(
+            result(id, crate::state::server_jid()).children([Node::new("picture").attr("status", "304")])
+        );
+    }
+    let kind = query.optional_str_attr("type").unwrap_or("image").to_owned();
+    let direct_path = crate::media::MediaHost::picture_path(target.user(), &picture_id, &kind);
+    // The real server scales a preview down; the test server serves the same JPEG for both kinds.
+    let url = shared.media.get().ok_or(503u16)?.host_picture(&direct_path, jpeg);
+    Ok(
+        result(id, crate::state::server_jid()).children([Node::new("picture")
+            .attr("id", picture_id)
+            .attr("type", kind)
+            .attr("url", url)
+            .attr("direct_path", direct_path)]),
+    )
+}
+
 /// Sets or removes a group's photo (`w:profile:picture` with `target` a group): members may when the group is
 /// not locked, admins always. Answers with the picture's id.
 pub(crate) fn set_photo(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Result<Node, u16> {

@@ -35,7 +35,8 @@
 //! Between accounts it also routes presence to subscribers and chat states to live devices, answers user
 //! lookups, photo and about-text queries, keeps privacy settings (enforcing last seen, about and photo
 //! visibility) and blocklists (a blocked user's messages are acknowledged but not delivered), hands out privacy
-//! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]). It keeps
+//! tokens and call offers from phones ([`TestServer::send_privacy_token`], [`TestServer::place_call`]), and answers
+//! business-profile queries for accounts given one ([`TestServer::set_business_profile`]). It keeps
 //! channels (newsletters): GraphQL `w:mex` metadata requests answered in JSON, followers and their mute state,
 //! posts from the owner delivered to followers' devices, reactions and views counted and pushed as live updates.
 //!
@@ -47,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 mod app_state;
+mod business;
 mod connection;
 mod events;
 mod groups;
@@ -61,6 +63,7 @@ mod social;
 mod state;
 mod validate;
 
+pub use business::{BusinessDay, BusinessInfo};
 pub use events::{ServerEvent, ServerEvents};
 pub use phone::{Phone, PhoneError, Tamper};
 pub use server::{ServerConfig, TestServer};

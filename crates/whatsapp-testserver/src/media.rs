@@ -69,6 +69,8 @@ pub(crate) struct MediaHost {
     expired: Mutex<HashMap<String, StoredFile>>,
     /// Media retries the phones answer, by message id.
     grants: Mutex<HashMap<String, RetryGrant>>,
+    /// Profile and group photos (plain JPEGs, not encrypted), by path.
+    pictures: Mutex<HashMap<String, Arc<Vec<u8>>>>,
 }
 
 /// The HKDF info of the media retry key (protocol-facts §3.9).
@@ -97,6 +99,7 @@ impl MediaHost {
             files: Mutex::new(HashMap::new()),
             expired: Mutex::new(HashMap::new()),
             grants: Mutex::new(HashMap::new()),
+            pictures: Mutex::new(HashMap::new()),
         });
         let serving = Arc::clone(&host);
         let task = tokio::spawn(async move {
@@ -342,8 +345,27 @@ impl MediaHost {
         direct_path
     }
 
+    /// The direct path of photo `id` of `owner` (an account's number or a group's id) in size `kind` (`image` or
+    /// `preview`).
+    pub(crate) fn picture_path(owner: &str, id: &str, kind: &str) -> String {
+        format!("/v/t61.24694-24/{owner}_{id}_{kind}.jpg")
+    }
+
+    /// Serves a photo's JPEG at `direct_path` (photos are fetched by URL, unencrypted, as from WhatsApp's
+    /// `pps` hosts); returns the full URL.
+    pub(crate) fn host_picture(&self, direct_path: &str, jpeg: Vec<u8>) -> String {
+        self.pictures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(direct_path.to_owned(), Arc::new(jpeg));
+        format!("http://{}{direct_path}", self.addr)
+    }
+
     fn download(&self, target: &str) -> (u16, Vec<u8>) {
         let path = target.split_once('?').map_or(target, |(path, _)| path);
+        if let Some(jpeg) = self.pictures.lock().unwrap_or_else(|p| p.into_inner()).get(path) {
+            return (200, jpeg.as_ref().clone());
+        }
         let Some(id) = path.rsplit('/').next().filter(|_| path.starts_with("/mms-file/")) else {
             return (404, Vec::new());
         };

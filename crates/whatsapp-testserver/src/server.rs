@@ -98,6 +98,7 @@ impl TestServer {
             shared.next_number() ^ u64::from(rand::random::<u32>())
         );
         let (media_host, media) = crate::media::MediaHost::start(auth).await?;
+        shared.lock().picture_host = format!("http://{}", media_host.addr);
         let _ = shared.media.set(media_host);
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         tracing::info!(%addr, "test server listening");
@@ -201,6 +202,26 @@ impl TestServer {
     /// Sets account `number`'s profile photo id (`None`: no photo), as answered to photo and user-info queries.
     pub fn set_profile_picture(&self, number: &str, id: Option<&str>) {
         crate::social::set_picture(&mut self.shared().lock(), number, id);
+    }
+
+    /// Makes account `number` a business with `profile` (answered to business-profile queries), or (`None`) an
+    /// ordinary account, for which the server answers as for any account that is not a business.
+    pub fn set_business_profile(&self, number: &str, profile: Option<crate::BusinessInfo>) {
+        crate::business::set(&mut self.shared().lock(), number, profile);
+    }
+
+    /// Gives account `number` a profile photo with these JPEG bytes, served by the media host at the URL photo
+    /// queries answer (both sizes serve the same bytes); returns the photo's new id.
+    pub fn set_profile_photo(&self, number: &str, jpeg: &[u8]) -> String {
+        let id = self.shared().next_number().to_string();
+        if let Some(media) = self.shared().media.get() {
+            for kind in ["image", "preview"] {
+                let path = crate::media::MediaHost::picture_path(number, &id, kind);
+                media.host_picture(&path, jpeg.to_vec());
+            }
+        }
+        crate::social::set_picture(&mut self.shared().lock(), number, Some(&id));
+        id
     }
 
     /// Account `number`'s about text, last push name sent with presence, and default disappearing timer

@@ -554,10 +554,10 @@ fn picture(state: &mut State, viewer: &str, id: &str, iq: &Node) -> Result<Node,
         return Ok(result(id).children([Node::new("picture").attr("status", "304")]));
     }
     let kind = query.optional_str_attr("type").unwrap_or("image").to_owned();
-    let direct_path = format!("/v/t61.24694-24/{number}_{picture}_{kind}.jpg");
+    let direct_path = crate::media::MediaHost::picture_path(&number, &picture, &kind);
     Ok(result(id).children([Node::new("picture")
         .attr("id", picture)
         .attr("type", kind)
-        .attr("url", format!("https://pps.whatsapp.net{direct_path}"))
+        .attr("url", format!("{}{direct_path}", state.picture_host))
         .attr("direct_path", direct_path)]))
 }

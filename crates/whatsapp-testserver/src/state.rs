@@ -158,6 +158,10 @@ pub(crate) struct State {
     pub(crate) social: crate::social::Social,
     /// Channels (newsletters), their followers and posts.
     pub(crate) newsletters: crate::newsletters::Channels,
+    /// Business profiles of the accounts that have one.
+    pub(crate) businesses: crate::business::Businesses,
+    /// Where photo URLs point: the media host once it listens.
+    pub(crate) picture_host: String,
 }
 
 pub(crate) use crate::groups::Group;
@@ -226,6 +230,8 @@ impl Shared {
                 hostile: Default::default(),
                 social: Default::default(),
                 newsletters: Default::default(),
+                businesses: Default::default(),
+                picture_host: "https://pps.whatsapp.net".to_owned(),
             }),
             events,
             next_id: AtomicU64::new(1),
