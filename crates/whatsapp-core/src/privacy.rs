@@ -634,9 +634,15 @@ mod tests {
     fn one_token_per_seven_day_bucket() {
         let bucket_start = 2_800 * TOKEN_BUCKET_SECONDS;
         assert!(should_issue_token(None, bucket_start));
-        assert!(!should_issue_token(Some(bucket_start), bucket_start + TOKEN_BUCKET_SECONDS - 1));
+        assert!(!should_issue_token(
+            Some(bucket_start),
+            bucket_start + TOKEN_BUCKET_SECONDS - 1
+        ));
         assert!(should_issue_token(Some(bucket_start - 1), bucket_start));
-        assert!(should_issue_token(Some(bucket_start), bucket_start + TOKEN_BUCKET_SECONDS));
+        assert!(should_issue_token(
+            Some(bucket_start),
+            bucket_start + TOKEN_BUCKET_SECONDS
+        ));
         // A clock that went back never issues twice in a bucket.
         assert!(!should_issue_token(Some(bucket_start + 10), bucket_start));
         assert_eq!(token_bucket(-1), -1);
@@ -645,7 +651,11 @@ mod tests {
     #[test]
     fn tokens_go_to_users_but_not_groups_bots_or_the_psa_account() {
         assert!(exchanges_tokens_with(&user("15551234567")));
-        assert!(exchanges_tokens_with(&Jid::with_device("777", Jid::LID_SERVER, 2)));
+        assert!(exchanges_tokens_with(&Jid::with_device(
+            "777",
+            Jid::LID_SERVER,
+            2
+        )));
         assert!(!exchanges_tokens_with(&Jid::new("1203630", Jid::GROUP_SERVER)));
         assert!(!exchanges_tokens_with(&user("0")));
         assert!(!exchanges_tokens_with(&Jid::new("1313555", Jid::BOT_SERVER)));

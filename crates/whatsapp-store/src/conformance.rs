@@ -806,11 +806,21 @@ async fn secrets<A: AccountStore>(a: &A, b: &A) {
     let contact = Jid::new("777", Jid::LID_SERVER);
     assert_eq!(a.issued_privacy_token(&contact).await.expect("issued"), None);
     a.put_issued_privacy_token(&contact, 1_000).await.expect("issue");
-    a.put_issued_privacy_token(&contact, 2_000).await.expect("reissue");
-    assert_eq!(a.issued_privacy_token(&contact).await.expect("issued"), Some(2_000));
+    a.put_issued_privacy_token(&contact, 2_000)
+        .await
+        .expect("reissue");
+    assert_eq!(
+        a.issued_privacy_token(&contact).await.expect("issued"),
+        Some(2_000)
+    );
     // Expiring received tokens leaves the issue records alone.
-    a.delete_expired_privacy_tokens(i64::MAX).await.expect("expire all");
-    assert_eq!(a.issued_privacy_token(&contact).await.expect("issued"), Some(2_000));
+    a.delete_expired_privacy_tokens(i64::MAX)
+        .await
+        .expect("expire all");
+    assert_eq!(
+        a.issued_privacy_token(&contact).await.expect("issued"),
+        Some(2_000)
+    );
     assert_eq!(b.issued_privacy_token(&contact).await.expect("issued b"), None);
 
     assert_eq!(a.nct_salt().await.expect("salt"), None);
