@@ -67,6 +67,8 @@ const SECRET: &[&str] = &[
     "companion_reg.PairingRequest.advSecret",
     "history_sync.HistorySync.threadIdUserSecret",
     "history_sync.HistorySync.shareableChatIdentifierEncryptionKey",
+    // The salt `cstoken`s are derived from.
+    "history_sync.HistorySync.nctSalt",
     // Signal: private keys, chain and root keys, sender-key seeds.
     "signal.IdentityKeyPairStructure.privateKey",
     "signal.SignedPreKeyRecordStructure.privateKey",
@@ -138,6 +140,7 @@ fn looks_secret(name: &str) -> bool {
         "private",
         "password",
         "passphrase",
+        "salt",
     ]
     .iter()
     .any(|word| name.contains(word))

@@ -167,6 +167,10 @@ impl<B: Backend> Client<B> {
                 }
             }
             HistoryItem::Progress(percent) => *progress = Some(percent),
+            HistoryItem::NctSalt(salt) if !salt.0.is_empty() => {
+                account.put_nct_salt(&salt.0).await?;
+                debug!("stored the NCT salt");
+            }
             other => debug!(?other, "history item not used"),
         }
         Ok(())

@@ -178,6 +178,8 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) device_lists: std::sync::Mutex<devices::DeviceLists>,
     /// Groups' members as last asked for (see [`devices`]).
     pub(crate) group_members: std::sync::Mutex<devices::GroupMembers>,
+    /// When this account last issued its privacy token to each contact, unix seconds (see [`privacy`]).
+    pub(crate) issued_tokens: std::sync::Mutex<std::collections::HashMap<Jid, i64>>,
     running: Mutex<Option<Running>>,
 }
 
@@ -319,6 +321,7 @@ impl<B: Backend> ClientBuilder<B> {
             lids: Default::default(),
             device_lists: Default::default(),
             group_members: Default::default(),
+            issued_tokens: Default::default(),
             running: Mutex::new(None),
         };
         Ok((

@@ -148,8 +148,13 @@ impl<B: Backend> Client<B> {
             .bundles_for_new_sessions(recipients.iter().chain(&own_devices))
             .await?;
 
-        // A contact's privacy token goes back to them with every message (whatsmeow `tctoken.go`).
+        // A contact's privacy token goes back to them with every message (whatsmeow `tctoken.go`); without one,
+        // a cstoken derived from the NCT salt stands in.
         let token = self.privacy_token_for(&to).await?;
+        let cstoken = match token {
+            Some(_) => None,
+            None => self.cstoken_for(&to).await?,
+        };
         let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
         let stanza = {
             let _signal = shared.signal_lock.lock().await;
@@ -179,9 +184,10 @@ impl<B: Backend> Client<B> {
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
-            match token {
-                Some(token) => with_child(stanza, whatsapp_core::privacy::tctoken_node(&token)),
-                None => stanza,
+            match (token, cstoken) {
+                (Some(token), _) => with_child(stanza, whatsapp_core::privacy::tctoken_node(&token)),
+                (None, Some(cstoken)) => with_child(stanza, whatsapp_core::privacy::cstoken_node(&cstoken)),
+                (None, None) => stanza,
             }
         };
         shared.remember(Recent {
@@ -198,6 +204,7 @@ impl<B: Backend> Client<B> {
         {
             self.reach_missed_devices(&id, &to, &users, &listed).await?;
         }
+        self.issue_privacy_token(&to).await;
         Ok(SendResponse {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),

@@ -80,6 +80,11 @@ async fn a_redelivered_message_is_not_emitted_twice() {
     let first = alice.client.send_text(&user(BOB), "once").await.unwrap();
     let (_, message) = next_message(&mut bob.events).await;
     assert_eq!(message.conversation.as_deref(), Some("once"));
+    // Alice's first message to Bob also issues her privacy token to him; it stays queued beside the message.
+    wait_for(&mut bob.events, "Alice's privacy token", |e| {
+        matches!(e, Event::PrivacyToken { .. })
+    })
+    .await;
     server_wait(
         &mut server_events,
         "first ack",
@@ -95,7 +100,7 @@ async fn a_redelivered_message_is_not_emitted_twice() {
         |e| matches!(e, ServerEvent::Acked { device, class, id } if class == "message" && *id == first.id && *device == bob.jid),
     )
     .await;
-    assert_eq!(server.inbox_len(&bob.jid), 1);
+    assert_eq!(server.inbox_len(&bob.jid), 2, "the message and the privacy token");
     server.honour_acks(true);
     alice.client.send_text(&user(BOB), "twice").await.unwrap();
     let (_, message) = next_message(&mut bob.events).await;

@@ -262,6 +262,10 @@ impl SecretStore for FlakyAccount {
         put_privacy_tokens(tokens: &[PrivacyToken]) -> ();
         privacy_token(user: &Jid) -> Option<PrivacyToken>;
         delete_expired_privacy_tokens(cutoff: UnixMillis) -> u64;
+        put_issued_privacy_token(user: &Jid, timestamp: UnixMillis) -> ();
+        issued_privacy_token(user: &Jid) -> Option<UnixMillis>;
+        put_nct_salt(salt: &[u8]) -> ();
+        nct_salt() -> Option<Vec<u8>>;
     }
 }
 

@@ -332,6 +332,154 @@ async fn a_received_privacy_token_goes_back_with_messages_to_its_sender() {
     }
 }
 
+/// Waits for the server's verdict on message `id`: routed (with no token) or carrying a tctoken or cstoken (the
+/// server reports a token before it routes the message).
+async fn tokens_of(server_events: &mut whatsapp_testserver::ServerEvents, id: &str) -> ServerEvent {
+    server_wait(server_events, "the message's tokens", |e| {
+        matches!(
+            e,
+            ServerEvent::MessageRouted { id: routed, .. }
+                | ServerEvent::PrivacyTokenAttached { id: routed, .. }
+                | ServerEvent::CsTokenAttached { id: routed, .. }
+                if routed == id
+        )
+    })
+    .await
+}
+
+/// Sends `text` from `client` to `to` and waits until the server routed it, failing if `client`'s account issued
+/// a privacy token meanwhile. A token issued after an earlier message goes out before this one.
+async fn send_without_issuing(
+    client: &whatsapp_client::Client<whatsapp_client::sql::SqlBackend>,
+    server_events: &mut whatsapp_testserver::ServerEvents,
+    to: &Jid,
+    text: &str,
+) {
+    let own = client.jid().await.unwrap().unwrap();
+    let sent = client.send_text(to, text).await.unwrap();
+    server_wait(server_events, "the message", |e| {
+        if let ServerEvent::PrivacyTokenIssued { from, contact, .. } = e {
+            assert_ne!(from.user(), own.user(), "issued again, to {contact}");
+        }
+        matches!(e, ServerEvent::MessageRouted { id, .. } if *id == sent.id)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn our_privacy_token_is_issued_once_per_bucket_and_comes_back_from_the_contact() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let Companion {
+        client: bob,
+        events: mut bob_events,
+        ..
+    } = companion(&server, BOB).await;
+
+    // The first message carries no token (none known, no NCT salt) and issues ours to Bob.
+    let first = alice.client.send_text(&user(BOB), "one").await.unwrap();
+    let seen = tokens_of(&mut server_events, &first.id).await;
+    assert!(matches!(seen, ServerEvent::MessageRouted { .. }), "{seen:?}");
+    let issued_at = match server_wait(
+        &mut server_events,
+        "the issued token",
+        |e| matches!(e, ServerEvent::PrivacyTokenIssued { from, .. } if *from == alice.jid),
+    )
+    .await
+    {
+        ServerEvent::PrivacyTokenIssued {
+            contact, timestamp, ..
+        } => {
+            assert!(
+                contact.user() == BOB || contact.server() == Jid::LID_SERVER,
+                "{contact}"
+            );
+            assert!((timestamp - now()).abs() < 60, "{timestamp}");
+            timestamp
+        }
+        _ => unreachable!(),
+    };
+    wait_for(
+        &mut bob_events,
+        "Alice's token",
+        |e| matches!(e, Event::PrivacyToken { from } if from.server() == Jid::LID_SERVER),
+    )
+    .await;
+
+    // The same bucket: no second issue, in this process or in a new one on the same store.
+    send_without_issuing(&alice.client, &mut server_events, &user(BOB), "two").await;
+    let account_id = alice.client.account_id();
+    alice.client.disconnect().await;
+    let (restarted, _events) = whatsapp_client::Client::builder(reopen(&alice).await)
+        .account(account_id)
+        .server(server.url(), server.trust_root())
+        .build()
+        .await
+        .unwrap();
+    restarted.connect().await.unwrap();
+    send_without_issuing(&restarted, &mut server_events, &user(BOB), "three").await;
+    send_without_issuing(&restarted, &mut server_events, &user(BOB), "four").await;
+
+    // Bob sends our token back when he writes to us.
+    let reply = bob.send_text(&user(PHONE), "hi").await.unwrap();
+    match tokens_of(&mut server_events, &reply.id).await {
+        ServerEvent::PrivacyTokenAttached { token, .. } => {
+            assert_eq!(token, format!("tctoken:{PHONE}:{BOB}:{issued_at}").as_bytes())
+        }
+        other => panic!("no token came back: {other:?}"),
+    }
+    restarted.disconnect().await;
+    bob.disconnect().await;
+}
+
+#[tokio::test]
+async fn without_a_token_a_cstoken_derived_from_the_history_salt_is_attached() {
+    use hmac::Mac;
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let phone = server.add_phone(PHONE);
+    let Companion {
+        client: alice,
+        events: mut alice_events,
+        jid: alice_device,
+        ..
+    } = companion(&server, PHONE).await;
+    let _bob = companion(&server, BOB).await;
+    let bob_lid = server.add_phone(BOB).lid().to_non_ad();
+
+    let salt = [0x5a; 32];
+    let history = whatsapp_proto::history_sync::HistorySync {
+        sync_type: 0,
+        nct_salt: Some(salt.to_vec()),
+        phone_number_to_lid_mappings: vec![whatsapp_proto::history_sync::PhoneNumberToLidMapping {
+            pn_jid: Some(user(BOB).to_string()),
+            lid_jid: Some(bob_lid.to_string()),
+        }],
+        ..Default::default()
+    };
+    phone.send_history_sync(&alice_device, &history).unwrap();
+    match wait_for(&mut alice_events, "the history", |e| {
+        matches!(e, Event::HistorySynced { .. } | Event::HistorySyncError { .. })
+    })
+    .await
+    {
+        Event::HistorySynced { .. } => {}
+        other => panic!("history sync failed: {other:?}"),
+    }
+
+    let sent = alice.send_text(&user(BOB), "one").await.unwrap();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&salt).unwrap();
+    mac.update(format!("{}@lid", bob_lid.user()).as_bytes());
+    match tokens_of(&mut server_events, &sent.id).await {
+        ServerEvent::CsTokenAttached { token, .. } => {
+            assert_eq!(token, mac.finalize().into_bytes().to_vec())
+        }
+        other => panic!("no cstoken: {other:?}"),
+    }
+    alice.disconnect().await;
+}
+
 #[tokio::test]
 async fn an_incoming_call_is_reported_acked_and_rejected() {
     let server = TestServer::start().await.unwrap();

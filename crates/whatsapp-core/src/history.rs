@@ -31,6 +31,8 @@ pub enum HistoryItem {
     Pushname(Pushname),
     /// A phone number's LID.
     LidMapping(PhoneNumberToLidMapping),
+    /// The salt `cstoken`s are derived from (field 19, `nctSalt`).
+    NctSalt(crate::privacy::NctSalt),
     /// A field this reader does not decode, skipped.
     Skipped {
         /// Its field number.
@@ -153,7 +155,7 @@ impl<R: Read> HistoryReader<R> {
             5 => self.skip(4).map(|()| Some(HistoryItem::Skipped { field })),
             2 => {
                 let len = self.varint()?.ok_or(HistoryError::Truncated)?;
-                if !matches!(field, 2 | 3 | 7 | 15) {
+                if !matches!(field, 2 | 3 | 7 | 15 | 19) {
                     self.skip(len)?;
                     return Ok(Some(HistoryItem::Skipped { field }));
                 }
@@ -173,6 +175,7 @@ impl<R: Read> HistoryReader<R> {
                     2 => HistoryItem::Conversation(Box::new(Conversation::decode(bytes).map_err(item)?)),
                     3 => HistoryItem::Status(Box::new(WebMessageInfo::decode(bytes).map_err(item)?)),
                     7 => HistoryItem::Pushname(Pushname::decode(bytes).map_err(item)?),
+                    19 => HistoryItem::NctSalt(crate::privacy::NctSalt(bytes.to_vec())),
                     _ => HistoryItem::LidMapping(PhoneNumberToLidMapping::decode(bytes).map_err(item)?),
                 }))
             }
@@ -240,6 +243,7 @@ mod tests {
                 lid_jid: Some("9@lid".to_owned()),
             }],
             thread_id_user_secret: Some(vec![1, 2, 3]),
+            nct_salt: Some(vec![7; 32]),
             ..Default::default()
         }
     }
@@ -275,6 +279,7 @@ mod tests {
         assert!(others.contains(&HistoryItem::Progress(42)));
         assert!(others.contains(&HistoryItem::ChunkOrder(1)));
         assert!(others.contains(&HistoryItem::Skipped { field: 9 }));
+        assert!(others.contains(&HistoryItem::NctSalt(crate::privacy::NctSalt(vec![7; 32]))));
         assert!(
             others
                 .iter()

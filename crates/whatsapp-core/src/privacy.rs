@@ -412,6 +412,81 @@ pub fn tctoken_node(token: &[u8]) -> Node {
     Node::new("tctoken").bytes(token.to_vec())
 }
 
+/// The bucket a unix-seconds timestamp falls in: tokens are issued at most once per bucket.
+pub fn token_bucket(seconds: i64) -> i64 {
+    seconds.div_euclid(TOKEN_BUCKET_SECONDS)
+}
+
+/// Whether this account should issue its own token to a contact it last issued one to at `last_issued`
+/// (unix seconds; `None` when never): when `now` is in a later bucket (whatsmeow `shouldSendNewTCToken`).
+pub fn should_issue_token(last_issued: Option<i64>, now_seconds: i64) -> bool {
+    last_issued.is_none_or(|last| token_bucket(now_seconds) > token_bucket(last))
+}
+
+/// Whether `jid` is a contact privacy tokens are exchanged with: a user by phone number or LID, not a bot and
+/// not the PSA account (whatsmeow `shouldSendTCTokenInChatAction`, `shouldSendCsToken`).
+pub fn exchanges_tokens_with(jid: &Jid) -> bool {
+    let jid = jid.to_non_ad();
+    matches!(jid.server(), Jid::DEFAULT_USER_SERVER | Jid::LID_SERVER) && jid.user() != "0" && !jid.is_bot()
+}
+
+/// `<iq xmlns="privacy" type="set"><tokens><token jid t type="trusted_contact"/></tokens></iq>`: issues this
+/// account's token to `contact`, stamped `timestamp` (unix seconds; whatsmeow `issuePrivacyToken`). The server
+/// delivers the token to the contact in a `privacy_token` notification.
+pub fn issue_token_query(contact: &Jid, timestamp: i64) -> Node {
+    server_iq("privacy", "set").children([Node::new("tokens").children([Node::new("token")
+        .attr("jid", contact.to_non_ad())
+        .attr("t", timestamp.to_string())
+        .attr("type", "trusted_contact")])])
+}
+
+/// Reads the tokens an [`issue_token_query`] issues: each contact with its timestamp (unix seconds). An IQ
+/// without `<tokens>`, without any `<token>`, or with a token lacking its JID, timestamp or trusted-contact type
+/// is an error.
+pub fn parse_issue_token_query(iq: &Node) -> Result<Vec<(Jid, i64)>, StanzaError> {
+    let tokens = iq.child("tokens").ok_or(StanzaError::Missing("tokens"))?;
+    let issued = tokens
+        .children_by_tag("token")
+        .map(|token| {
+            if token.str_attr("type")? != "trusted_contact" {
+                return Err(StanzaError::Missing("trusted_contact type"));
+            }
+            Ok((token.jid_attr("jid")?, token.i64_attr("t")?))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if issued.is_empty() {
+        return Err(StanzaError::Missing("token"));
+    }
+    Ok(issued)
+}
+
+/// The NCT salt a history sync carries: the key `cstoken`s are derived from. `Debug` shows its length only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NctSalt(pub Vec<u8>);
+
+impl std::fmt::Debug for NctSalt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NctSalt(<{} bytes redacted>)", self.0.len())
+    }
+}
+
+impl NctSalt {
+    /// The `cstoken` for a recipient without a privacy token: HMAC-SHA256 keyed by the salt over the recipient's
+    /// LID JID as text (`user@lid`; whatsmeow `generateCsToken`).
+    pub fn cstoken(&self, recipient_lid: &Jid) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        // HMAC takes a key of any length.
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        mac.update(recipient_lid.to_non_ad().to_string().as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// The `<cstoken>` element attached to a one-to-one message when no privacy token is known for the recipient.
+pub fn cstoken_node(token: &[u8]) -> Node {
+    Node::new("cstoken").bytes(token.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -553,6 +628,70 @@ mod tests {
     fn token_cutoff_is_three_buckets_back() {
         let now = 10 * TOKEN_BUCKET_SECONDS + 5;
         assert_eq!(token_cutoff(now), 7 * TOKEN_BUCKET_SECONDS);
+    }
+
+    #[test]
+    fn one_token_per_seven_day_bucket() {
+        let bucket_start = 2_800 * TOKEN_BUCKET_SECONDS;
+        assert!(should_issue_token(None, bucket_start));
+        assert!(!should_issue_token(
+            Some(bucket_start),
+            bucket_start + TOKEN_BUCKET_SECONDS - 1
+        ));
+        assert!(should_issue_token(Some(bucket_start - 1), bucket_start));
+        assert!(should_issue_token(
+            Some(bucket_start),
+            bucket_start + TOKEN_BUCKET_SECONDS
+        ));
+        // A clock that went back never issues twice in a bucket.
+        assert!(!should_issue_token(Some(bucket_start + 10), bucket_start));
+        assert_eq!(token_bucket(-1), -1);
+    }
+
+    #[test]
+    fn tokens_go_to_users_but_not_groups_bots_or_the_psa_account() {
+        assert!(exchanges_tokens_with(&user("15551234567")));
+        assert!(exchanges_tokens_with(&Jid::with_device(
+            "777",
+            Jid::LID_SERVER,
+            2
+        )));
+        assert!(!exchanges_tokens_with(&Jid::new("1203630", Jid::GROUP_SERVER)));
+        assert!(!exchanges_tokens_with(&user("0")));
+        assert!(!exchanges_tokens_with(&Jid::new("1313555", Jid::BOT_SERVER)));
+        assert!(!exchanges_tokens_with(&Jid::new("1", Jid::NEWSLETTER_SERVER)));
+    }
+
+    #[test]
+    fn issuing_query_round_trips_and_bad_ones_are_refused() {
+        let contact = Jid::with_device("777", Jid::LID_SERVER, 4);
+        let iq = issue_token_query(&contact, 1_700_000_000);
+        assert_eq!(iq.str_attr("xmlns").unwrap(), "privacy");
+        assert_eq!(iq.str_attr("type").unwrap(), "set");
+        let token = iq.child("tokens").unwrap().child("token").unwrap();
+        assert_eq!(token.str_attr("type").unwrap(), "trusted_contact");
+        assert_eq!(
+            parse_issue_token_query(&iq).unwrap(),
+            vec![(contact.to_non_ad(), 1_700_000_000)]
+        );
+        assert!(parse_issue_token_query(&Node::new("iq")).is_err());
+        assert!(parse_issue_token_query(&Node::new("iq").children([Node::new("tokens")])).is_err());
+        let no_time = Node::new("iq").children([Node::new("tokens").children([Node::new("token")
+            .attr("jid", user("1"))
+            .attr("type", "trusted_contact")])]);
+        assert!(parse_issue_token_query(&no_time).is_err());
+    }
+
+    #[test]
+    fn cstoken_is_the_hmac_of_the_lid_and_the_salt_stays_hidden() {
+        use hmac::{Hmac, Mac};
+        let salt = NctSalt(vec![0x5a; 32]);
+        let lid = Jid::with_device("777", Jid::LID_SERVER, 3);
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&[0x5a; 32]).unwrap();
+        mac.update(b"777@lid");
+        assert_eq!(salt.cstoken(&lid), mac.finalize().into_bytes().to_vec());
+        assert_eq!(format!("{salt:?}"), "NctSalt(<32 bytes redacted>)");
+        assert_eq!(cstoken_node(&[1, 2]).tag, "cstoken");
     }
 
     #[test]

@@ -114,3 +114,18 @@ fn received_privacy_tokens_hide_their_bytes() {
         assert!(text.contains("1700000000"), "{text}");
     }
 }
+
+#[test]
+fn the_nct_salt_hides_its_bytes_alone_and_as_a_history_item() {
+    let salt = whatsapp_core::privacy::NctSalt(known(0x44).to_vec());
+    let item = whatsapp_core::history::HistoryItem::NctSalt(salt.clone());
+    for text in [
+        format!("{salt:?}"),
+        format!("{salt:#?}"),
+        format!("{item:?}"),
+        format!("{item:#?}"),
+    ] {
+        assert_hidden(&text, &known(0x44), "NCT salt");
+        assert!(text.contains("32 bytes redacted"), "{text}");
+    }
+}

@@ -110,10 +110,12 @@ fn history_blobs_hide_message_secrets_and_privacy_tokens() {
             }],
             ..Default::default()
         }],
+        nct_salt: Some(known(0x60).to_vec()),
         ..Default::default()
     };
     for text in both(&history) {
         assert_hidden(&text, &known(0x20), "privacy token");
+        assert_hidden(&text, &known(0x60), "NCT salt");
         assert_hidden(&text, &known(0x40), "message secret");
         assert!(text.contains("15550001111@s.whatsapp.net"), "{text}");
     }

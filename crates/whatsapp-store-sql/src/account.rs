@@ -319,6 +319,22 @@ impl SecretStore for SqlAccount {
     fn delete_expired_privacy_tokens(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send {
         q::delete_expired_privacy_tokens(&self.db, self.id, cutoff)
     }
+    fn put_issued_privacy_token(
+        &self,
+        user: &Jid,
+        timestamp: UnixMillis,
+    ) -> impl Future<Output = Result<()>> + Send {
+        q::put_issued_privacy_token(&self.db, self.id, user, timestamp)
+    }
+    fn issued_privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<UnixMillis>>> + Send {
+        q::issued_privacy_token(&self.db, self.id, user)
+    }
+    fn put_nct_salt(&self, salt: &[u8]) -> impl Future<Output = Result<()>> + Send {
+        q::put_nct_salt(&self.db, self.id, salt)
+    }
+    fn nct_salt(&self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        q::nct_salt(&self.db, self.id)
+    }
 }
 
 /// A database transaction on one account. Only writes are offered: on SQLite a transaction that reads first and

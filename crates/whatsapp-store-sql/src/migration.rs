@@ -1,7 +1,8 @@
 //! Schema migrations (sea-orm-migration): one step per schema version, each written once for both dialects.
 //!
 //! Version 1 is the first schema, version 2 adds contacts, chat settings, message secrets and privacy tokens,
-//! version 3 the recipients of this account's group sender keys. A
+//! version 3 the recipients of this account's group sender keys, version 4 when this account issued its privacy
+//! token to each contact and the NCT salt `cstoken`s are derived from. A
 //! later change adds a new step; a database at any earlier version is brought forward by running the missing
 //! steps in order (the tests migrate a database filled at every earlier version).
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(V1Initial),
             Box::new(V2Contacts),
             Box::new(V3SenderKeyRecipients),
+            Box::new(V4IssuedPrivacyTokens),
         ]
     }
 }
@@ -204,6 +206,35 @@ CREATE TABLE wa_sender_key_recipient (
 impl MigrationTrait for V3SenderKeyRecipients {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         run_schema(manager, V3_SCHEMA).await
+    }
+}
+
+/// Version 4: when this account issued its own privacy token to each contact, and the NCT salt.
+struct V4IssuedPrivacyTokens;
+
+impl MigrationName for V4IssuedPrivacyTokens {
+    fn name(&self) -> &str {
+        "m0004_issued_privacy_tokens"
+    }
+}
+
+const V4_SCHEMA: &str = "
+CREATE TABLE wa_privacy_token_issued (
+    account BIGINT NOT NULL REFERENCES wa_account (id) ON DELETE CASCADE,
+    user_jid TEXT NOT NULL,
+    sender_timestamp BIGINT NOT NULL,
+    PRIMARY KEY (account, user_jid)
+);
+CREATE TABLE wa_nct_salt (
+    account BIGINT NOT NULL PRIMARY KEY REFERENCES wa_account (id) ON DELETE CASCADE,
+    salt {BLOB} NOT NULL
+);
+";
+
+#[async_trait]
+impl MigrationTrait for V4IssuedPrivacyTokens {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        run_schema(manager, V4_SCHEMA).await
     }
 }
 

@@ -1315,3 +1315,70 @@ pub(crate) async fn delete_expired_privacy_tokens<C: ConnectionTrait>(
     )
     .await
 }
+
+pub(crate) async fn put_issued_privacy_token<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &whatsapp_binary::Jid,
+    timestamp: i64,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO wa_privacy_token_issued (account, user_jid, sender_timestamp) VALUES ($1, $2, $3) \
+         ON CONFLICT (account, user_jid) DO UPDATE SET sender_timestamp = excluded.sender_timestamp",
+        vec![account.0.into(), user.to_string().into(), timestamp.into()],
+    )
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn issued_privacy_token<C: ConnectionTrait>(
+    c: &C,
+    account: AccountId,
+    user: &whatsapp_binary::Jid,
+) -> Result<Option<i64>> {
+    let row = one(
+        c,
+        "SELECT sender_timestamp FROM wa_privacy_token_issued WHERE account = $1 AND user_jid = $2",
+        vec![account.0.into(), user.to_string().into()],
+    )
+    .await?;
+    row.map(|row| {
+        Row {
+            row: &row,
+            table: "wa_privacy_token_issued",
+            key: format!("account {account}, user {user}"),
+        }
+        .get("sender_timestamp")
+    })
+    .transpose()
+}
+
+pub(crate) async fn put_nct_salt<C: ConnectionTrait>(c: &C, account: AccountId, salt: &[u8]) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO wa_nct_salt (account, salt) VALUES ($1, $2) \
+         ON CONFLICT (account) DO UPDATE SET salt = excluded.salt",
+        vec![account.0.into(), salt.to_vec().into()],
+    )
+    .await
+    .map(drop)
+}
+
+pub(crate) async fn nct_salt<C: ConnectionTrait>(c: &C, account: AccountId) -> Result<Option<Vec<u8>>> {
+    let row = one(
+        c,
+        "SELECT salt FROM wa_nct_salt WHERE account = $1",
+        vec![account.0.into()],
+    )
+    .await?;
+    row.map(|row| {
+        Row {
+            row: &row,
+            table: "wa_nct_salt",
+            key: format!("account {account}"),
+        }
+        .get("salt")
+    })
+    .transpose()
+}

@@ -879,4 +879,30 @@ async fn secrets<A: AccountStore>(a: &A, b: &A) {
             .expect("get b"),
         None
     );
+
+    let contact = Jid::new("777", Jid::LID_SERVER);
+    assert_eq!(a.issued_privacy_token(&contact).await.expect("issued"), None);
+    a.put_issued_privacy_token(&contact, 1_000).await.expect("issue");
+    a.put_issued_privacy_token(&contact, 2_000)
+        .await
+        .expect("reissue");
+    assert_eq!(
+        a.issued_privacy_token(&contact).await.expect("issued"),
+        Some(2_000)
+    );
+    // Expiring received tokens leaves the issue records alone.
+    a.delete_expired_privacy_tokens(i64::MAX)
+        .await
+        .expect("expire all");
+    assert_eq!(
+        a.issued_privacy_token(&contact).await.expect("issued"),
+        Some(2_000)
+    );
+    assert_eq!(b.issued_privacy_token(&contact).await.expect("issued b"), None);
+
+    assert_eq!(a.nct_salt().await.expect("salt"), None);
+    a.put_nct_salt(&[1; 32]).await.expect("put salt");
+    a.put_nct_salt(&[2; 32]).await.expect("replace salt");
+    assert_eq!(a.nct_salt().await.expect("salt"), Some(vec![2; 32]));
+    assert_eq!(b.nct_salt().await.expect("salt b"), None);
 }

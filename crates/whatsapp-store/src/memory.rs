@@ -35,6 +35,8 @@ struct AccountData {
     chat_settings: BTreeMap<String, ChatSettings>,
     message_secrets: BTreeMap<(String, String, String), Vec<u8>>,
     privacy_tokens: BTreeMap<String, PrivacyToken>,
+    issued_privacy_tokens: BTreeMap<String, UnixMillis>,
+    nct_salt: Option<Vec<u8>>,
 }
 
 fn contact_entry<'a>(a: &'a mut AccountData, jid: &Jid) -> &'a mut Contact {
@@ -499,6 +501,24 @@ impl SecretStore for MemoryAccount {
             a.privacy_tokens.retain(|_, t| t.timestamp >= cutoff);
             (before - a.privacy_tokens.len()) as u64
         })
+    }
+    fn put_issued_privacy_token(
+        &self,
+        user: &Jid,
+        timestamp: UnixMillis,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| {
+            a.issued_privacy_tokens.insert(user.to_string(), timestamp);
+        })
+    }
+    fn issued_privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<UnixMillis>>> + Send {
+        self.with(|a| a.issued_privacy_tokens.get(&user.to_string()).copied())
+    }
+    fn put_nct_salt(&self, salt: &[u8]) -> impl Future<Output = Result<()>> + Send {
+        self.with(|a| a.nct_salt = Some(salt.to_vec()))
+    }
+    fn nct_salt(&self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send {
+        self.with(|a| a.nct_salt.clone())
     }
 }
 

@@ -223,6 +223,19 @@ pub trait SecretStore {
     fn privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<PrivacyToken>>> + Send;
     /// Deletes tokens older than `cutoff`; returns how many.
     fn delete_expired_privacy_tokens(&self, cutoff: UnixMillis) -> impl Future<Output = Result<u64>> + Send;
+    /// Records that this account issued its own privacy token to `user` at `timestamp` (unix milliseconds; the
+    /// "sender timestamp"), replacing an earlier record.
+    fn put_issued_privacy_token(
+        &self,
+        user: &Jid,
+        timestamp: UnixMillis,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// When this account last issued its privacy token to `user` (unix milliseconds), if ever.
+    fn issued_privacy_token(&self, user: &Jid) -> impl Future<Output = Result<Option<UnixMillis>>> + Send;
+    /// Stores (or replaces) the salt `cstoken`s are derived from (the NCT salt of a history sync).
+    fn put_nct_salt(&self, salt: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// The stored NCT salt, if any.
+    fn nct_salt(&self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
 }
 
 /// The write half of a transaction: the changes a decryption makes, applied together or not at all.

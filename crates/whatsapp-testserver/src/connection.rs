@@ -382,6 +382,47 @@ impl Conn {
         Flow::Continue
     }
 
+    /// `<iq xmlns="privacy" type="set"><tokens><token jid t type/>...`: the sender issues its privacy token to
+    /// each named contact, who gets it in a `privacy_token` notification; each is reported as
+    /// [`ServerEvent::PrivacyTokenIssued`]. A malformed request is refused with 400, an unknown contact with 404.
+    async fn issue_privacy_tokens(&mut self, id: &str, iq: &Node) -> Flow {
+        let Some(device) = self.device.clone() else {
+            return self.respond_error(id, 401).await;
+        };
+        let issued: Option<Vec<(Jid, i64)>> = iq.child("tokens").and_then(|tokens| {
+            tokens
+                .children_by_tag("token")
+                .map(|token| {
+                    (token.optional_str_attr("type") == Some("trusted_contact"))
+                        .then(|| Some((token.jid_attr("jid").ok()?, token.i64_attr("t").ok()?)))
+                        .flatten()
+                })
+                .collect()
+        });
+        let issued = match issued {
+            Some(issued) if !issued.is_empty() && iq.optional_str_attr("type") == Some("set") => issued,
+            _ => return self.respond_error(id, 400).await,
+        };
+        let ids: Vec<String> = issued.iter().map(|_| self.shared.next_stanza_id()).collect();
+        let delivered =
+            crate::social::issue_privacy_tokens(&mut self.shared.lock(), device.user(), &issued, &ids);
+        if let Err(code) = delivered {
+            return self.respond_error(id, code).await;
+        }
+        for (contact, timestamp) in issued {
+            self.shared.emit(ServerEvent::PrivacyTokenIssued {
+                from: device.clone(),
+                contact,
+                timestamp,
+            });
+        }
+        let result = Node::new("iq")
+            .attr("from", server_jid())
+            .attr("type", "result")
+            .attr("id", id.to_owned());
+        self.respond(vec![result]).await
+    }
+
     async fn respond_error(&mut self, id: &str, code: u16) -> Flow {
         self.respond(vec![iq_error(id, code, error_text(code))]).await
     }
@@ -478,6 +519,9 @@ impl Conn {
                 Err(code) => self.respond_error(id, code).await,
             };
         }
+        if iq.optional_str_attr("xmlns") == Some("privacy") && iq.child("tokens").is_some() {
+            return self.issue_privacy_tokens(id, iq).await;
+        }
         if crate::social::handles(iq) {
             let answer = match self.device.as_ref() {
                 Some(device) => crate::social::answer(&mut self.shared.lock(), device, id, iq),
@@ -573,6 +617,13 @@ impl Conn {
         }
         if let Some(token) = message.child("tctoken").and_then(Node::content_bytes) {
             self.shared.emit(ServerEvent::PrivacyTokenAttached {
+                from: sender.clone(),
+                id: message.optional_str_attr("id").unwrap_or_default().to_owned(),
+                token: token.to_vec(),
+            });
+        }
+        if let Some(token) = message.child("cstoken").and_then(Node::content_bytes) {
+            self.shared.emit(ServerEvent::CsTokenAttached {
                 from: sender.clone(),
                 id: message.optional_str_attr("id").unwrap_or_default().to_owned(),
                 token: token.to_vec(),

@@ -219,6 +219,25 @@ pub enum ServerEvent {
         /// The token.
         token: Vec<u8>,
     },
+    /// A one-to-one message carried a `<cstoken>` (sent when the sender knows no privacy token of the recipient).
+    CsTokenAttached {
+        /// The sending device.
+        from: Jid,
+        /// The message id.
+        id: String,
+        /// The token.
+        token: Vec<u8>,
+    },
+    /// A device issued its account's privacy token to a contact (`<iq xmlns="privacy"><tokens>`); the contact's
+    /// devices were sent a `privacy_token` notification.
+    PrivacyTokenIssued {
+        /// The issuing device.
+        from: Jid,
+        /// The contact, as the request named it.
+        contact: Jid,
+        /// The token's timestamp as requested, unix seconds.
+        timestamp: i64,
+    },
     /// A message was accepted and acknowledged but not delivered, because the recipient blocked the sender.
     MessageBlocked {
         /// The sending device.

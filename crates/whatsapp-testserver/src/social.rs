@@ -305,6 +305,26 @@ pub(crate) fn send_privacy_token(state: &mut State, from: &str, to: &str, token:
     notify_account(state, to, None, id, notification);
 }
 
+/// Account `from` issues its privacy token to each `(contact, timestamp)`: a token made up from both accounts
+/// and the timestamp goes to every device of the contact, in a notification with the matching id of `ids`.
+/// An unknown contact refuses the whole request with 404, before anything is delivered.
+pub(crate) fn issue_privacy_tokens(
+    state: &mut State,
+    from: &str,
+    issued: &[(Jid, i64)],
+    ids: &[String],
+) -> Result<(), u16> {
+    let contacts = issued
+        .iter()
+        .map(|(contact, timestamp)| Ok((resolve(state, contact).ok_or(404u16)?.0, *timestamp)))
+        .collect::<Result<Vec<_>, u16>>()?;
+    for ((contact, timestamp), id) in contacts.iter().zip(ids) {
+        let token = format!("tctoken:{from}:{contact}:{timestamp}");
+        send_privacy_token(state, from, contact, token.as_bytes(), id);
+    }
+    Ok(())
+}
+
 /// Sets account `number`'s profile photo id (`None` removes it).
 pub(crate) fn set_picture(state: &mut State, number: &str, id: Option<&str>) {
     profile(state, number).picture = id.map(str::to_owned);
