@@ -299,27 +299,43 @@ pub async fn migrate_pn_to_lid<A: AccountStore>(
         let device = address.rsplit_once(':').map_or("0", |(_, device)| device);
         format!("{to}:{device}")
     };
-    let mut tx = account.transaction().await?;
+    // Everything is read before the transaction opens: it only writes (a SQLite transaction that reads first
+    // may fail to upgrade its lock, and a pool of one connection would wait on itself).
+    let mut session_writes = Vec::with_capacity(sessions.len());
     for (address, bytes) in &sessions {
         let target = renamed(address);
         let merged = match account.session(&target).await? {
             Some(existing) => merge_sessions(&existing, bytes),
             None => bytes.clone(),
         };
-        tx.put_session(&target, &merged).await?;
-        tx.delete_session(address).await?;
+        session_writes.push((target, merged));
     }
+    let mut identity_writes = Vec::with_capacity(identities.len());
     for (address, key) in &identities {
         let target = renamed(address);
-        if account.identity(&target).await?.is_none() {
-            tx.put_identity(&target, key).await?;
+        let keep_existing = account.identity(&target).await?.is_some();
+        identity_writes.push((target, (!keep_existing).then_some(*key)));
+    }
+    let mut sender_key_writes = Vec::with_capacity(sender_keys.len());
+    for (group, sender, record) in &sender_keys {
+        let target = renamed(sender);
+        let keep_existing = account.sender_key(group, &target).await?.is_some();
+        sender_key_writes.push((target, (!keep_existing).then(|| record.clone())));
+    }
+    let mut tx = account.transaction().await?;
+    for ((address, _), (target, merged)) in sessions.iter().zip(&session_writes) {
+        tx.put_session(target, merged).await?;
+        tx.delete_session(address).await?;
+    }
+    for ((address, _), (target, key)) in identities.iter().zip(&identity_writes) {
+        if let Some(key) = key {
+            tx.put_identity(target, key).await?;
         }
         tx.delete_identity(address).await?;
     }
-    for (group, sender, record) in &sender_keys {
-        let target = renamed(sender);
-        if account.sender_key(group, &target).await?.is_none() {
-            tx.put_sender_key(group, &target, record).await?;
+    for ((group, sender, _), (target, record)) in sender_keys.iter().zip(&sender_key_writes) {
+        if let Some(record) = record {
+            tx.put_sender_key(group, target, record).await?;
         }
         tx.delete_sender_key(group, sender).await?;
     }
