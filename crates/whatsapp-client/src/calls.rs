@@ -4,21 +4,14 @@
 use tracing::warn;
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::call::{CallKind, CallStanza, reject_stanza};
-use whatsapp_store::{AccountStore, Backend};
+use whatsapp_store::Backend;
 
 use crate::{Client, ClientError, Event, Shared};
 
 impl<B: Backend> Client<B> {
     /// Declines the incoming call `call_id` from `caller` (the `call_creator` of its [`Event::CallOffer`]).
     pub async fn reject_call(&self, caller: &Jid, call_id: &str) -> Result<(), ClientError> {
-        let own = self
-            .shared
-            .account
-            .device()
-            .await?
-            .jid
-            .clone()
-            .ok_or(ClientError::NotConnected)?;
+        let own = self.shared.own_jid().await?;
         let id = format!("{:016X}", rand::random::<u64>());
         self.send_stanza(reject_stanza(&id, &own, caller, call_id)).await
     }

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::retry::RetryRequest;
 use whatsapp_core::usync::{self, DeviceChangeKind, DeviceNotification, UserDevices};
-use whatsapp_store::{AccountStore, Backend};
+use whatsapp_store::Backend;
 
 use crate::{Client, ClientError, Shared};
 
@@ -157,14 +157,7 @@ impl<B: Backend> Client<B> {
         sent: &[Jid],
     ) -> Result<Vec<Jid>, ClientError> {
         self.shared.forget_devices(users);
-        let own = self
-            .shared
-            .account
-            .device()
-            .await?
-            .jid
-            .clone()
-            .ok_or(ClientError::NotConnected)?;
+        let own = self.shared.own_jid().await?;
         let sent: HashSet<&Jid> = sent.iter().collect();
         let missed: Vec<Jid> = self
             .devices_of(users)

@@ -198,6 +198,16 @@ impl<B: Backend> Shared<B> {
         }
     }
 
+    /// This device's JID; [`ClientError::NotConnected`] before it is paired.
+    pub(crate) async fn own_jid(&self) -> Result<whatsapp_binary::Jid, ClientError> {
+        self.account
+            .device()
+            .await?
+            .jid
+            .clone()
+            .ok_or(ClientError::NotConnected)
+    }
+
     pub(crate) fn emit(&self, event: Event) {
         // The receiver may be gone (the user dropped `Events`); the connection keeps working without it.
         let _ = self.events.send(event);

@@ -20,7 +20,7 @@ use whatsapp_proto::e2e::Message;
 use whatsapp_proto::e2e::message::{
     AudioMessage, DocumentMessage, ImageMessage, StickerMessage, VideoMessage,
 };
-use whatsapp_store::{AccountStore, Backend};
+use whatsapp_store::Backend;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::spool::{Spool, Spooled, WRITE_BATCH};
@@ -467,14 +467,7 @@ impl<B: Backend> Client<B> {
     /// put in `media` on success.
     pub async fn request_media_retry(&self, info: &MessageInfo, media: &MediaRef) -> Result<(), ClientError> {
         let key = Zeroizing::new(media.key()?);
-        let own = self
-            .shared
-            .account
-            .device()
-            .await?
-            .jid
-            .clone()
-            .ok_or(ClientError::NotConnected)?;
+        let own = self.shared.own_jid().await?;
         let mut iv = [0u8; media_retry::IV_LEN];
         rand::rngs::OsRng.fill_bytes(&mut iv);
         let target = RetryTarget {
