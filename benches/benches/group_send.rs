@@ -64,7 +64,14 @@ async fn build(sender: &Sender, group_jid: &Jid, skdm: bool, rng: &mut StdRng) -
     )
     .await
     .expect("skmsg");
-    let stanza = group::message_stanza("3EB0ABCDEF0123456789AB", group_jid, "text", &copies, &skmsg, b"");
+    let stanza = group::message_stanza(
+        "3EB0ABCDEF0123456789AB",
+        group_jid,
+        &whatsapp_core::message::StanzaAttrs::of(&Default::default()),
+        &copies,
+        &skmsg,
+        b"",
+    );
     whatsapp_binary::encode(&stanza)
 }
 

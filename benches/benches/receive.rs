@@ -129,7 +129,7 @@ async fn receive<A: AccountStore>(
         .expect("commit");
     handled.clear();
     let replies = whatsapp_binary::encode(&ack(&node)).len()
-        + whatsapp_binary::encode(&delivery_receipt(&node, false)).len();
+        + whatsapp_binary::encode(&delivery_receipt(&node, false, false)).len();
     let message = Message::decode(plaintext.as_slice()).expect("message");
     mark_handled(account, handled, hash).await;
     replies + message.conversation.map_or(0, |text| text.len())
@@ -201,7 +201,7 @@ async fn receive_timed<A: AccountStore>(
     handled.clear();
     lap(&mut stages.commit);
     let replies = whatsapp_binary::encode(&ack(&node)).len()
-        + whatsapp_binary::encode(&delivery_receipt(&node, false)).len();
+        + whatsapp_binary::encode(&delivery_receipt(&node, false, false)).len();
     let message = Message::decode(plaintext.as_slice()).expect("message");
     std::hint::black_box((replies, message));
     lap(&mut stages.replies);

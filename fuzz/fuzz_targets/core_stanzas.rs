@@ -3,8 +3,9 @@
 //! lists, prekey bundles, the prekey count, group info, media hosts and app-state sync answers and notifications,
 //! group administration answers and `w:gp2` notifications, presence and chat states, calls, privacy settings,
 //! blocklists and privacy tokens, user lookups, profile photos and business profiles, channel (newsletter)
-//! answers, posts, live updates and `mex` notifications; and, reading the input as a `Message`, poll votes and
-//! app-state key shares. Every reader may refuse its input but none may panic.
+//! answers, posts, live updates and `mex` notifications, and `<unavailable>` messages; and, reading the input as
+//! a `Message`, poll votes, app-state key shares, the phone's placeholder resends and the stanza attributes a
+//! message gets. Every reader may refuse its input but none may panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -26,7 +27,7 @@ use whatsapp_core::group_admin::{self, ParticipantChange};
 use whatsapp_core::group_notification::parse_group_notification;
 use whatsapp_core::presence::{ChatPresence, PresenceUpdate};
 use whatsapp_core::privacy::{self, Blocklist, BlocklistChange, PrivacySettings};
-use whatsapp_core::{business, newsletter, policy, prekeys, user, usync};
+use whatsapp_core::{business, newsletter, placeholder, policy, prekeys, user, usync};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
 use whatsapp_signal::{KeyPair, PrivateKey};
@@ -45,6 +46,10 @@ fuzz_target!(|data: &[u8]| {
         if let Some(share) = message.protocol_message.as_deref().and_then(app_state::key_share) {
             let _ = app_state::shared_keys(share);
         }
+        if let Some(protocol) = message.protocol_message.as_deref() {
+            let _ = placeholder::resend_response(protocol);
+        }
+        let _ = whatsapp_core::message::StanzaAttrs::of(&message);
     }
     let Ok(body) = unpack_frame(data) else {
         return;
@@ -77,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         _ => {}
     }
     let _ = IncomingMessage::parse(&node);
+    let _ = placeholder::unavailable(&node);
     let _ = usync::parse_devices(&node);
     let _ = usync::DeviceNotification::parse(&node);
     let _ = prekeys::parse_bundles(&node);

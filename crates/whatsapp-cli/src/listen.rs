@@ -77,7 +77,7 @@ pub(crate) fn event_text(event: &Event) -> String {
             receipt.chat,
             receipt.ids.join(", ")
         ),
-        Event::UndecryptableMessage { info, error } => {
+        Event::UndecryptableMessage { info, error, .. } => {
             format!("undecryptable message {} from {}: {error}", info.id, who(info))
         }
         Event::Connected => "connected".to_owned(),
@@ -114,7 +114,7 @@ pub(crate) fn event_json(event: &Event) -> Value {
             value["text"] = message_text(message).map_or(Value::Null, |text| json!(text));
             value
         }
-        Event::UndecryptableMessage { info, error } => {
+        Event::UndecryptableMessage { info, error, .. } => {
             let mut value = info_json("undecryptable_message", info);
             value["error"] = json!(error.to_string());
             value
@@ -200,6 +200,7 @@ fn info_json(kind: &str, info: &MessageInfo) -> Value {
         "id": info.id,
         "chat": info.chat.to_string(),
         "sender": info.sender.to_string(),
+        "sender_alt": info.sender_alt.as_ref().map(Jid::to_string),
         "from_me": info.is_from_me,
         "group": info.is_group,
         "timestamp": info.timestamp,
@@ -234,6 +235,7 @@ mod tests {
             timestamp: 1_700_000_000,
             push_name: Some("Alice".to_owned()),
             edit: None,
+            unavailable_request_id: None,
         }
     }
 
@@ -263,8 +265,8 @@ mod tests {
             event_json(&event),
             json!({
                 "event": "message", "id": "3EB0ABC", "chat": "15551234567@s.whatsapp.net",
-                "sender": "15551234567:2@s.whatsapp.net", "from_me": false, "group": false,
-                "timestamp": 1_700_000_000, "push_name": "Alice", "text": "hi there",
+                "sender": "15551234567:2@s.whatsapp.net", "sender_alt": null, "from_me": false,
+                "group": false, "timestamp": 1_700_000_000, "push_name": "Alice", "text": "hi there",
             })
         );
         let receipt = Event::Receipt(Receipt {

@@ -371,8 +371,14 @@ async fn login_send_listen_logout_against_the_test_server() {
     assert_eq!(message["event"], "message");
     assert_eq!(message["id"], id.as_str());
     assert_eq!(message["text"], "hello from wa");
-    assert_eq!(message["chat"], format!("{ALICE}@s.whatsapp.net"));
-    assert_eq!(message["sender"], device.to_string());
+    // The chat is Alice's LID, as WhatsApp addresses one-to-one chats today; her device's phone number is
+    // beside the sender.
+    assert_eq!(message["chat"], alice_phone.lid().to_string());
+    assert_eq!(
+        message["sender"].as_str().unwrap().split_once(':').unwrap().0,
+        alice_phone.lid().user()
+    );
+    assert_eq!(message["sender_alt"], device.to_string());
     assert_eq!(message["from_me"], false);
     let document = listen.next_json("message").await;
     assert_eq!(document["event"], "message");
@@ -460,7 +466,7 @@ async fn two_devices_in_one_database(database: &str) {
     let mut listen = Running::spawn(&at(Some(&second), &["listen", "--json"]));
     let message = listen.next_json("message").await;
     assert_eq!(message["text"], "to the second");
-    assert_eq!(message["chat"], format!("{first}@s.whatsapp.net"));
+    assert_eq!(message["chat"], first_phone.lid().to_string());
     let pid = listen.child.id().unwrap().to_string();
     assert!(
         std::process::Command::new("kill")
@@ -550,7 +556,12 @@ async fn groups_lists_and_shows_the_joined_groups() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let info: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(info["subject"], "Book club");
-    assert_eq!(info["participants"][0]["jid"], format!("{ALICE}@s.whatsapp.net"));
+    // A new group addresses its members by LID, with the phone number beside.
+    assert_eq!(info["participants"][0]["jid"], phone.lid().to_string());
+    assert_eq!(
+        info["participants"][0]["phone_number"],
+        format!("{ALICE}@s.whatsapp.net")
+    );
     assert_eq!(info["participants"][0]["role"], "superadmin");
     assert_eq!(info["participants"][1]["role"], "member");
     let out = output(&at(&["groups", "info", &club.to_string()])).await;

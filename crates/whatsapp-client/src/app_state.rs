@@ -266,7 +266,7 @@ impl<B: Backend> Client<B> {
             .map(|id| id.iter().map(|byte| format!("{byte:02x}")).collect())
             .collect();
         debug!(%collection, keys = ?hex, "asking the phone for app-state keys");
-        if let Err(error) = self.send_peer_message(&key_request(ids), true).await {
+        if let Err(error) = self.send_peer_message(&key_request(ids)).await {
             warn!(%collection, %error, "could not ask the phone for app-state keys");
         }
     }

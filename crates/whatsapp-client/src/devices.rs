@@ -25,8 +25,16 @@ use crate::{Client, ClientError, Shared};
 /// Each user's devices as the server last listed them (users by their JID without a device part).
 pub(crate) type DeviceLists = HashMap<Jid, Vec<Jid>>;
 
-/// Each group's members (users, without device parts) as last asked for.
-pub(crate) type GroupMembers = HashMap<Jid, Vec<Jid>>;
+/// Each group's members as last asked for.
+pub(crate) type GroupMembers = HashMap<Jid, Members>;
+
+/// A group's members (users, without device parts, as the group names them) and whether the group addresses
+/// them by LID (`addressing_mode="lid"`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Members {
+    pub(crate) users: Vec<Jid>,
+    pub(crate) lid: bool,
+}
 
 impl<B: Backend> Shared<B> {
     fn device_lists(&self) -> std::sync::MutexGuard<'_, DeviceLists> {
@@ -48,7 +56,10 @@ impl<B: Backend> Shared<B> {
 
     /// Remembers the members of `group` from a full group description.
     pub(crate) fn remember_group(&self, info: &whatsapp_core::group::GroupInfo) {
-        let members = info.participants.iter().map(|p| p.jid.to_non_ad()).collect();
+        let members = Members {
+            users: info.participants.iter().map(|p| p.jid.to_non_ad()).collect(),
+            lid: info.addressing_mode == Some(whatsapp_core::group_admin::AddressingMode::Lid),
+        };
         self.group_members().insert(info.jid.clone(), members);
     }
 
@@ -71,35 +82,59 @@ impl<B: Backend> Shared<B> {
             }
         };
         let mut lists = self.device_lists();
-        let Some(list) = lists.get_mut(&notification.user) else {
-            return;
-        };
-        let mut keep = true;
-        for change in &notification.changes {
-            match (change.kind, &change.device) {
-                (DeviceChangeKind::Add, Some(device)) if !list.contains(device) => list.push(device.clone()),
-                (DeviceChangeKind::Add, Some(_)) => {}
-                (DeviceChangeKind::Remove, Some(device)) => list.retain(|known| known != device),
-                _ => keep = false,
-            }
-            if let Some(hash) = &change.hash
-                && usync::participant_hash(list) != *hash
-            {
-                keep = false;
-            }
-        }
-        if keep {
-            debug!(user = %notification.user, devices = list.len(), "device list updated");
-        } else {
-            debug!(user = %notification.user, "device list changed in a way not followed; asking again next time");
-            lists.remove(&notification.user);
+        let changes = notification
+            .changes
+            .iter()
+            .map(|change| (change.kind, change.device.as_ref(), change.hash.as_deref()));
+        follow_changes(&mut lists, &notification.user, changes);
+        // The list under the user's LID follows the LID side of the same changes (whatsmeow `notification.go`
+        // handleDeviceNotification).
+        if let Some(lid) = &notification.lid {
+            let changes = notification.changes.iter().map(|change| {
+                (
+                    change.kind,
+                    change.lid_device.as_ref(),
+                    change.lid_hash.as_deref(),
+                )
+            });
+            follow_changes(&mut lists, lid, changes);
         }
     }
 }
 
+/// Applies device changes (kind, device, the list's hash after it) to the remembered list of `user`; a change
+/// not followed, or a list that does not hash as announced, drops the list so the next send asks for it.
+fn follow_changes<'a>(
+    lists: &mut DeviceLists,
+    user: &Jid,
+    changes: impl Iterator<Item = (DeviceChangeKind, Option<&'a Jid>, Option<&'a str>)>,
+) {
+    let Some(list) = lists.get_mut(user) else {
+        return;
+    };
+    let mut keep = true;
+    for (kind, device, hash) in changes {
+        match (kind, device) {
+            (DeviceChangeKind::Add, Some(device)) if !list.contains(device) => list.push(device.clone()),
+            (DeviceChangeKind::Add, Some(_)) => {}
+            (DeviceChangeKind::Remove, Some(device)) => list.retain(|known| known != device),
+            _ => keep = false,
+        }
+        if hash.is_some_and(|hash| usync::participant_hash(list) != hash) {
+            keep = false;
+        }
+    }
+    if keep {
+        debug!(%user, devices = list.len(), "device list updated");
+    } else {
+        debug!(%user, "device list changed in a way not followed; asking again next time");
+        lists.remove(user);
+    }
+}
+
 impl<B: Backend> Client<B> {
-    /// The members of `group`: remembered, or asked for.
-    pub(crate) async fn members_of(&self, group: &Jid) -> Result<Vec<Jid>, ClientError> {
+    /// The members of `group` and its addressing: remembered, or asked for.
+    pub(crate) async fn members_of(&self, group: &Jid) -> Result<Members, ClientError> {
         if let Some(members) = self.shared.group_members().get(group) {
             return Ok(members.clone());
         }
@@ -109,7 +144,12 @@ impl<B: Backend> Client<B> {
                 .await?,
         )?;
         self.shared.remember_group(&info);
-        Ok(info.participants.iter().map(|p| p.jid.to_non_ad()).collect())
+        Ok(self
+            .shared
+            .group_members()
+            .get(group)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// The devices of each of `users`: remembered lists, and one `usync` query for the users without one.
@@ -157,14 +197,14 @@ impl<B: Backend> Client<B> {
         sent: &[Jid],
     ) -> Result<Vec<Jid>, ClientError> {
         self.shared.forget_devices(users);
-        let own = self.shared.own_jid().await?;
+        let own = self.shared.own_devices().await?;
         let sent: HashSet<&Jid> = sent.iter().collect();
         let missed: Vec<Jid> = self
             .devices_of(users)
             .await?
             .into_iter()
             .flat_map(|user| user.devices)
-            .filter(|device| !sent.contains(device) && *device != own)
+            .filter(|device| !sent.contains(device) && !own.contains(device))
             .collect();
         let mut reached = Vec::with_capacity(missed.len());
         for device in missed {
@@ -178,6 +218,10 @@ impl<B: Backend> Client<B> {
                 },
                 count: 0,
                 bundle: None,
+                // This account's other device learns the chat from `recipient`, as from a retry receipt.
+                recipient: (!chat.is_group() && device.user() != chat.user()).then(|| chat.clone()),
+                edit: None,
+                timestamp: None,
             };
             match self.resend(&request).await {
                 Ok(()) => reached.push(device),

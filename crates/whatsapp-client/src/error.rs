@@ -104,4 +104,8 @@ pub enum ClientError {
     /// A request was refused before it was sent (what is wrong is named).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+    /// The server delivered a message without a copy for this device (`<unavailable type>`; the type, such as
+    /// `view_once`, when given): there is nothing to decrypt, and the message is asked from the phone.
+    #[error("the server has no copy of the message for this device ({0:?})")]
+    MessageUnavailable(String),
 }

@@ -110,6 +110,13 @@ pub enum Event {
         info: MessageInfo,
         /// Why it failed.
         error: ClientError,
+        /// Whether the message is asked from this account's phone: at once for a message the server had no
+        /// copy of ([`ClientError::MessageUnavailable`]), after
+        /// [`ClientBuilder::phone_request_delay`](crate::ClientBuilder::phone_request_delay) for one that did
+        /// not decrypt, unless the sender's new copy decrypts first. The phone's answer comes as an
+        /// [`Event::Message`] with the same id and [`MessageInfo::unavailable_request_id`] set; either way the
+        /// message is emitted once.
+        requested_from_phone: bool,
     },
     /// The phone shared app-state sync keys; collections never synced are synced next.
     AppStateKeys {
@@ -338,6 +345,9 @@ pub struct MessageInfo {
     /// Whether the message edits or deletes an earlier one (the stanza's `edit` attribute); the change itself is
     /// the message's `protocol_message` (or an emptied `reaction_message`).
     pub edit: Option<EditKind>,
+    /// For a message this device could not read and this account's phone sent instead: the id of the request
+    /// it answered (whatsmeow `UnavailableRequestID`). `None` for a message from its sender.
+    pub unavailable_request_id: Option<String>,
 }
 
 /// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.

@@ -37,6 +37,7 @@ mod media;
 mod messages;
 mod newsletters;
 mod pacing;
+mod placeholder;
 mod polls;
 mod presence;
 mod privacy;
@@ -116,6 +117,8 @@ pub(crate) struct Config {
     pub(crate) spool_threshold: usize,
     /// Where spooled blobs go.
     pub(crate) spool_dir: std::path::PathBuf,
+    /// How long a message that did not decrypt waits for the sender's new copy before the phone is asked.
+    pub(crate) phone_request_delay: Duration,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -180,8 +183,20 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) group_members: std::sync::Mutex<devices::GroupMembers>,
     /// When this account last issued its privacy token to each contact, unix seconds (see [`privacy`]).
     pub(crate) issued_tokens: std::sync::Mutex<std::collections::HashMap<Jid, i64>>,
+    /// Whether delivery receipts are plain (the user is active) rather than `inactive`: [`ACTIVE_BY_PRESENCE`]
+    /// while this client says it is available, [`ACTIVE_FORCED`] when the user asked for it (whatsmeow
+    /// `sendActiveReceipts`).
+    pub(crate) active_receipts: std::sync::atomic::AtomicU8,
+    /// Messages asked (or to be asked) from the phone, so each is emitted once (see
+    /// [`whatsapp_core::placeholder`]).
+    pub(crate) placeholders: std::sync::Mutex<whatsapp_core::placeholder::PlaceholderRequests>,
     running: Mutex<Option<Running>>,
 }
+
+/// [`Shared::active_receipts`]: delivery receipts are plain because this client sent `available` presence.
+pub(crate) const ACTIVE_BY_PRESENCE: u8 = 1;
+/// [`Shared::active_receipts`]: delivery receipts are plain whatever the presence.
+pub(crate) const ACTIVE_FORCED: u8 = 2;
 
 impl<B: Backend> Shared<B> {
     /// Marks a sync of `collection` as waiting (`true`, returning whether it was not already) or started
@@ -206,6 +221,16 @@ impl<B: Backend> Shared<B> {
             .jid
             .clone()
             .ok_or(ClientError::NotConnected)
+    }
+
+    /// This device under each of its addresses: its phone-number JID, and its LID device when it has one.
+    pub(crate) async fn own_devices(&self) -> Result<Vec<whatsapp_binary::Jid>, ClientError> {
+        let device = self.account.device().await?;
+        let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
+        let lid = device.lid.as_ref().map(|lid| {
+            whatsapp_binary::Jid::with_device(lid.user(), whatsapp_binary::Jid::LID_SERVER, own.device())
+        });
+        Ok(std::iter::once(own).chain(lid).collect())
     }
 
     pub(crate) fn emit(&self, event: Event) {
@@ -253,6 +278,14 @@ impl<B: Backend> ClientBuilder<B> {
     /// Whether to reconnect by itself after the connection drops (default: yes).
     pub fn auto_reconnect(mut self, enabled: bool) -> Self {
         self.config.auto_reconnect = enabled;
+        self
+    }
+
+    /// How long a message that did not decrypt waits for its sender's new copy (asked with a retry receipt)
+    /// before this account's phone is asked for it (default 5 s, as whatsmeow's `RequestFromPhoneDelay`).
+    /// Zero asks the phone at once.
+    pub fn phone_request_delay(mut self, delay: Duration) -> Self {
+        self.config.phone_request_delay = delay;
         self
     }
 
@@ -332,6 +365,8 @@ impl<B: Backend> ClientBuilder<B> {
             device_lists: Default::default(),
             group_members: Default::default(),
             issued_tokens: Default::default(),
+            active_receipts: Default::default(),
+            placeholders: Default::default(),
             running: Mutex::new(None),
         };
         Ok((
@@ -359,6 +394,7 @@ impl<B: Backend> Client<B> {
                 send_rate_limit: None,
                 spool_threshold: spool::DEFAULT_SPOOL_THRESHOLD,
                 spool_dir: std::env::temp_dir(),
+                phone_request_delay: whatsapp_core::placeholder::REQUEST_FROM_PHONE_DELAY,
             },
         }
     }

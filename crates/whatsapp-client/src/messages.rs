@@ -12,9 +12,9 @@ use rand::RngCore;
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 use whatsapp_binary::{Jid, Node};
-use whatsapp_core::compose::{self, EditKind};
+use whatsapp_core::compose;
 use whatsapp_core::message::{
-    encrypt_for_devices, message_id, message_stanza, peer_stanza, protocol_address, stanza_type,
+    StanzaAttrs, encrypt_for_devices, message_id, message_stanza, peer_stanza, protocol_address,
 };
 use whatsapp_core::receipt::{ReceiptKind, read_receipt};
 use whatsapp_core::retry::{MAX_RETRIES_ANSWERED, RECENT_MESSAGES, RetryRequest, resend_stanza};
@@ -99,12 +99,43 @@ impl<B: Backend> Client<B> {
     /// Encrypts `message` for every device of `to` and every other device of this account, sends it, and waits
     /// for the server's ack. To a channel (`…@newsletter`) it posts `message` unencrypted instead, as
     /// [`Client::send_newsletter_message`] does.
+    ///
+    /// The message gets a new id. A caller that tries a failed send again should use
+    /// [`Client::send_message_with_id`] with the id of the first attempt instead, so that a first attempt that
+    /// did reach the server (its ack lost with the connection) is not delivered twice.
     pub async fn send_message(&self, to: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
+        let id = self.generate_message_id().await?;
+        self.send_message_with_id(to, message, &id).await
+    }
+
+    /// A new message id, made as WhatsApp Web makes them (`3EB0` and 18 hex digits, whatsmeow
+    /// `GenerateMessageID`), for [`Client::send_message_with_id`].
+    pub async fn generate_message_id(&self) -> Result<String, ClientError> {
+        let own = self.shared.own_jid().await?;
+        Ok(message_id(unix_now().as_secs(), Some(own.user()), &random_16()))
+    }
+
+    /// [`Client::send_message`] under a message id the caller chose (one from
+    /// [`Client::generate_message_id`]): sending the same message again under the same id is idempotent, as
+    /// WhatsApp routes an id once (whatsmeow `SendRequestExtra::ID`). Keep the id when a send failed with an
+    /// error and is tried again: if the first attempt reached the server, the second only gets its ack.
+    pub async fn send_message_with_id(
+        &self,
+        to: &Jid,
+        message: &Message,
+        id: &str,
+    ) -> Result<SendResponse, ClientError> {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN || !id.bytes().all(allowed) {
+            return Err(ClientError::InvalidRequest(
+                "a message id is 1 to 64 ASCII letters, digits, '-' or '_'",
+            ));
+        }
         if let Some(pacer) = &self.shared.pacer {
             pacer.acquire().await;
         }
         if to.is_group() {
-            return self.send_group_message(to, message).await;
+            return self.send_group_message(to, message, id).await;
         }
         if to.is_status_broadcast() {
             return Err(ClientError::Unsupported(
@@ -120,16 +151,25 @@ impl<B: Backend> Client<B> {
         let shared = &self.shared;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
-        let to = to.to_non_ad();
+        let (to, peer_recipient_pn) = self.dm_destination(&to.to_non_ad()).await?;
+        // This device as the chat names it: by LID in a LID chat (whatsmeow `send.go` SendMessage).
+        let sender = match (to.server(), &device.lid) {
+            (Jid::LID_SERVER, Some(lid)) => Jid::with_device(lid.user(), Jid::LID_SERVER, own.device()),
+            _ => own.clone(),
+        };
 
-        let users = [to.clone(), own.to_non_ad()];
+        let users = [to.clone(), sender.to_non_ad()];
         let mut recipients = Vec::new();
         let mut own_devices = Vec::new();
+        // Every device of the query counts towards the participant hash, this one included (whatsmeow
+        // `send.go` sendDM); only its copy is skipped.
+        let mut listed = Vec::new();
         for user in self.devices_of(&users).await? {
             for jid in user.devices {
+                listed.push(jid.clone());
                 if jid.user() == to.user() && jid.server() == to.server() {
                     recipients.push(jid);
-                } else if jid.user() == own.user() && jid.device() != own.device() {
+                } else if jid.user() == sender.user() && jid.device() != sender.device() {
                     own_devices.push(jid);
                 }
             }
@@ -139,8 +179,9 @@ impl<B: Backend> Client<B> {
                 "recipient devices",
             )));
         }
-
-        let listed: Vec<Jid> = recipients.iter().chain(&own_devices).cloned().collect();
+        if !listed.contains(&sender) {
+            listed.push(sender.clone());
+        }
         let phash = usync::participant_hash(&listed);
         let recipients = shared.signal_addresses(recipients).await?;
         let own_devices = shared.signal_addresses(own_devices).await?;
@@ -155,7 +196,7 @@ impl<B: Backend> Client<B> {
             Some(_) => None,
             None => self.cstoken_for(&to).await?,
         };
-        let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
+        let id = id.to_owned();
         let stanza = {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
@@ -165,22 +206,16 @@ impl<B: Backend> Client<B> {
             let own_devices = with_sessions(&stage, own_devices).await?;
             let mut encrypted = encrypt_for(&stage, &recipients, &message.encode_to_vec(), &mut rng).await?;
             if !own_devices.is_empty() {
-                let sent = Message {
-                    device_sent_message: Some(Box::new(DeviceSentMessage {
-                        destination_jid: Some(to.to_string()),
-                        message: Some(Box::new(message.clone())),
-                        phash: None,
-                    })),
-                    ..Default::default()
-                };
+                let sent = device_sent(&to, message.clone());
                 encrypted.extend(encrypt_for(&stage, &own_devices, &sent.encode_to_vec(), &mut rng).await?);
             }
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = with_edit(
-                message_stanza(&id, &to, stanza_type(message), &encrypted, &identity),
-                message,
-            )
-            .attr("phash", phash.clone());
+            // No `phash` on a one-to-one message: the server answers with its own when a device was missed.
+            let stanza = message_stanza(&id, &to, &StanzaAttrs::of(message), &encrypted, &identity);
+            let stanza = match &peer_recipient_pn {
+                Some(pn) => stanza.attr("peer_recipient_pn", pn.clone()),
+                None => stanza,
+            };
             // Committed before sending: a ratchet step that never leaves is harmless, a sent message whose
             // state was lost is not.
             stage.commit().await?;
@@ -195,7 +230,8 @@ impl<B: Backend> Client<B> {
             to: to.clone(),
             message: message.clone(),
         });
-        self.remember_secret(&to, &own, &id, message).await;
+        // Kept under this device as the chat names it, as the replies will name it (whatsmeow `send.go`).
+        self.remember_secret(&to, &sender, &id, message).await;
         debug!(%id, %to, "sending message");
         let ack = self.send_and_wait_ack(stanza).await?;
         if ack
@@ -209,6 +245,39 @@ impl<B: Backend> Client<B> {
             id,
             timestamp: ack.optional_i64_attr("t").ok().flatten(),
         })
+    }
+
+    /// Where a one-to-one message to `to` goes, and the phone number beside it (whatsmeow `send.go` SendMessage):
+    /// a user whose LID is known, or can be learned from the server, is written to by LID with
+    /// `peer_recipient_pn`; one without a LID by phone number.
+    async fn dm_destination(&self, to: &Jid) -> Result<(Jid, Option<Jid>), ClientError> {
+        match to.server() {
+            Jid::LID_SERVER => {
+                let pn = self.shared.pn_of(to).await?;
+                Ok((to.clone(), pn.map(|pn| Jid::new(pn, Jid::DEFAULT_USER_SERVER))))
+            }
+            Jid::DEFAULT_USER_SERVER => {
+                let lid = match self.shared.lid_of(to).await? {
+                    Some(lid) => Some(lid),
+                    None => match self.user_info(std::slice::from_ref(to)).await {
+                        Ok(info) => info
+                            .into_iter()
+                            .find(|user| user.jid.user() == to.user())
+                            .and_then(|user| user.lid)
+                            .map(|lid| lid.user().to_owned()),
+                        Err(error) => {
+                            debug!(%to, %error, "could not ask for the LID; writing by phone number");
+                            None
+                        }
+                    },
+                };
+                Ok(match lid {
+                    Some(lid) => (Jid::new(lid, Jid::LID_SERVER), Some(to.clone())),
+                    None => (to.clone(), None),
+                })
+            }
+            _ => Ok((to.clone(), None)),
+        }
     }
 
     /// Answers a retry receipt for a message of ours: encrypts it again for the one device that asked (with a new
@@ -253,19 +322,19 @@ impl<B: Backend> Client<B> {
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
         let sender_key_chat = request.chat.is_group() || request.chat.is_status_broadcast();
+        // The stanza describes the message itself, not the wrapper or the sender key added below.
+        let attrs = StanzaAttrs::of(&message);
         let plaintext = if sender_key_chat {
             // Filled in under the Signal lock below: the message with this device's sender key, so the copy
             // also repairs a missing or broken sender key.
             message
-        } else if request.device.user() == own.user() {
-            Message {
-                device_sent_message: Some(Box::new(DeviceSentMessage {
-                    destination_jid: Some(to.to_string()),
-                    message: Some(Box::new(message)),
-                    phash: None,
-                })),
-                ..Default::default()
-            }
+        } else if shared
+            .own_devices()
+            .await?
+            .iter()
+            .any(|own| own.user() == request.device.user() && own.server() == request.device.server())
+        {
+            device_sent(&to, message)
         } else {
             message
         };
@@ -310,8 +379,7 @@ impl<B: Backend> Client<B> {
             .pop()
             .ok_or(ClientError::Unsupported("nothing to resend"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let kind = stanza_type(&plaintext);
-            let stanza = resend_stanza(request, kind, unix_now().as_secs() as i64, &copy, &identity);
+            let stanza = resend_stanza(request, &attrs, unix_now().as_secs() as i64, &copy, &identity);
             stage.commit().await?;
             stanza
         };
@@ -388,9 +456,15 @@ impl<B: Backend> Client<B> {
 
     /// Sends to a group: the members' devices that have not received this device's sender key yet get it
     /// (pairwise, in the same stanza), everyone gets the message encrypted once with the sender key.
-    async fn send_group_message(&self, group: &Jid, message: &Message) -> Result<SendResponse, ClientError> {
-        let users = self.members_of(group).await?;
-        self.send_with_sender_key(group, &users, message).await
+    async fn send_group_message(
+        &self,
+        group: &Jid,
+        message: &Message,
+        id: &str,
+    ) -> Result<SendResponse, ClientError> {
+        let members = self.members_of(group).await?;
+        self.send_with_sender_key(group, &members.users, members.lid, message, id)
+            .await
     }
 
     /// Posts a status update: `message` goes to `status@broadcast` for the devices of `recipients` and this
@@ -412,29 +486,42 @@ impl<B: Backend> Client<B> {
         if !users.iter().any(|user| user.user() == own.user()) {
             users.push(own.to_non_ad());
         }
-        self.send_with_sender_key(&Jid::status_broadcast(), &users, message)
+        let id = self.generate_message_id().await?;
+        self.send_with_sender_key(&Jid::status_broadcast(), &users, false, message, &id)
             .await
     }
 
     /// The sender-key send of groups and status updates: every device of `users` except this one gets the
     /// `skmsg`, and those that have not received this device's sender key for `chat` get the SKDM pairwise.
+    /// `lid` says the group addresses its members by LID (`users` are then LIDs), which the stanza says with
+    /// `addressing_mode="lid"` (whatsmeow `send.go` SendMessage).
     async fn send_with_sender_key(
         &self,
         chat: &Jid,
         users: &[Jid],
+        lid: bool,
         message: &Message,
+        id: &str,
     ) -> Result<SendResponse, ClientError> {
         let shared = &self.shared;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
         // Outgoing sender keys are keyed by this device's LID when it has one (protocol-facts §3.5).
         let own_address = device.lid.clone().unwrap_or_else(|| own.clone());
-        let devices: Vec<Jid> = self
+        // The participant hash covers every device the query lists, this one included (whatsmeow `send.go`
+        // sendGroup); this device is only skipped for copies, under its phone number and its LID alike.
+        let listed: Vec<Jid> = self
             .devices_of(users)
             .await?
             .into_iter()
             .flat_map(|user| user.devices)
-            .filter(|jid| !(jid.user() == own.user() && jid.device() == own.device()))
+            .collect();
+        let phash = usync::participant_hash(&listed);
+        let this_device = shared.own_devices().await?;
+        let devices: Vec<Jid> = listed
+            .iter()
+            .filter(|jid| !this_device.contains(jid))
+            .cloned()
             .collect();
         let status = chat.is_status_broadcast();
         if status && devices.is_empty() {
@@ -467,7 +554,7 @@ impl<B: Backend> Client<B> {
             .collect();
         let needing = shared.signal_addresses(needing).await?;
         let bundles = self.bundles_for_new_sessions(needing.iter()).await?;
-        let id = message_id(unix_now().as_secs(), Some(own.user()), &random_16());
+        let id = id.to_owned();
         let (stanza, distributed) = {
             let _signal = shared.signal_lock.lock().await;
             let stage = StagedSignalStore::new(&shared.account, &device);
@@ -483,7 +570,7 @@ impl<B: Backend> Client<B> {
             let skmsg =
                 group::encrypt(&stage, chat, &own_address, &message.encode_to_vec(), &mut rng).await?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let kind = stanza_type(message);
+            let attrs = StanzaAttrs::of(message);
             let stanza = if status {
                 // A device that neither holds the key nor could get it (no prekey bundle) is left out: it could
                 // not read the skmsg.
@@ -494,33 +581,41 @@ impl<B: Backend> Client<B> {
                     })
                     .cloned()
                     .collect();
-                group::status_stanza(&id, kind, &listed, &copies, &skmsg, &identity)
+                group::status_stanza(&id, &attrs, &listed, &copies, &skmsg, &identity)
             } else {
-                group::message_stanza(&id, chat, kind, &copies, &skmsg, &identity)
-                    .attr("phash", usync::participant_hash(&devices))
+                let stanza = group::message_stanza(&id, chat, &attrs, &copies, &skmsg, &identity)
+                    .attr("phash", phash.clone());
+                match lid {
+                    true => stanza.attr("addressing_mode", "lid"),
+                    false => stanza,
+                }
             };
             stage.commit().await?;
             let reachable: Vec<Jid> = reachable.into_iter().map(|(wire, _)| wire).collect();
-            (with_edit(stanza, message), reachable)
+            (stanza, reachable)
         };
         shared.remember(Recent {
             id: id.clone(),
             to: chat.clone(),
             message: message.clone(),
         });
-        self.remember_secret(chat, &own, &id, message).await;
+        let named = match (lid, &device.lid) {
+            (true, Some(own_lid)) => Jid::with_device(own_lid.user(), Jid::LID_SERVER, own.device()),
+            _ => own.clone(),
+        };
+        self.remember_secret(chat, &named, &id, message).await;
         debug!(%id, %chat, distributed = distributed.len(), "sending with the sender key");
         let ack = self.send_and_wait_ack(stanza).await?;
         let mut distributed = distributed;
         if !status
             && ack
                 .optional_str_attr("phash")
-                .is_some_and(|server| server != usync::participant_hash(&devices))
+                .is_some_and(|server| server != phash)
         {
             // Each missed device's copy carries the sender key too. A group's member list may be what was stale.
             let users = if chat.is_group() {
                 self.shared.forget_group(chat);
-                self.members_of(chat).await?
+                self.members_of(chat).await?.users
             } else {
                 users.to_vec()
             };
@@ -539,11 +634,7 @@ impl<B: Backend> Client<B> {
 
     /// Sends `message` to this account's phone (device 0) alone, as a peer message (protocol messages between
     /// an account's own devices, such as app-state key requests), and waits for the server's ack.
-    pub(crate) async fn send_peer_message(
-        &self,
-        message: &Message,
-        high_priority: bool,
-    ) -> Result<SendResponse, ClientError> {
+    pub(crate) async fn send_peer_message(&self, message: &Message) -> Result<SendResponse, ClientError> {
         let shared = &self.shared;
         let device = shared.account.device().await?;
         let own = device.jid.clone().ok_or(ClientError::NotConnected)?;
@@ -560,7 +651,7 @@ impl<B: Backend> Client<B> {
                 .pop()
                 .ok_or(ClientError::Unsupported("no session with this account's phone"))?;
             let identity = device.account_identity.clone().unwrap_or_default();
-            let stanza = peer_stanza(&id, &copy, high_priority, &identity);
+            let stanza = peer_stanza(&id, &copy, message, &identity);
             stage.commit().await?;
             stanza
         };
@@ -707,21 +798,23 @@ async fn encrypt_for<A: whatsapp_store::AccountStore>(
     Ok(copies)
 }
 
-/// Adds the `edit` attribute an edit, revoke or reaction removal needs, and the `<meta polltype>` of polls.
-fn with_edit(stanza: Node, message: &Message) -> Node {
-    let stanza = match EditKind::for_message(message) {
-        Some(edit) => stanza.attr("edit", edit.as_attr().to_owned()),
-        None => stanza,
-    };
-    match whatsapp_core::secret::poll_meta(message) {
-        Some(meta) => {
-            let mut children = stanza.child_nodes().to_vec();
-            children.push(meta);
-            stanza.children(children)
-        }
-        None => stanza,
+/// The copy of `message` for this account's other devices: wrapped in a `DeviceSentMessage` naming the chat,
+/// with the message's `messageContextInfo` (its message secret) also at the top, so those devices can decrypt
+/// the poll votes and reactions that answer it (whatsmeow `send.go` marshalMessage).
+fn device_sent(chat: &Jid, message: Message) -> Message {
+    Message {
+        message_context_info: message.message_context_info.clone(),
+        device_sent_message: Some(Box::new(DeviceSentMessage {
+            destination_jid: Some(chat.to_string()),
+            message: Some(Box::new(message)),
+            phash: None,
+        })),
+        ..Default::default()
     }
 }
+
+/// The longest message id [`Client::send_message_with_id`] takes (WhatsApp's own are 20 to 32 characters).
+const MAX_MESSAGE_ID_LEN: usize = 64;
 
 /// How many times a stanza whose connection ended before its ack is sent again.
 const MAX_RESENDS: u32 = 3;

@@ -26,8 +26,14 @@ impl<B: Backend> Client<B> {
     /// Votes in the poll `poll` (as received, or as sent by this account) for the options named `chosen`; an
     /// empty list withdraws the vote.
     pub async fn vote(&self, poll: &MessageInfo, chosen: &[&str]) -> Result<SendResponse, ClientError> {
-        let own = self.own_jid().await?;
         let poll_sender = poll.sender.to_non_ad();
+        // The voter as the poll's chat names it: by LID unless the poll came by phone number (whatsmeow
+        // `msgsecret.go` EncryptPollVote).
+        let device = self.shared.account.device().await?;
+        let own = match (poll_sender.server(), &device.lid) {
+            (Jid::DEFAULT_USER_SERVER, _) | (_, None) => self.own_jid().await?,
+            (_, Some(lid)) => lid.to_non_ad(),
+        };
         let stored = self
             .shared
             .account

@@ -11,19 +11,45 @@ use whatsapp_core::presence::{
 use whatsapp_store::{AccountStore, AppStateKeyStore, Backend};
 
 use crate::session::Command;
-use crate::{Client, ClientError, Event, Shared};
+use crate::{ACTIVE_BY_PRESENCE, ACTIVE_FORCED, Client, ClientError, Event, Shared};
 
 impl<B: Backend> Client<B> {
     /// Marks this account online or offline. The server shows contacts the push name sent with it, so a push
     /// name must be set first ([`Client::set_push_name`]; whatsmeow refuses the same way with `ErrNoPushName`).
     /// Call it with [`Presence::Available`] after connecting to receive contacts' presence.
+    ///
+    /// While this account is available, delivery receipts for incoming messages are plain (two grey ticks for
+    /// the sender); otherwise they say `inactive`, which the sender's apps do not show, as WhatsApp Web does in
+    /// the background (whatsmeow `presence.go` SendPresence).
     pub async fn send_presence(&self, presence: Presence) -> Result<(), ClientError> {
+        use std::sync::atomic::Ordering;
         let device = self.shared.account.device().await?;
         if device.push_name.is_empty() {
             return Err(ClientError::NoPushName);
         }
         self.send_stanza(presence_stanza(presence, &device.push_name))
-            .await
+            .await?;
+        let active = &self.shared.active_receipts;
+        // A forced setting stays as it is.
+        let _ = match presence {
+            Presence::Available => {
+                active.compare_exchange(0, ACTIVE_BY_PRESENCE, Ordering::SeqCst, Ordering::SeqCst)
+            }
+            Presence::Unavailable => {
+                active.compare_exchange(ACTIVE_BY_PRESENCE, 0, Ordering::SeqCst, Ordering::SeqCst)
+            }
+        };
+        Ok(())
+    }
+
+    /// Sends plain delivery receipts (shown to senders as delivered) whatever this client's presence (`true`),
+    /// or goes back to following it (`false`: `inactive` receipts until [`Client::send_presence`] says
+    /// available again), as whatsmeow's `SetForceActiveDeliveryReceipts`.
+    pub fn set_force_active_delivery_receipts(&self, active: bool) {
+        let value = if active { ACTIVE_FORCED } else { 0 };
+        self.shared
+            .active_receipts
+            .store(value, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Sets this account's push name (the display name contacts see) in the store; it goes out with the next

@@ -27,7 +27,7 @@ use whatsapp_core::pair_code::{CodePairing, phone_jid};
 use whatsapp_core::policy::{
     Keepalive, KeepaliveEvent, parse_prekey_count, prekey_count_query, prekeys_to_upload,
 };
-use whatsapp_core::receipt::{Receipt, ReceiptKind, delivery_receipt};
+use whatsapp_core::receipt::{Receipt, ReceiptKind, delivery_receipt, peer_message_receipt};
 use whatsapp_core::retry::{MAX_RETRY_RECEIPTS, RetryKeys, retry_receipt};
 use whatsapp_core::signal_store::StagedSignalStore;
 use whatsapp_core::stream::{Disconnect, LoginSuccess, reconnect_delay};
@@ -1064,7 +1064,24 @@ impl<B: Backend> Session<'_, B> {
             timestamp: parsed.timestamp,
             push_name: parsed.push_name.clone(),
             edit: whatsapp_core::compose::EditKind::of(node),
+            unavailable_request_id: None,
         };
+        // No copy for this device: there is nothing to decrypt or keep, so it is acknowledged, and the phone
+        // is asked for it at once (whatsmeow `message.go` decryptMessages).
+        if let Some(kind) = whatsapp_core::placeholder::unavailable(node) {
+            self.send(&ack).await?;
+            let ask = self.shared.placeholder_requests().unavailable(&info.id);
+            if ask {
+                self.client().request_from_phone(&info, None);
+            }
+            warn!(id = %info.id, %kind, "the server has no copy of a message for this device");
+            self.shared.emit(Event::UndecryptableMessage {
+                info,
+                error: ClientError::MessageUnavailable(kind),
+                requested_from_phone: true,
+            });
+            return Ok(());
+        }
         // The address the sender's Signal records are under: its LID once known (records kept under its phone
         // number move there first). Not acknowledged on a store failure: the redelivery tries again.
         let address = match self.sender_address(&parsed).await {
@@ -1077,6 +1094,18 @@ impl<B: Backend> Session<'_, B> {
         let account = &self.shared.account;
         let mut decrypted = Vec::new();
         let mut failures = Vec::new();
+        // A message with no payload this client reads (none at all, or only kinds such as `msmsg`) is not
+        // acknowledged in silence: it is reported, and asked from the phone like one that did not decrypt.
+        if !parsed.payloads.iter().any(|payload| {
+            matches!(
+                payload.kind,
+                EncKind::PreKey | EncKind::Whisper | EncKind::SenderKey
+            )
+        }) {
+            failures.push(ClientError::Unsupported(
+                "a message without a payload this client reads",
+            ));
+        }
         for payload in &parsed.payloads {
             if !matches!(
                 payload.kind,
@@ -1156,13 +1185,27 @@ impl<B: Backend> Session<'_, B> {
         }
         self.send(&ack).await?;
         if !decrypted.is_empty() {
-            self.send(&delivery_receipt(node, info.is_from_me)).await?;
+            let active = self
+                .shared
+                .active_receipts
+                .load(std::sync::atomic::Ordering::SeqCst)
+                != 0;
+            self.send(&delivery_receipt(node, info.is_from_me, active))
+                .await?;
+        }
+        // The sender was asked for a new copy; the phone is asked too if that copy has not decrypted in time
+        // (whatsmeow `retry.go` sendRetryReceipt). A peer message from this account's phone is not asked back.
+        let from_phone = node.optional_str_attr("category") == Some("peer");
+        if !failures.is_empty() && !from_phone && self.shared.placeholder_requests().failed(&info.id) {
+            self.client()
+                .request_from_phone(&info, Some(self.shared.config.phone_request_delay));
         }
         for error in failures {
             warn!(id = %info.id, %error, "undecryptable message");
             self.shared.emit(Event::UndecryptableMessage {
                 info: info.clone(),
                 error,
+                requested_from_phone: !from_phone,
             });
         }
         for (hash, plaintext) in decrypted {
@@ -1174,11 +1217,24 @@ impl<B: Backend> Session<'_, B> {
                         warn!(%error, "cannot handle a message from this account's device");
                         continue;
                     }
+                    // A peer message is confirmed to the account itself once handled (whatsmeow `message.go`
+                    // handleProtocolMessage).
+                    if node.optional_str_attr("category") == Some("peer")
+                        && let Some(own) = &self.device.jid
+                    {
+                        self.send(&peer_message_receipt(&info.id, own)).await?;
+                    }
                 }
-                Ok(message) => self.emit_message(info.clone(), message).await,
+                Ok(message) => {
+                    // Unless this account's phone already sent it in answer to a request.
+                    if self.shared.placeholder_requests().decrypted(&info.id) {
+                        self.emit_message(info.clone(), message).await;
+                    }
+                }
                 Err(error) => self.shared.emit(Event::UndecryptableMessage {
                     info: info.clone(),
                     error: ClientError::Malformed(error.to_string()),
+                    requested_from_phone: false,
                 }),
             }
             self.mark_handled(hash).await;
@@ -1302,6 +1358,10 @@ impl<B: Backend> Session<'_, B> {
             }
             return Ok(());
         }
+        if let Some(response) = whatsapp_core::placeholder::resend_response(&protocol) {
+            self.on_placeholder_response(response).await;
+            return Ok(());
+        }
         if protocol.r#type == Some(ProtocolType::HistorySyncNotification as i32)
             && let Some(notification) = protocol.history_sync_notification.clone()
         {
@@ -1312,6 +1372,31 @@ impl<B: Backend> Session<'_, B> {
         message.protocol_message = Some(protocol);
         self.emit_message(info.clone(), message).await;
         Ok(())
+    }
+
+    /// The phone's answer to requests for messages this device could not read: each message it sent is emitted
+    /// unless its sender's copy was emitted first (whatsmeow `message.go` handlePlaceholderResendResponse).
+    async fn on_placeholder_response(&self, response: whatsapp_core::placeholder::ResendResponse) {
+        let own = self.device.jid.clone();
+        for item in response.messages {
+            let web = match item {
+                Ok(web) => web,
+                Err(error) => {
+                    warn!(request = %response.request_id, %error, "unreadable item in the phone's resend");
+                    continue;
+                }
+            };
+            let Some((mut info, message)) = own.as_ref().and_then(|own| web_message(&web, own)) else {
+                warn!(request = %response.request_id, "the phone's resend names no chat or message");
+                continue;
+            };
+            if !self.shared.placeholder_requests().answered(&info.id) {
+                debug!(id = %info.id, "the sender's copy came first; the phone's is dropped");
+                continue;
+            }
+            info.unavailable_request_id = Some(response.request_id.clone());
+            self.emit_message(info, message).await;
+        }
     }
 
     fn is_own_user(&self, jid: &Jid) -> bool {
@@ -1343,6 +1428,43 @@ impl<B: Backend> Session<'_, B> {
             message: Box::new(message),
         });
     }
+}
+
+/// The envelope and content of a message this account's phone sent as a `WebMessageInfo` (its key names the
+/// chat, whether this account sent it, and in groups the author); `None` without a chat, an id or a message.
+fn web_message(
+    web: &whatsapp_proto::history_sync::WebMessageInfo,
+    own: &Jid,
+) -> Option<(MessageInfo, Message)> {
+    let chat: Jid = web.key.remote_jid.as_deref()?.parse().ok()?;
+    let is_from_me = web.key.from_me == Some(true);
+    let author = web
+        .key
+        .participant
+        .as_deref()
+        .or(web.participant.as_deref())
+        .and_then(|p| p.parse::<Jid>().ok());
+    let sender = match (is_from_me, author) {
+        (true, _) => own.clone(),
+        (false, Some(author)) => author,
+        (false, None) => chat.clone(),
+    };
+    let info = MessageInfo {
+        id: web.key.id.clone()?,
+        is_group: chat.is_group(),
+        chat,
+        sender,
+        sender_alt: None,
+        is_from_me,
+        timestamp: web
+            .message_timestamp
+            .and_then(|t| i64::try_from(t).ok())
+            .unwrap_or(0),
+        push_name: web.push_name.clone(),
+        edit: None,
+        unavailable_request_id: None,
+    };
+    Some((info, web.message.clone()?))
 }
 
 /// Whether a decrypted message only carries a sender-key distribution (nothing to show).

@@ -62,6 +62,8 @@ fn group_of(subject: &str, members: &[&str]) -> CreateGroup {
 #[tokio::test]
 async fn create_read_list_and_leave() {
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let mut alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let carol = companion(&server, CAROL).await;
@@ -138,6 +140,8 @@ async fn create_read_list_and_leave() {
 #[tokio::test]
 async fn participant_changes_follow_admin_rights() {
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let mut carol = companion(&server, CAROL).await;
@@ -251,6 +255,8 @@ async fn participant_changes_follow_admin_rights() {
 #[tokio::test]
 async fn settings_changes_reach_members_as_events() {
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let mut server_events = server.subscribe();
@@ -342,6 +348,8 @@ async fn settings_changes_reach_members_as_events() {
 #[tokio::test]
 async fn invite_links_reset_and_join() {
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let mut alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let carol = companion(&server, CAROL).await;
@@ -398,6 +406,8 @@ async fn invite_links_reset_and_join() {
 #[tokio::test]
 async fn join_requests_wait_for_an_admin() {
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
     let carol = companion(&server, CAROL).await;
@@ -598,6 +608,8 @@ async fn group_queries_for(
 async fn member_lists_are_remembered_and_follow_every_change() {
     const EVE: &str = "15550000005";
     let server = TestServer::start().await.unwrap();
+    // Administration as seen in a group addressed by phone number (LID groups: tests/messaging.rs).
+    server.create_pn_groups(true);
     let mut server_events = server.subscribe();
     let mut alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
@@ -765,4 +777,45 @@ async fn members_find_and_download_the_group_photo() {
         alice.client.download_profile_picture(&gone).await,
         Err(ClientError::Http(_))
     ));
+}
+
+#[tokio::test]
+async fn a_new_group_names_members_by_lid_with_the_phone_number_beside() {
+    // Groups are created LID-addressed, as WhatsApp creates them today (whatsmeow `group.go` parseParticipant and
+    // `notification.go` read the LID with `phone_number` / `participant_pn` beside).
+    let server = TestServer::start().await.unwrap();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let carol = companion(&server, CAROL).await;
+    let created = alice.client.create_group(&group_of("New", &[BOB])).await.unwrap();
+    let group = created.jid.clone();
+    assert_eq!(
+        created.addressing_mode,
+        Some(whatsapp_client::AddressingMode::Lid)
+    );
+    assert_eq!(created.owner, Some(alice.lid.to_non_ad()));
+    assert_eq!(created.owner_pn, Some(user(PHONE)));
+    let member = created
+        .participants
+        .iter()
+        .find(|p| p.phone_number == Some(user(BOB)))
+        .expect("Bob, with his phone number beside");
+    assert_eq!(member.jid, bob.lid.to_non_ad());
+
+    alice
+        .client
+        .update_group_participants(&group, ParticipantChange::Add, &[user(CAROL)])
+        .await
+        .unwrap();
+    let change = change_where(&mut bob.events, "Carol added", |c| !c.join.is_empty()).await;
+    assert_eq!(change.join, [carol.lid.to_non_ad()]);
+    assert_eq!(change.sender.map(|s| s.to_non_ad()), Some(alice.lid.to_non_ad()));
+    assert_eq!(change.sender_pn.map(|s| s.to_non_ad()), Some(user(PHONE)));
+
+    // And the group's messages travel by LID: Bob reads Alice's message from her LID device.
+    let sent = alice.client.send_text(&group, "by lid").await.unwrap();
+    let (info, message) = next_message(&mut bob.events).await;
+    assert_eq!((info.id, info.sender), (sent.id, alice.lid.clone()));
+    assert_eq!(info.sender_alt, Some(alice.jid.clone()));
+    assert_eq!(message.conversation.as_deref(), Some("by lid"));
 }

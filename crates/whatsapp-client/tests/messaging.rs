@@ -22,23 +22,55 @@ async fn text_both_ways_and_to_own_devices() {
     let (info, message) = next_message(&mut bob.events).await;
     assert_eq!(message.conversation.as_deref(), Some("hello bob"));
     assert_eq!(info.id, sent.id);
-    assert_eq!(info.sender, alice.jid);
-    assert_eq!(info.chat, user(PHONE));
+    // Written to Bob's LID, as WhatsApp addresses chats today: Alice's device arrives by LID, her phone number
+    // beside it.
+    assert_eq!(info.sender, alice.lid);
+    assert_eq!(info.sender_alt.as_ref(), Some(&alice.jid));
+    assert_eq!(info.chat, alice.lid.to_non_ad());
     assert!(!info.is_from_me);
 
     // Alice's other companion gets the copy, unwrapped, in the chat with Bob.
     let (info, message) = next_message(&mut alice_laptop.events).await;
     assert_eq!(message.conversation.as_deref(), Some("hello bob"));
     assert!(info.is_from_me);
-    assert_eq!(info.chat, user(BOB));
+    assert_eq!(info.chat, bob.lid.to_non_ad());
+
+    // Both phones are devices of the chat too: Bob's phone reads the message, Alice's phone the copy of it.
+    let bob_phone = server.add_phone(BOB).received_messages();
+    assert!(
+        bob_phone.iter().any(|m| m.id == sent.id
+            && m.from == alice.jid
+            && m.message.conversation.as_deref() == Some("hello bob")),
+        "{bob_phone:?}"
+    );
+    let alice_phone = server.add_phone(PHONE).received_messages();
+    assert!(
+        alice_phone.iter().any(|m| m.id == sent.id
+            && m.message
+                .device_sent_message
+                .as_ref()
+                .and_then(|dsm| dsm.message.as_ref())
+                .and_then(|inner| inner.conversation.as_deref())
+                == Some("hello bob")),
+        "{alice_phone:?}"
+    );
 
     // Bob answers over the session Alice started; both of Alice's companions read it.
     bob.client.send_text(&user(PHONE), "hi alice").await.unwrap();
     for events in [&mut alice.events, &mut alice_laptop.events] {
         let (info, message) = next_message(events).await;
         assert_eq!(message.conversation.as_deref(), Some("hi alice"));
-        assert_eq!(info.sender, bob.jid);
+        assert_eq!(info.sender, bob.lid);
     }
+    assert!(
+        server
+            .add_phone(PHONE)
+            .received_messages()
+            .iter()
+            .any(|m| m.from == bob.jid),
+        "Alice's phone got Bob's answer"
+    );
+    assert_eq!(server.phone_decrypt_failures(), Vec::new());
     // A second message in the same direction rides the established sessions.
     alice.client.send_text(&user(BOB), "second").await.unwrap();
     let (_, message) = next_message(&mut bob.events).await;
@@ -396,15 +428,17 @@ async fn messaging_with_a_postgresql_store() {
 
 #[tokio::test]
 async fn group_messages_reach_every_member_device_and_distribute_the_key_once() {
-    group_messages(Db::Sqlite).await;
+    group_messages(Db::Sqlite, true).await;
 }
 
 #[tokio::test]
 async fn group_messages_with_postgresql_stores() {
-    on_postgres(group_messages).await;
+    // A phone-number group here, so both addressing modes run end to end.
+    on_postgres(|db| group_messages(db, false)).await;
 }
 
-async fn group_messages(db: Db) {
+/// Messages in a LID-addressed group (`lid`) or a phone-number one.
+async fn group_messages(db: Db, lid: bool) {
     const CAROL: &str = "15550001111";
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
@@ -412,7 +446,14 @@ async fn group_messages(db: Db) {
     let mut alice_laptop = companion_in(&server, PHONE, &db).await;
     let mut bob = companion_in(&server, BOB, &db).await;
     let mut carol = companion_in(&server, CAROL, &db).await;
-    let group = server.create_group("Friends", &[PHONE, BOB, CAROL]);
+    let group = match lid {
+        true => server.create_group("Friends", &[PHONE, BOB, CAROL]),
+        false => server.create_pn_group("Friends", &[PHONE, BOB, CAROL]),
+    };
+    let named = |companion: &Companion| match lid {
+        true => companion.lid.clone(),
+        false => companion.jid.clone(),
+    };
 
     let first = alice.client.send_text(&group, "hello group").await.unwrap();
     for events in [&mut bob.events, &mut carol.events, &mut alice_laptop.events] {
@@ -420,9 +461,20 @@ async fn group_messages(db: Db) {
         assert_eq!(message.conversation.as_deref(), Some("hello group"));
         assert_eq!(info.id, first.id);
         assert_eq!(info.chat, group);
-        assert_eq!(info.sender, alice.jid);
+        assert_eq!(info.sender, named(&alice));
         assert!(info.is_group);
     }
+    // The members' phones are member devices too: each got the sender key and read the message.
+    for number in [BOB, CAROL] {
+        let read = server.add_phone(number).received_messages();
+        assert!(
+            read.iter().any(|m| m.id == first.id
+                && m.chat == group
+                && m.message.conversation.as_deref() == Some("hello group")),
+            "{read:?}"
+        );
+    }
+    assert_eq!(server.phone_decrypt_failures(), Vec::new());
     let routed = server_wait(
         &mut server_events,
         "first group message",
@@ -485,7 +537,7 @@ async fn group_messages(db: Db) {
     for events in [&mut carol.events, &mut alice_laptop.events] {
         let (info, message) = next_message(events).await;
         assert_eq!(message.conversation.as_deref(), Some("hi all"));
-        assert_eq!(info.sender, bob.jid);
+        assert_eq!(info.sender, named(&bob));
     }
     for companion in [alice, alice_laptop, bob, carol] {
         companion.client.disconnect().await;
@@ -601,10 +653,12 @@ async fn light_companion(server: &TestServer, phone: &str) -> Companion {
     let phone = server.add_phone(phone);
     let (client, mut events) = client_for(server, SqlBackend::memory().await.unwrap()).await;
     let jid = pair_with(&phone, &client, &mut events).await;
+    let lid = Jid::with_device(phone.lid().user(), Jid::LID_SERVER, jid.device());
     Companion {
         client,
         events,
         jid,
+        lid,
         path: String::new(),
     }
 }
@@ -816,6 +870,57 @@ async fn a_connection_lost_mid_send_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test]
+async fn a_send_tried_again_under_its_id_is_delivered_once() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    let group = server.create_group("Once", &[PHONE, BOB]);
+    let text = |t: &str| whatsapp_client::Message {
+        conversation: Some(t.to_owned()),
+        ..Default::default()
+    };
+
+    // A caller that did not see the ack sends again under the same id: the server routes the id once and
+    // answers the repeat with the first ack; Bob sees the message once, in a chat and in a group alike.
+    for chat in [user(BOB), group] {
+        let id = alice.client.generate_message_id().await.unwrap();
+        let first = alice
+            .client
+            .send_message_with_id(&chat, &text("once"), &id)
+            .await
+            .unwrap();
+        let again = alice
+            .client
+            .send_message_with_id(&chat, &text("once"), &id)
+            .await
+            .unwrap();
+        assert_eq!((first.id.as_str(), again.id.as_str()), (id.as_str(), id.as_str()));
+        assert_eq!(again.timestamp, first.timestamp, "the first ack, again");
+        server_wait(
+            &mut server_events,
+            "the repeat",
+            |e| matches!(e, ServerEvent::MessageDuplicate { id: repeated, .. } if *repeated == id),
+        )
+        .await;
+        let marker = alice.client.send_text(&chat, "marker").await.unwrap();
+        let (info, message) = next_message(&mut bob.events).await;
+        assert_eq!((info.id, message.conversation.as_deref()), (id, Some("once")));
+        let (info, _) = next_message(&mut bob.events).await;
+        assert_eq!(info.id, marker.id, "nothing between the message and the marker");
+    }
+    for bad in ["", "has space", &"A".repeat(65)] {
+        assert!(matches!(
+            alice
+                .client
+                .send_message_with_id(&user(BOB), &text("x"), bad)
+                .await,
+            Err(ClientError::InvalidRequest(_))
+        ));
+    }
+}
+
+#[tokio::test]
 async fn a_group_message_that_does_not_decrypt_is_sent_again_with_the_sender_key() {
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
@@ -843,7 +948,7 @@ async fn a_group_message_that_does_not_decrypt_is_sent_again_with_the_sender_key
     assert_eq!(message.conversation.as_deref(), Some("please retry"));
     assert_eq!(
         (info.id, info.chat, info.sender),
-        (sent.id, group.clone(), alice.jid.clone())
+        (sent.id, group.clone(), alice.lid.clone())
     );
     assert!(info.is_group);
 
@@ -887,7 +992,8 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     let mut server_events = server.subscribe();
     let mut alice = companion(&server, PHONE).await;
     let mut bob = companion(&server, BOB).await;
-    let group = server.create_group("Moving", &[PHONE, BOB]);
+    // A group from before the move to LIDs: members by phone number.
+    let group = server.create_pn_group("Moving", &[PHONE, BOB]);
     let bob_lid = Jid::with_device(
         server.add_phone(BOB).lid().user(),
         Jid::LID_SERVER,
@@ -895,10 +1001,8 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     );
 
     // Sessions both ways and Bob's sender key, all made while Bob is addressed by phone number.
-    alice.client.send_text(&user(BOB), "hello").await.unwrap();
+    alice.client.send_text(&group, "hello").await.unwrap();
     next_message(&mut bob.events).await;
-    bob.client.send_text(&user(PHONE), "hi").await.unwrap();
-    next_message(&mut alice.events).await;
     bob.client.send_text(&group, "hi all").await.unwrap();
     let (info, _) = next_message(&mut alice.events).await;
     assert_eq!(info.sender, bob.jid);
@@ -906,8 +1010,17 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
 
     server.address_by_lid(BOB);
 
-    // Bob's next message rides the same session but comes from his LID: Alice finds the session made under his
-    // phone number (no new session, no retry: an undecryptable message would fail `next_message`).
+    // His group message now comes from his LID and decrypts with the sender key Alice stored under his phone
+    // number: no new distribution.
+    let sent = bob.client.send_text(&group, "group, from my lid").await.unwrap();
+    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (0, 0));
+    let (info, message) = next_message(&mut alice.events).await;
+    assert_eq!(message.conversation.as_deref(), Some("group, from my lid"));
+    assert_eq!(info.sender, bob_lid);
+    assert_eq!(info.sender_alt.as_ref(), Some(&bob.jid));
+
+    // Bob's first direct message rides the session the group made, from his LID: Alice finds the session made
+    // under his phone number (no new session, no retry: an undecryptable message would fail `next_message`).
     let sent = bob.client.send_text(&user(PHONE), "from my lid").await.unwrap();
     assert_eq!(routed_copies(&mut server_events, &sent.id).await, (1, 0));
     let (info, message) = next_message(&mut alice.events).await;
@@ -916,15 +1029,7 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     assert_eq!(info.sender_alt.as_ref(), Some(&bob.jid));
     assert_eq!(info.chat, bob_lid.to_non_ad());
 
-    // His group message decrypts with the sender key Alice stored under his phone number: no new distribution.
-    let sent = bob.client.send_text(&group, "group, from my lid").await.unwrap();
-    assert_eq!(routed_copies(&mut server_events, &sent.id).await, (0, 0));
-    let (info, message) = next_message(&mut alice.events).await;
-    assert_eq!(message.conversation.as_deref(), Some("group, from my lid"));
-    assert_eq!(info.sender, bob_lid);
-    assert_eq!(info.sender_alt.as_ref(), Some(&bob.jid));
-
-    // Alice writes to Bob's phone number as before: encrypted with the moved session, so a `msg`, no new session.
+    // Alice writes to Bob's phone number: it goes to his LID, encrypted with the moved session, so a `msg`.
     let sent = alice.client.send_text(&user(BOB), "still here").await.unwrap();
     assert_eq!(routed_copies(&mut server_events, &sent.id).await, (1, 0));
     let (_, message) = next_message(&mut bob.events).await;
@@ -937,8 +1042,9 @@ async fn a_peer_moved_to_lid_addressing_keeps_its_sessions_and_sender_keys() {
     assert_eq!(account.user_sessions(BOB).await.unwrap(), vec![]);
     assert_eq!(account.user_identities(BOB).await.unwrap(), vec![]);
     assert_eq!(account.user_sender_keys(BOB).await.unwrap(), vec![]);
-    assert_eq!(account.user_sessions(&lid_user).await.unwrap().len(), 1);
-    assert_eq!(account.user_identities(&lid_user).await.unwrap().len(), 1);
+    // His companion's and his phone's.
+    assert_eq!(account.user_sessions(&lid_user).await.unwrap().len(), 2);
+    assert_eq!(account.user_identities(&lid_user).await.unwrap().len(), 2);
     assert_eq!(account.user_sender_keys(&lid_user).await.unwrap().len(), 1);
 
     // A new process on the same store reads the mapping and the moved records as they are.
@@ -1164,7 +1270,7 @@ async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     alice.client.send_text(&user(DAVE), "direct").await.unwrap();
     let (info, message) = next_message(&mut dave.events).await;
     assert_eq!(message.conversation.as_deref(), Some("direct"));
-    assert_eq!(info.chat, user(PHONE));
+    assert_eq!(info.chat, alice.lid.to_non_ad());
 
     // Sending a status through send_message is refused with a pointer to send_status.
     let refused = alice
@@ -1175,4 +1281,59 @@ async fn a_status_update_reaches_its_audience_and_distributes_the_key_once() {
     for companion in [alice, alice_laptop, bob, carol, dave] {
         companion.client.disconnect().await;
     }
+}
+
+/// Every query a device made among `events`: device lists and group metadata.
+fn queries(events: &[ServerEvent], device: &Jid) -> usize {
+    list_queries(events, device)
+        + events
+            .iter()
+            .filter(|e| matches!(e, ServerEvent::GroupInfoQueried { from, .. } if from == device))
+            .count()
+}
+
+#[tokio::test]
+async fn messages_after_the_first_to_a_group_or_contact_cost_no_queries() {
+    // The participant hash covers the sending device too, as WhatsApp computes it: a hash that left it out
+    // would differ from the server's on every message and set off a device-list and group query each time.
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let mut alice_laptop = companion(&server, PHONE).await;
+    let mut bob = companion(&server, BOB).await;
+    for group in [
+        server.create_group("Quiet", &[PHONE, BOB]),
+        server.create_pn_group("Old and quiet", &[PHONE, BOB]),
+    ] {
+        let (events, _) = send_and_watch(&alice.client, &mut server_events, &group, "one").await;
+        assert_eq!(
+            queries(&events, &alice.jid),
+            2,
+            "the first message asks once: {events:?}"
+        );
+        let mut seen = Vec::new();
+        for text in ["two", "three"] {
+            let (events, copies) = send_and_watch(&alice.client, &mut server_events, &group, text).await;
+            assert_eq!(copies, 2, "Bob and Alice's laptop");
+            seen.extend(events);
+        }
+        // Whatever "two" set off after its ack comes before "three" is routed.
+        assert_eq!(queries(&seen, &alice.jid), 0, "{seen:?}");
+        for events in [&mut bob.events, &mut alice_laptop.events] {
+            for text in ["one", "two", "three"] {
+                assert_eq!(next_message(events).await.1.conversation.as_deref(), Some(text));
+            }
+        }
+    }
+    // The same for a contact: the LID is asked for once, the devices once.
+    send_and_watch(&alice.client, &mut server_events, &user(BOB), "direct").await;
+    let mut seen = Vec::new();
+    for text in ["direct two", "direct three"] {
+        seen.extend(
+            send_and_watch(&alice.client, &mut server_events, &user(BOB), text)
+                .await
+                .0,
+        );
+    }
+    assert_eq!(queries(&seen, &alice.jid), 0, "{seen:?}");
 }

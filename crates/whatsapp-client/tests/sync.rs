@@ -453,10 +453,12 @@ async fn companion_with(
     let builder = Client::builder(backend).server(server.url(), server.trust_root());
     let (client, mut events) = configure(builder).build().await.unwrap();
     let jid = pair_with(&phone, &client, &mut events).await;
+    let lid = Jid::with_device(phone.lid().user(), Jid::LID_SERVER, jid.device());
     Companion {
         client,
         events,
         jid,
+        lid,
         path,
     }
 }

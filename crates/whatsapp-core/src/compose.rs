@@ -7,7 +7,7 @@ use whatsapp_proto::e2e::message::protocol_message::Type as ProtocolType;
 use whatsapp_proto::e2e::message::{
     ContactMessage, ExtendedTextMessage, LocationMessage, ProtocolMessage, ReactionMessage,
 };
-use whatsapp_proto::e2e::{ContextInfo, Message, MessageKey};
+use whatsapp_proto::e2e::{ContextInfo, KeepType, Message, MessageKey};
 
 /// The message a reply quotes.
 #[derive(Clone, Debug)]
@@ -103,6 +103,8 @@ pub fn contact(name: &str, number: &str) -> Message {
 pub enum EditKind {
     /// `1`: the sender edited the message.
     Edit,
+    /// `2`: a message was pinned or unpinned in the chat.
+    PinInChat,
     /// `7`: the sender deleted the message for everyone (also a removed reaction).
     SenderRevoke,
     /// `8`: a group admin deleted someone's message.
@@ -116,6 +118,7 @@ impl EditKind {
     pub fn as_attr(&self) -> &str {
         match self {
             EditKind::Edit => "1",
+            EditKind::PinInChat => "2",
             EditKind::SenderRevoke => "7",
             EditKind::AdminRevoke => "8",
             EditKind::Other(other) => other,
@@ -124,17 +127,28 @@ impl EditKind {
 
     /// Reads the attribute of an incoming stanza; `None` when absent (an ordinary message).
     pub fn of(stanza: &Node) -> Option<EditKind> {
-        Some(match stanza.optional_str_attr("edit")? {
+        EditKind::from_attr(stanza.optional_str_attr("edit")?)
+    }
+
+    /// The kind an `edit` attribute value names; `None` for the empty value.
+    pub fn from_attr(value: &str) -> Option<EditKind> {
+        Some(match value {
             "" => return None,
             "1" => EditKind::Edit,
+            "2" => EditKind::PinInChat,
             "7" => EditKind::SenderRevoke,
             "8" => EditKind::AdminRevoke,
             other => EditKind::Other(other.to_owned()),
         })
     }
 
-    /// The attribute an outgoing message needs, if any.
+    /// The attribute an outgoing message needs, if any (whatsmeow `send.go` getEditAttribute): edits and
+    /// revokes (also inside an `editedMessage` wrapper), a removed reaction, an undone keep-in-chat of this
+    /// account's message, and pins.
     pub fn for_message(message: &Message) -> Option<EditKind> {
+        if let Some(inner) = message.edited_message.as_ref().and_then(|e| e.message.as_deref()) {
+            return EditKind::for_message(inner);
+        }
         if let Some(protocol) = message.protocol_message.as_deref()
             && protocol.key.is_some()
         {
@@ -147,12 +161,20 @@ impl EditKind {
                 _ => None,
             };
         }
-        match message.reaction_message.as_ref() {
-            Some(reaction) if reaction.text.as_deref().unwrap_or_default().is_empty() => {
-                Some(EditKind::SenderRevoke)
-            }
-            _ => None,
+        if let Some(reaction) = message.reaction_message.as_ref() {
+            return reaction
+                .text
+                .as_deref()
+                .unwrap_or_default()
+                .is_empty()
+                .then_some(EditKind::SenderRevoke);
         }
+        if let Some(keep) = message.keep_in_chat_message.as_ref() {
+            let own = keep.key.as_ref().and_then(|k| k.from_me) == Some(true);
+            return (own && keep.keep_type == Some(KeepType::UndoKeepForAll as i32))
+                .then_some(EditKind::SenderRevoke);
+        }
+        message.pin_in_chat_message.as_ref().map(|_| EditKind::PinInChat)
     }
 }
 

@@ -15,7 +15,7 @@ use whatsapp_signal::store::SenderKeyName;
 use whatsapp_signal::{SenderKeyDistributionMessage, SenderKeyMessage, padding};
 use whatsapp_store::AccountStore;
 
-use crate::message::{Encrypted, protocol_address};
+use crate::message::{Encrypted, StanzaAttrs, protocol_address};
 use crate::signal_store::StagedSignalStore;
 
 pub use crate::group_admin::{GroupInfo, group_info_query, parse_group_info};
@@ -61,40 +61,30 @@ pub async fn encrypt<A: AccountStore>(
     Ok(message.serialized().to_vec())
 }
 
-/// The group `<message>`: SKDM copies in `<participants>` (may be empty), then the `skmsg` for everyone.
+/// The group `<message>`: SKDM copies in `<participants>` (may be empty), then the `skmsg` for everyone, with
+/// the attributes of its message (whatsmeow `send.go` sendGroup: `decrypt-fail` on the pairwise copies,
+/// `mediatype` on the `skmsg` only). The caller adds `phash` and, for a LID group, `addressing_mode`.
 pub fn message_stanza(
     id: &str,
     group: &Jid,
-    kind: &'static str,
+    attrs: &StanzaAttrs,
     skdm_copies: &[Encrypted],
     skmsg: &[u8],
     device_identity: &[u8],
 ) -> Node {
     let mut children = Vec::new();
     if !skdm_copies.is_empty() {
-        children.push(Node::new("participants").children(skdm_copies.iter().map(|copy| {
-            Node::new("to")
-                .attr("jid", copy.device.clone())
-                .children([Node::new("enc")
-                    .attr("v", "2")
-                    .attr("type", copy.message.kind())
-                    .bytes(copy.message.serialized().to_vec())])
-        })));
+        children
+            .push(Node::new("participants").children(skdm_copies.iter().map(|copy| attrs.group_copy(copy))));
     }
-    children.push(
-        Node::new("enc")
-            .attr("v", "2")
-            .attr("type", "skmsg")
-            .bytes(skmsg.to_vec()),
-    );
+    children.push(attrs.skmsg(skmsg));
     if skdm_copies.iter().any(|copy| copy.message.kind() == "pkmsg") {
         children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
     }
-    Node::new("message")
+    let stanza = Node::new("message")
         .attr("id", id.to_owned())
-        .attr("to", group.clone())
-        .attr("type", kind)
-        .children(children)
+        .attr("to", group.clone());
+    attrs.stanza(stanza, children)
 }
 
 /// The `<message>` to `status@broadcast`: like a group message, but the server does not know the audience, so
@@ -103,38 +93,25 @@ pub fn message_stanza(
 /// lists).
 pub fn status_stanza(
     id: &str,
-    kind: &'static str,
+    attrs: &StanzaAttrs,
     recipients: &[Jid],
     skdm_copies: &[Encrypted],
     skmsg: &[u8],
     device_identity: &[u8],
 ) -> Node {
-    let to = |device: &Jid| {
-        let copy = skdm_copies.iter().find(|copy| &copy.device == device);
-        let node = Node::new("to").attr("jid", device.clone());
-        match copy {
-            Some(copy) => node.children([Node::new("enc")
-                .attr("v", "2")
-                .attr("type", copy.message.kind())
-                .bytes(copy.message.serialized().to_vec())]),
-            None => node,
-        }
+    let to = |device: &Jid| match skdm_copies.iter().find(|copy| &copy.device == device) {
+        Some(copy) => attrs.group_copy(copy),
+        None => Node::new("to").attr("jid", device.clone()),
     };
     let mut children = vec![Node::new("participants").children(recipients.iter().map(to))];
-    children.push(
-        Node::new("enc")
-            .attr("v", "2")
-            .attr("type", "skmsg")
-            .bytes(skmsg.to_vec()),
-    );
+    children.push(attrs.skmsg(skmsg));
     if skdm_copies.iter().any(|copy| copy.message.kind() == "pkmsg") {
         children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
     }
-    Node::new("message")
+    let stanza = Node::new("message")
         .attr("id", id.to_owned())
-        .attr("to", Jid::status_broadcast())
-        .attr("type", kind)
-        .children(children)
+        .attr("to", Jid::status_broadcast());
+    attrs.stanza(stanza, children)
 }
 
 /// Stores the sender key a group member distributed (the SKDM inside a decrypted pairwise `Message`).
@@ -243,7 +220,14 @@ mod tests {
                 .await
                 .unwrap();
             stage.commit().await.unwrap();
-            let stanza = message_stanza("G1", &group, "text", &copies, &skmsg, b"identity");
+            let stanza = message_stanza(
+                "G1",
+                &group,
+                &StanzaAttrs::of(&Message::default()),
+                &copies,
+                &skmsg,
+                b"identity",
+            );
             assert!(stanza.child("device-identity").is_some());
 
             // What Bob's device receives: its SKDM copy and the skmsg, from the group with Alice as participant.
@@ -295,7 +279,14 @@ mod tests {
                 .await
                 .unwrap();
             stage.commit().await.unwrap();
-            let stanza = message_stanza("G2", &group, "text", &[], &second, b"identity");
+            let stanza = message_stanza(
+                "G2",
+                &group,
+                &StanzaAttrs::of(&Message::default()),
+                &[],
+                &second,
+                b"identity",
+            );
             assert!(stanza.child("participants").is_none());
             assert!(stanza.child("device-identity").is_none());
             let stage = StagedSignalStore::new(&bob, &bob_device);

@@ -58,6 +58,7 @@ pub mod newsletter;
 pub mod pair;
 pub mod pair_code;
 pub mod payload;
+pub mod placeholder;
 pub mod policy;
 pub mod prekeys;
 pub mod presence;

@@ -15,6 +15,7 @@ use whatsapp_signal::store::ProtocolAddress;
 use whatsapp_signal::{CiphertextMessage, PreKeySignalMessage, SignalMessage, padding};
 use whatsapp_store::AccountStore;
 
+use crate::compose::EditKind;
 use crate::error::ResponseError;
 use crate::signal_store::StagedSignalStore;
 
@@ -76,23 +77,181 @@ pub async fn encrypt_for_devices<A: AccountStore>(
     Ok(out)
 }
 
-/// The `type` of a `<message>` stanza carrying `message`: `poll` for poll creations and votes, `media` for
-/// images, videos, audio, documents and stickers, `reaction` for reactions, otherwise `text`.
+/// What a `<message>` stanza says about the message inside it, in attributes the server reads without
+/// decrypting (it uses them for notifications and for what a recipient shows when decryption fails). The rules
+/// are whatsmeow's (`send.go` getTypeFromMessage, getMediaTypeFromMessage, getEditAttribute, prepareMessageNode
+/// and getMessageContent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StanzaAttrs {
+    /// The stanza `type`: `reaction`, `poll`, `media` or `text`.
+    pub kind: &'static str,
+    /// The `mediatype` of the `<enc>` children (one-to-one copies and a group's `skmsg`), for media, contact
+    /// cards, link previews and list or button answers.
+    pub media_type: Option<&'static str>,
+    /// The stanza `edit` attribute.
+    pub edit: Option<EditKind>,
+    /// Whether the pairwise `<enc>` children say `decrypt-fail="hide"`: edits, revokes, reactions and poll
+    /// votes, which a recipient that cannot decrypt them should not show as a failed message.
+    pub hide_decrypt_failure: bool,
+    /// The `<meta polltype>` of polls: `creation` or `vote`.
+    pub poll_type: Option<&'static str>,
+}
+
+impl StanzaAttrs {
+    /// The attributes of a stanza carrying `message`.
+    pub fn of(message: &whatsapp_proto::e2e::Message) -> StanzaAttrs {
+        let kind = stanza_type(message);
+        let edit = EditKind::for_message(message);
+        StanzaAttrs {
+            kind,
+            media_type: media_type(message),
+            hide_decrypt_failure: edit.is_some()
+                || kind == "reaction"
+                || message.poll_update_message.is_some(),
+            edit,
+            poll_type: (kind == "poll").then_some(match message.poll_update_message {
+                Some(_) => "vote",
+                None => "creation",
+            }),
+        }
+    }
+
+    /// `enc` with the attributes of a pairwise copy: `mediatype` when `with_media_type` (one-to-one copies;
+    /// a group's pairwise copies carry only the sender key) and `decrypt-fail`.
+    fn pairwise(&self, enc: Node, with_media_type: bool) -> Node {
+        let enc = match self.media_type.filter(|_| with_media_type) {
+            Some(media) => enc.attr("mediatype", media),
+            None => enc,
+        };
+        match self.hide_decrypt_failure {
+            true => enc.attr("decrypt-fail", "hide"),
+            false => enc,
+        }
+    }
+
+    /// `stanza` with `type` and `edit`, and `children` followed by the poll's `<meta>`.
+    pub(crate) fn stanza(&self, stanza: Node, mut children: Vec<Node>) -> Node {
+        let stanza = stanza.attr("type", self.kind);
+        let stanza = match &self.edit {
+            Some(edit) => stanza.attr("edit", edit.as_attr().to_owned()),
+            None => stanza,
+        };
+        if let Some(poll) = self.poll_type {
+            children.push(Node::new("meta").attr("polltype", poll));
+        }
+        stanza.children(children)
+    }
+
+    /// The group `skmsg` `<enc>`, with `mediatype` (whatsmeow `send.go` sendGroup).
+    pub(crate) fn skmsg(&self, ciphertext: &[u8]) -> Node {
+        let enc = Node::new("enc")
+            .attr("v", "2")
+            .attr("type", "skmsg")
+            .bytes(ciphertext.to_vec());
+        match self.media_type {
+            Some(media) => enc.attr("mediatype", media),
+            None => enc,
+        }
+    }
+
+    /// A pairwise `<to jid><enc/></to>` of a group or status message (no `mediatype`).
+    pub(crate) fn group_copy(&self, copy: &Encrypted) -> Node {
+        Node::new("to")
+            .attr("jid", copy.device.clone())
+            .children([self.pairwise(enc_node(&copy.message), false)])
+    }
+
+    /// The `<enc>` of a single-device resend (whatsmeow `retry.go` handleRetryReceipt: `mediatype` only).
+    pub(crate) fn resent(&self, message: &CiphertextMessage) -> Node {
+        match self.media_type {
+            Some(media) => enc_node(message).attr("mediatype", media),
+            None => enc_node(message),
+        }
+    }
+}
+
+/// The wrapped message (`Some(None)` for an empty wrapper) of the wrappers that only change how a message is
+/// shown (view once, disappearing, document with caption, animated sticker), which `type` and `mediatype` look
+/// through.
+fn unwrapped(message: &whatsapp_proto::e2e::Message) -> Option<Option<&whatsapp_proto::e2e::Message>> {
+    [
+        &message.view_once_message,
+        &message.view_once_message_v2,
+        &message.view_once_message_v2_extension,
+        &message.lottie_sticker_message,
+        &message.ephemeral_message,
+        &message.document_with_caption_message,
+    ]
+    .into_iter()
+    .find_map(|wrapper| wrapper.as_ref())
+    .map(|wrapper| wrapper.message.as_deref())
+}
+
+/// The stanza `type` of `message` (whatsmeow `send.go` getTypeFromMessage): `reaction` (also encrypted
+/// reactions), `poll` (creations and votes), `media` (anything with a [`media_type`]), else `text`, looking
+/// through view-once, disappearing, document-with-caption and animated-sticker wrappers.
 pub fn stanza_type(message: &whatsapp_proto::e2e::Message) -> &'static str {
-    if message.poll_creation_message.is_some() || message.poll_update_message.is_some() {
-        "poll"
-    } else if message.image_message.is_some()
-        || message.video_message.is_some()
-        || message.audio_message.is_some()
-        || message.document_message.is_some()
-        || message.sticker_message.is_some()
-    {
-        "media"
-    } else if message.reaction_message.is_some() {
+    if let Some(inner) = unwrapped(message) {
+        return inner.map_or("text", stanza_type);
+    }
+    if message.reaction_message.is_some() || message.enc_reaction_message.is_some() {
         "reaction"
+    } else if message.poll_creation_message.is_some() || message.poll_update_message.is_some() {
+        "poll"
+    } else if media_type(message).is_some() {
+        "media"
     } else {
         "text"
     }
+}
+
+/// The `mediatype` of `message`'s `<enc>` (whatsmeow `send.go` getMediaTypeFromMessage), looking through the
+/// same wrappers as [`stanza_type`]; `None` for text and everything else.
+pub fn media_type(message: &whatsapp_proto::e2e::Message) -> Option<&'static str> {
+    if let Some(inner) = unwrapped(message) {
+        return inner.and_then(media_type);
+    }
+    let m = message;
+    Some(
+        if m.extended_text_message
+            .as_ref()
+            .is_some_and(|t| t.title.is_some())
+        {
+            "url"
+        } else if m.image_message.is_some() {
+            "image"
+        } else if m.sticker_message.is_some() {
+            "sticker"
+        } else if m.document_message.is_some() {
+            "document"
+        } else if let Some(audio) = &m.audio_message {
+            if audio.ptt == Some(true) { "ptt" } else { "audio" }
+        } else if let Some(video) = &m.video_message {
+            if video.gif_playback == Some(true) {
+                "gif"
+            } else {
+                "video"
+            }
+        } else if m.contact_message.is_some() {
+            "vcard"
+        } else if m.contacts_array_message.is_some() {
+            "contact_array"
+        } else if m.list_message.is_some() {
+            "list"
+        } else if m.list_response_message.is_some() {
+            "list_response"
+        } else if m.buttons_response_message.is_some() {
+            "buttons_response"
+        } else if m.order_message.is_some() {
+            "order"
+        } else if m.product_message.is_some() {
+            "product"
+        } else if m.interactive_response_message.is_some() {
+            "native_flow_response"
+        } else {
+            return None;
+        },
+    )
 }
 
 /// `<enc v="2" type="pkmsg|msg">`.
@@ -103,20 +262,21 @@ fn enc_node(message: &CiphertextMessage) -> Node {
         .bytes(message.serialized().to_vec())
 }
 
-/// The `<message>` stanza carrying `encrypted` to `to`. `device_identity` (this device's signed ADV identity,
-/// stored at pairing) is attached when any copy is a `pkmsg`, so the recipients can check this device belongs
-/// to the account.
+/// The `<message>` stanza carrying `encrypted` to `to`, with the attributes of its message (`type`, `edit`, and
+/// `mediatype` and `decrypt-fail` on every copy, as whatsmeow `send.go` prepareMessageNode sets them for a
+/// one-to-one message). `device_identity` (this device's signed ADV identity, stored at pairing) is attached
+/// when any copy is a `pkmsg`, so the recipients can check this device belongs to the account.
 pub fn message_stanza(
     id: &str,
     to: &Jid,
-    kind: &'static str,
+    attrs: &StanzaAttrs,
     encrypted: &[Encrypted],
     device_identity: &[u8],
 ) -> Node {
     let participants = encrypted.iter().map(|copy| {
         Node::new("to")
             .attr("jid", copy.device.clone())
-            .children([enc_node(&copy.message)])
+            .children([attrs.pairwise(enc_node(&copy.message), true)])
     });
     let mut children = vec![Node::new("participants").children(participants)];
     if encrypted
@@ -125,17 +285,28 @@ pub fn message_stanza(
     {
         children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
     }
-    Node::new("message")
+    let stanza = Node::new("message")
         .attr("id", id.to_owned())
-        .attr("to", to.clone())
-        .attr("type", kind)
-        .children(children)
+        .attr("to", to.clone());
+    attrs.stanza(stanza, children)
 }
 
-/// A peer message: `encrypted` for one device of this account (the phone, device 0), as whatsmeow's
-/// `preparePeerMessageNode` sends it, with `category="peer"` and, for a key request, `push_priority="high"`.
-pub fn peer_stanza(id: &str, encrypted: &Encrypted, high_priority: bool, device_identity: &[u8]) -> Node {
-    let mut children = vec![enc_node(&encrypted.message)];
+/// A peer message: `encrypted` for one device of this account (the phone, device 0), as whatsmeow `send.go`
+/// preparePeerMessageNode sends it: `category="peer"`, `<meta appdata="default"/>` before the `<enc>`, and a
+/// push priority for what the phone should act on at once (`high` for an app-state key request, `high_force`
+/// with `privacy_sensitive` for an on-demand history request).
+pub fn peer_stanza(
+    id: &str,
+    encrypted: &Encrypted,
+    message: &whatsapp_proto::e2e::Message,
+    device_identity: &[u8],
+) -> Node {
+    use whatsapp_proto::e2e::message::PeerDataOperationRequestType as Request;
+    use whatsapp_proto::e2e::message::protocol_message::Type;
+    let mut children = vec![
+        Node::new("meta").attr("appdata", "default"),
+        enc_node(&encrypted.message),
+    ];
     if matches!(encrypted.message, CiphertextMessage::PreKey(_)) {
         children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
     }
@@ -144,8 +315,16 @@ pub fn peer_stanza(id: &str, encrypted: &Encrypted, high_priority: bool, device_
         .attr("to", encrypted.device.clone())
         .attr("type", "text")
         .attr("category", "peer");
-    let stanza = if high_priority {
+    let protocol = message.protocol_message.as_deref();
+    let request = protocol
+        .and_then(|p| p.peer_data_operation_request_message.as_ref())
+        .map(|r| r.peer_data_operation_request_type());
+    let stanza = if protocol.is_some_and(|p| p.r#type() == Type::AppStateSyncKeyRequest) {
         stanza.attr("push_priority", "high")
+    } else if request == Some(Request::HistorySyncOnDemand) {
+        stanza
+            .attr("push_priority", "high_force")
+            .attr("privacy_sensitive", "1")
     } else {
         stanza
     };
@@ -216,7 +395,13 @@ impl IncomingMessage {
                 .map_err(|_| ResponseError::Missing("participant"))?;
             (from, participant)
         } else {
-            (from.to_non_ad(), from)
+            // A copy of this account's own message carries the chat as `recipient` (whatsmeow `message.go`
+            // parseMessageSource); it names the chat even when the copy does not decrypt.
+            let chat = match node.optional_jid_attr("recipient") {
+                Ok(Some(recipient)) => recipient.to_non_ad(),
+                _ => from.to_non_ad(),
+            };
+            (chat, from)
         };
         let alt_attr = match (shared_chat, sender.server() == Jid::LID_SERVER) {
             (true, true) => "participant_pn",
@@ -419,7 +604,13 @@ mod tests {
                 .unwrap();
             stage.commit().await.unwrap();
             let id = message_id(1_700_000_000, Some("111"), &[1; 16]);
-            let stanza = message_stanza(&id, &bob, "text", &encrypted, b"signed identity");
+            let stanza = message_stanza(
+                &id,
+                &bob,
+                &StanzaAttrs::of(&Default::default()),
+                &encrypted,
+                b"signed identity",
+            );
             assert_eq!(stanza.child("participants").unwrap().child_nodes().len(), 2);
             assert_eq!(
                 stanza
@@ -462,7 +653,13 @@ mod tests {
                 .await
                 .unwrap();
             stage.commit().await.unwrap();
-            let reply_stanza = message_stanza("r1", &alice_jid.to_non_ad(), "text", &reply, b"");
+            let reply_stanza = message_stanza(
+                "r1",
+                &alice_jid.to_non_ad(),
+                &StanzaAttrs::of(&Default::default()),
+                &reply,
+                b"",
+            );
             assert!(
                 reply_stanza.child("device-identity").is_none(),
                 "a msg needs no identity"
@@ -570,6 +767,99 @@ mod tests {
             let parsed = IncomingMessage::parse(&node.children([enc()])).unwrap();
             assert_eq!(parsed.sender_alt, expected);
         }
+    }
+
+    fn wrapped(inner: Message) -> Option<Box<whatsapp_proto::e2e::message::FutureProofMessage>> {
+        Some(Box::new(whatsapp_proto::e2e::message::FutureProofMessage {
+            message: Some(Box::new(inner)),
+        }))
+    }
+
+    #[test]
+    fn stanza_attributes_look_through_wrappers() {
+        use whatsapp_proto::e2e::message::{AudioMessage, ImageMessage, ReactionMessage, VideoMessage};
+        let image = Message {
+            image_message: Some(Box::<ImageMessage>::default()),
+            ..Default::default()
+        };
+        let check = |message: &Message, kind: &str, media: Option<&str>, hide: bool| {
+            let attrs = StanzaAttrs::of(message);
+            assert_eq!((attrs.kind, attrs.media_type), (kind, media), "{message:?}");
+            assert_eq!(attrs.hide_decrypt_failure, hide, "{message:?}");
+        };
+        check(&image, "media", Some("image"), false);
+        let disappearing = Message {
+            ephemeral_message: wrapped(image.clone()),
+            ..Default::default()
+        };
+        check(&disappearing, "media", Some("image"), false);
+        let view_once = Message {
+            view_once_message_v2: wrapped(Message {
+                video_message: Some(Box::new(VideoMessage {
+                    gif_playback: Some(true),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        check(&view_once, "media", Some("gif"), false);
+        let voice = Message {
+            audio_message: Some(Box::new(AudioMessage {
+                ptt: Some(true),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        check(&voice, "media", Some("ptt"), false);
+        let empty_wrapper = Message {
+            document_with_caption_message: Some(Box::default()),
+            ..Default::default()
+        };
+        check(&empty_wrapper, "text", None, false);
+        let reaction = Message {
+            reaction_message: Some(ReactionMessage {
+                text: Some("👍".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        check(&reaction, "reaction", None, true);
+        check(&Message::default(), "text", None, false);
+    }
+
+    #[test]
+    fn one_to_one_copies_carry_media_type_and_decrypt_fail() {
+        let attrs = StanzaAttrs {
+            kind: "media",
+            media_type: Some("image"),
+            edit: Some(EditKind::Edit),
+            hide_decrypt_failure: true,
+            poll_type: None,
+        };
+        let enc = attrs.pairwise(Node::new("enc"), true);
+        assert_eq!(enc.optional_str_attr("mediatype"), Some("image"));
+        assert_eq!(enc.optional_str_attr("decrypt-fail"), Some("hide"));
+        let group_copy = attrs.pairwise(Node::new("enc"), false);
+        assert_eq!(group_copy.optional_str_attr("mediatype"), None);
+        assert_eq!(attrs.skmsg(b"x").optional_str_attr("mediatype"), Some("image"));
+        let stanza = attrs.stanza(Node::new("message"), Vec::new());
+        assert_eq!(stanza.optional_str_attr("edit"), Some("1"));
+        assert_eq!(stanza.optional_str_attr("type"), Some("media"));
+    }
+
+    #[test]
+    fn a_copy_of_this_accounts_message_names_the_chat_by_recipient() {
+        let own = Jid::with_device("111", Jid::LID_SERVER, 2);
+        let chat = Jid::new("222", Jid::LID_SERVER);
+        let copy = Node::new("message")
+            .attr("from", own.clone())
+            .attr("recipient", chat.clone())
+            .attr("id", "A");
+        let parsed = IncomingMessage::parse(&copy).unwrap();
+        assert_eq!((parsed.chat, parsed.sender), (chat, own.clone()));
+        let plain = Node::new("message").attr("from", own.clone()).attr("id", "B");
+        assert_eq!(IncomingMessage::parse(&plain).unwrap().chat, own.to_non_ad());
     }
 
     #[test]

@@ -64,12 +64,18 @@ impl ReceiptKind {
     }
 }
 
-/// The delivery receipt for a handled `<message>`: to its sender, naming its id, `sender` when another device of
-/// this account sent it, otherwise `inactive` (a companion is not the active device until it sends presence).
-pub fn delivery_receipt(message: &Node, from_own_device: bool) -> Node {
+/// The delivery receipt for a handled `<message>` (whatsmeow `receipt.go` sendMessageReceipt): to its sender,
+/// naming its id; `sender` when another device of this account sent it (`peer_msg` for a stanza of type
+/// `peer_msg`); otherwise plain while the user is `active` (this client said it is available) and `inactive`
+/// while not.
+pub fn delivery_receipt(message: &Node, from_own_device: bool, active: bool) -> Node {
     let receipt = answering(message);
-    let kind = if from_own_device {
+    let kind = if from_own_device && message.optional_str_attr("type") == Some("peer_msg") {
+        ReceiptKind::PeerMessage
+    } else if from_own_device {
         ReceiptKind::Sender
+    } else if active {
+        ReceiptKind::Delivered
     } else {
         ReceiptKind::Inactive
     };
@@ -77,6 +83,16 @@ pub fn delivery_receipt(message: &Node, from_own_device: bool) -> Node {
         Some(kind) => receipt.attr("type", kind.to_owned()),
         None => receipt,
     }
+}
+
+/// The receipt that confirms a handled peer message (`category="peer"`) from this account's phone: type
+/// `peer_msg`, addressed to the account itself (`own` without its device), as whatsmeow `message.go`
+/// SendProtocolMessageReceipt sends it.
+pub fn peer_message_receipt(id: &str, own: &Jid) -> Node {
+    Node::new("receipt")
+        .attr("id", id.to_owned())
+        .attr("type", "peer_msg")
+        .attr("to", own.to_non_ad())
 }
 
 /// A `<receipt>` answering `message`: its id, addressed to its sender, with its recipient and participant.
@@ -175,20 +191,29 @@ mod tests {
             .attr("from", alice.clone())
             .attr("id", "M1")
             .attr("type", "text");
-        let receipt = delivery_receipt(&message, false);
+        let receipt = delivery_receipt(&message, false, false);
         assert_eq!(receipt.str_attr("id").unwrap(), "M1");
         assert_eq!(receipt.jid_attr("to").unwrap(), alice);
         assert_eq!(receipt.str_attr("type").unwrap(), "inactive");
+        // While the user is active the receipt is plain, as the sender's apps show it.
+        assert_eq!(delivery_receipt(&message, false, true).attr_value("type"), None);
+        for active in [false, true] {
+            assert_eq!(
+                delivery_receipt(&message, true, active).str_attr("type").unwrap(),
+                "sender"
+            );
+        }
+        let peer = message.clone().attr("type", "peer_msg");
         assert_eq!(
-            delivery_receipt(&message, true).str_attr("type").unwrap(),
-            "sender"
+            delivery_receipt(&peer, true, false).str_attr("type").unwrap(),
+            "peer_msg"
         );
         let group = Jid::new("1-2", Jid::GROUP_SERVER);
         let in_group = Node::new("message")
             .attr("from", group.clone())
             .attr("participant", alice.clone())
             .attr("id", "M2");
-        let receipt = delivery_receipt(&in_group, false);
+        let receipt = delivery_receipt(&in_group, false, false);
         assert_eq!(receipt.jid_attr("to").unwrap(), group);
         assert_eq!(receipt.jid_attr("participant").unwrap(), alice);
     }

@@ -8,8 +8,9 @@
 use whatsapp_binary::{Jid, Node};
 use whatsapp_signal::PreKeyBundle;
 
+use crate::compose::EditKind;
 use crate::error::ResponseError;
-use crate::message::Encrypted;
+use crate::message::{Encrypted, StanzaAttrs};
 
 /// No retry receipt is sent once a message's counter reaches this (at most 4 per message).
 pub const MAX_RETRY_RECEIPTS: u32 = 5;
@@ -85,6 +86,13 @@ pub struct RetryRequest {
     pub count: u32,
     /// The keys for a new session, when the receipt carries them.
     pub bundle: Option<PreKeyBundle>,
+    /// The receipt's `recipient`: the chat, when another device of this account asks for a one-to-one message
+    /// it did not decrypt. The resend carries it again.
+    pub recipient: Option<Jid>,
+    /// The receipt's `edit` attribute, carried again by the resend.
+    pub edit: Option<String>,
+    /// The message's own timestamp from the `<retry t>`, kept by the resend (unix seconds).
+    pub timestamp: Option<i64>,
 }
 
 impl RetryRequest {
@@ -117,43 +125,52 @@ impl RetryRequest {
             chat,
             count,
             bundle,
+            recipient: receipt.optional_jid_attr("recipient").ok().flatten(),
+            edit: receipt.optional_str_attr("edit").map(str::to_owned),
+            timestamp: retry.optional_i64_attr("t").ok().flatten(),
         })
     }
 }
 
-/// The message sent again to one device: `<message to=device id type t device_fanout="false"><enc count=N/>`,
-/// with the device identity when the copy is a `pkmsg`.
+/// The message sent again to one device, as whatsmeow `retry.go` handleRetryReceipt builds it:
+/// `<message to=device id type t device_fanout="false"><enc count=N/>` with the message's `type`, its
+/// `mediatype` on the `<enc>`, the receipt's `recipient` and `edit`, the `t` of the retry request (the
+/// message's own time; `unix_seconds` when the request had none), and the device identity when the copy is a
+/// `pkmsg`. In a group the copy goes to the group with the device as `participant`.
 pub fn resend_stanza(
     request: &RetryRequest,
-    kind: &'static str,
+    attrs: &StanzaAttrs,
     unix_seconds: i64,
     copy: &Encrypted,
     device_identity: &[u8],
 ) -> Node {
     let mut stanza = if request.chat.is_group() {
-        // In a group the copy goes to the group, for the one participant device that asked.
         Node::new("message")
             .attr("to", request.chat.clone())
             .attr("participant", request.device.clone())
     } else {
         Node::new("message").attr("to", request.device.clone())
     }
-    .attr("type", kind)
     .attr("id", request.id.clone())
-    .attr("t", unix_seconds.to_string());
+    .attr("t", request.timestamp.unwrap_or(unix_seconds).to_string());
     if !request.chat.is_group() {
         stanza = stanza.attr("device_fanout", "false");
     }
-    let enc = Node::new("enc")
-        .attr("v", "2")
-        .attr("type", copy.message.kind())
-        .attr("count", request.count.to_string())
-        .bytes(copy.message.serialized().to_vec());
+    if let Some(recipient) = &request.recipient {
+        stanza = stanza.attr("recipient", recipient.clone());
+    }
+    let attrs = StanzaAttrs {
+        edit: request.edit.as_deref().and_then(EditKind::from_attr),
+        ..attrs.clone()
+    };
+    let enc = attrs
+        .resent(&copy.message)
+        .attr("count", request.count.to_string());
     let mut children = vec![enc];
     if copy.message.kind() == "pkmsg" {
         children.push(Node::new("device-identity").bytes(device_identity.to_vec()));
     }
-    stanza.children(children)
+    attrs.stanza(stanza, children)
 }
 
 #[cfg(test)]

@@ -115,10 +115,14 @@ pub struct DeviceChange {
     pub device: Option<Jid>,
     /// The participant hash of the user's device list after the change (`device_hash`), when given.
     pub hash: Option<String>,
+    /// The same device under the user's LID (the `<device lid>`), when given.
+    pub lid_device: Option<Jid>,
+    /// The participant hash of the user's LID device list after the change (`device_lid_hash`), when given.
+    pub lid_hash: Option<String>,
 }
 
-/// `<notification type="devices" from=USER [lid]>` with `<add|remove|update device_hash><device jid/></..>`
-/// children: another user's device list changed (whatsmeow `handleDeviceNotification`).
+/// `<notification type="devices" from=USER [lid]>` with `<add|remove|update device_hash [device_lid_hash]><device
+/// jid [lid]/></..>` children: another user's device list changed (whatsmeow `handleDeviceNotification`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceNotification {
     /// The user whose devices changed (no device part).
@@ -152,12 +156,15 @@ impl DeviceNotification {
                     "update" => DeviceChangeKind::Update,
                     _ => return None,
                 };
+                let device = child.child("device");
                 Some(DeviceChange {
                     kind,
-                    device: child
-                        .child("device")
-                        .and_then(|device| device.optional_jid_attr("jid").ok().flatten()),
+                    device: device.and_then(|device| device.optional_jid_attr("jid").ok().flatten()),
                     hash: child.optional_str_attr("device_hash").map(str::to_owned),
+                    lid_device: device
+                        .and_then(|device| device.optional_jid_attr("lid").ok().flatten())
+                        .filter(|lid| lid.server() == Jid::LID_SERVER),
+                    lid_hash: child.optional_str_attr("device_lid_hash").map(str::to_owned),
                 })
             })
             .collect();
@@ -263,10 +270,13 @@ mod tests {
             .children([
                 Node::new("add")
                     .attr("device_hash", "2:abc")
-                    .children([Node::new("device").attr(
-                        "jid",
-                        Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 4),
-                    )]),
+                    .attr("device_lid_hash", "2:def")
+                    .children([Node::new("device")
+                        .attr(
+                            "jid",
+                            Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 4),
+                        )
+                        .attr("lid", Jid::with_device("777", Jid::LID_SERVER, 4))]),
                 Node::new("remove").children([Node::new("device").attr("jid", "garbage@@")]),
                 Node::new("update"),
                 Node::new("something-else"),
@@ -281,16 +291,22 @@ mod tests {
                     kind: DeviceChangeKind::Add,
                     device: Some(Jid::with_device("15551234567", Jid::DEFAULT_USER_SERVER, 4)),
                     hash: Some("2:abc".to_owned()),
+                    lid_device: Some(Jid::with_device("777", Jid::LID_SERVER, 4)),
+                    lid_hash: Some("2:def".to_owned()),
                 },
                 DeviceChange {
                     kind: DeviceChangeKind::Remove,
                     device: None,
                     hash: None,
+                    lid_device: None,
+                    lid_hash: None,
                 },
                 DeviceChange {
                     kind: DeviceChangeKind::Update,
                     device: None,
                     hash: None,
+                    lid_device: None,
+                    lid_hash: None,
                 },
             ]
         );

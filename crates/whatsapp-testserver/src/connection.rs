@@ -323,6 +323,10 @@ impl Conn {
 
     fn violation(&self, reason: String) {
         tracing::warn!(device = ?self.device, %reason, "protocol violation");
+        self.shared
+            .lock()
+            .violations
+            .push((self.device.clone(), reason.clone()));
         self.shared.emit(ServerEvent::ProtocolViolation {
             device: self.device.clone(),
             reason,
@@ -547,6 +551,7 @@ impl Conn {
                 self.respond(nodes).await
             }
             ("encrypt", "get") if iq.child("count").is_some() => self.prekey_count(id).await,
+            ("encrypt", "get") if iq.child("digest").is_some() => self.prekey_digest(id).await,
             ("w:m", "set") if iq.child("media_conn").is_some() && self.device.is_some() => {
                 let answer = self
                     .shared
@@ -654,16 +659,25 @@ impl Conn {
         }
         let routed = routing::route_message(&mut self.shared.lock(), &sender, message);
         match routed {
-            Ok((ack, copies)) => {
+            Ok(routing::Routed {
+                ack, duplicate: true, ..
+            }) => {
                 let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
-                let pairwise = message.child("participants").map_or(
-                    usize::from(message.child("enc").is_some() && !to_group(message)),
-                    |p| {
-                        p.children_by_tag("to")
-                            .filter(|to| to.child("enc").is_some())
-                            .count()
-                    },
-                );
+                self.shared
+                    .emit(ServerEvent::MessageDuplicate { from: sender, id });
+                if cut.is_some() {
+                    return Flow::Close;
+                }
+                self.send(ack).await
+            }
+            Ok(routing::Routed { ack, copies, .. }) => {
+                let id = message.optional_str_attr("id").unwrap_or_default().to_owned();
+                let pairwise = match message.child("participants") {
+                    Some(_) => companion_targets(message)
+                        .filter(|to| to.child("enc").is_some())
+                        .count(),
+                    None => usize::from(message.child("enc").is_some() && !to_group(message)),
+                };
                 let prekey = pairwise_encs(message)
                     .filter(|enc| enc.optional_str_attr("type") == Some("pkmsg"))
                     .count();
@@ -681,6 +695,10 @@ impl Conn {
             }
             Err(reason) => {
                 tracing::info!(%sender, %reason, "message refused");
+                self.shared
+                    .lock()
+                    .violations
+                    .push((Some(sender.clone()), reason.clone()));
                 self.shared
                     .emit(ServerEvent::MessageRefused { from: sender, reason });
                 self.send(nack(message)).await
@@ -795,6 +813,51 @@ impl Conn {
             self.respond(vec![iq_result(id)]).await
         } else {
             Flow::Continue
+        }
+    }
+
+    /// The digest of this device's key bundle as the server holds it (`<iq xmlns="encrypt" type="get"><digest/>`),
+    /// which WhatsApp Web compares with its own keys: registration id, identity, signed prekey, the ids of the
+    /// one-time prekeys left, and a SHA-1 over the identity, the signed prekey and its signature, and those
+    /// prekeys' public keys in order.
+    async fn prekey_digest(&mut self, id: &str) -> Flow {
+        use sha1::Digest as _;
+        let Some(device) = self.device.clone() else {
+            return self.respond_error(id, 401).await;
+        };
+        let digest = {
+            let mut state = self.shared.lock();
+            state.device_mut(&device).map(|linked| {
+                let registration = &linked.registration;
+                let mut hash = sha1::Sha1::new();
+                hash.update(registration.identity);
+                hash.update(registration.signed_prekey);
+                hash.update(registration.signed_prekey_signature);
+                for public in linked.prekeys.values() {
+                    hash.update(public);
+                }
+                Node::new("digest").children([
+                    Node::new("registration").bytes(registration.registration_id.to_be_bytes().to_vec()),
+                    Node::new("type").bytes(vec![crate::validate::DJB_KEY_TYPE]),
+                    Node::new("identity").bytes(registration.identity.to_vec()),
+                    Node::new("skey").children([
+                        Node::new("id").bytes(registration.signed_prekey_id.to_be_bytes()[1..].to_vec()),
+                        Node::new("value").bytes(registration.signed_prekey.to_vec()),
+                        Node::new("signature").bytes(registration.signed_prekey_signature.to_vec()),
+                    ]),
+                    Node::new("list").children(
+                        linked
+                            .prekeys
+                            .keys()
+                            .map(|key_id| Node::new("id").bytes(key_id.to_be_bytes()[1..].to_vec())),
+                    ),
+                    Node::new("hash").bytes(hash.finalize().to_vec()),
+                ])
+            })
+        };
+        match digest {
+            Some(digest) => self.respond(vec![iq_result(id).children([digest])]).await,
+            None => self.respond_error(id, 401).await,
         }
     }
 
@@ -1106,12 +1169,17 @@ impl Conn {
 }
 
 /// The pairwise `<enc>` children of an outgoing message: those under `<participants><to>`, or the direct one.
-fn pairwise_encs(message: &Node) -> impl Iterator<Item = &Node> {
-    let fanned = message
+/// The `<to>` entries of a fan-out that name companions (not phones, device 0).
+fn companion_targets(message: &Node) -> impl Iterator<Item = &Node> {
+    message
         .child("participants")
         .into_iter()
         .flat_map(|participants| participants.children_by_tag("to"))
-        .filter_map(|to| to.child("enc"));
+        .filter(|to| to.jid_attr("jid").is_ok_and(|jid| jid.device() != 0))
+}
+
+fn pairwise_encs(message: &Node) -> impl Iterator<Item = &Node> {
+    let fanned = companion_targets(message).filter_map(|to| to.child("enc"));
     let direct = message
         .children_by_tag("enc")
         .filter(|enc| enc.optional_str_attr("type") != Some("skmsg"));

@@ -98,6 +98,14 @@ pub enum ServerEvent {
         /// How many of those were `pkmsg`, each starting a new Signal session.
         prekey: usize,
     },
+    /// A device sent a message whose id the server had routed before from the same account to the same chat
+    /// (a repeat after a lost ack, or a retried send): it got the first ack again and nothing was queued.
+    MessageDuplicate {
+        /// The sending device.
+        from: Jid,
+        /// The message id.
+        id: String,
+    },
     /// A device sent a malformed message; it got an `<ack error="400">`.
     MessageRefused {
         /// The sending device.

@@ -55,10 +55,13 @@ pub(crate) struct Group {
     pub(crate) is_parent: bool,
     /// The community (group id) this group is linked to.
     pub(crate) linked_parent: Option<String>,
+    /// Whether members are addressed by LID (`addressing_mode="lid"`, what WhatsApp creates today) rather than
+    /// by phone number.
+    pub(crate) lid: bool,
 }
 
 impl Group {
-    /// A new group with `members`, the first of them its creator and super admin.
+    /// A new LID-addressed group with `members`, the first of them its creator and super admin.
     pub(crate) fn new(subject: &str, members: Vec<String>) -> Group {
         let now = unix_now();
         Group {
@@ -81,6 +84,7 @@ impl Group {
             photo: None,
             is_parent: false,
             linked_parent: None,
+            lid: true,
         }
     }
 
@@ -106,12 +110,46 @@ fn group_jid(id: &str) -> Jid {
     Jid::new(id, Jid::GROUP_SERVER)
 }
 
-/// The `<participant>` of a member: phone-number addressed, with the LID beside and the admin type.
-fn participant_node(state: &State, group: &Group, number: &str) -> Node {
-    let mut node = Node::new("participant").attr("jid", pn(number));
-    if let Some(account) = state.accounts.get(number) {
-        node = node.attr("lid", Jid::new(account.lid_user.clone(), Jid::LID_SERVER));
+/// How account `number` is named in `group`: by LID in a LID-addressed group, else by phone number.
+fn member_jid(state: &State, group: &Group, number: &str) -> Jid {
+    match state.accounts.get(number) {
+        Some(account) if group.lid => Jid::new(account.lid_user.clone(), Jid::LID_SERVER),
+        _ => pn(number),
     }
+}
+
+/// A `<participant jid>` naming account `number` as `group` addresses it, with the other address beside
+/// (`phone_number` for a LID, `lid` for a phone number), as whatsmeow `group.go` parseParticipant reads it.
+fn member_node(state: &State, group: &Group, number: &str) -> Node {
+    let node = Node::new("participant").attr("jid", member_jid(state, group, number));
+    match state.accounts.get(number) {
+        Some(_) if group.lid => node.attr("phone_number", pn(number)),
+        Some(account) => node.attr("lid", Jid::new(account.lid_user.clone(), Jid::LID_SERVER)),
+        None => node,
+    }
+}
+
+/// How account `number` is named in group `group_id` (see [`member_jid`]); by phone number when the group is gone.
+fn member_jid_in(state: &State, group_id: &str, number: &str) -> Jid {
+    match state.groups.get(group_id) {
+        Some(group) => member_jid(state, group, number),
+        None => pn(number),
+    }
+}
+
+/// A `<participant jid>` for account `number` in group `group_id` (see [`member_node`]); by phone number when the
+/// group is gone.
+fn member_node_in(state: &State, group_id: &str, number: &str) -> Node {
+    match state.groups.get(group_id) {
+        Some(group) => member_node(state, group, number),
+        None => Node::new("participant").attr("jid", pn(number)),
+    }
+}
+
+/// The `<participant>` of a member in the group's metadata: addressed as the group addresses members, with the
+/// other address and the admin type.
+fn participant_node(state: &State, group: &Group, number: &str) -> Node {
+    let mut node = member_node(state, group, number);
     if group.creator.as_deref() == Some(number) {
         node = node.attr("type", "superadmin");
     } else if group.admins.contains(number) {
@@ -128,12 +166,18 @@ fn group_node(state: &State, id: &str, group: &Group) -> Node {
         .attr("s_t", group.subject_at.to_string())
         .attr("creation", group.created.to_string())
         .attr("size", group.members.len().to_string())
-        .attr("addressing_mode", "pn");
+        .attr("addressing_mode", if group.lid { "lid" } else { "pn" });
     if let Some(by) = &group.subject_by {
-        node = node.attr("s_o", pn(by));
+        node = node.attr("s_o", member_jid(state, group, by));
+        if group.lid {
+            node = node.attr("s_o_pn", pn(by));
+        }
     }
     if let Some(creator) = &group.creator {
-        node = node.attr("creator", pn(creator));
+        node = node.attr("creator", member_jid(state, group, creator));
+        if group.lid {
+            node = node.attr("creator_pn", pn(creator));
+        }
     }
     let mut children: Vec<Node> = group
         .members
@@ -144,7 +188,7 @@ fn group_node(state: &State, id: &str, group: &Group) -> Node {
         children.push(
             Node::new("description")
                 .attr("id", description.id.clone())
-                .attr("participant", pn(&description.by))
+                .attr("participant", member_jid(state, group, &description.by))
                 .attr("t", description.at.to_string())
                 .children([Node::new("body").bytes(description.text.as_bytes().to_vec())]),
         );
@@ -198,10 +242,17 @@ fn notify(
     let stanza = Node::new("notification")
         .attr("from", group_jid(group_id))
         .attr("type", "w:gp2")
-        .attr("id", id.clone())
-        .attr("participant", pn(actor.user()))
-        .attr("t", unix_now().to_string())
-        .children(children);
+        .attr("id", id.clone());
+    // In a LID group the actor is named by LID with the phone number beside (whatsmeow `notification.go`
+    // reads `participant` and `participant_pn`).
+    let stanza = match state.groups.get(group_id) {
+        Some(group) if group.lid => stanza
+            .attr("participant", member_jid(state, group, actor.user()))
+            .attr("participant_pn", pn(actor.user()))
+            .attr("addressing_mode", "lid"),
+        _ => stanza.attr("participant", pn(actor.user())),
+    };
+    let stanza = stanza.attr("t", unix_now().to_string()).children(children);
     let mut devices = Vec::new();
     for number in recipients {
         if let Some(account) = state.accounts.get(number) {
@@ -294,7 +345,7 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
             let change = Node::new("subject")
                 .attr("subject", subject)
                 .attr("s_t", now.to_string())
-                .attr("s_o", pn(&me));
+                .attr("s_o", member_jid_in(&state, &group_id, &me));
             notify(shared, &mut state, &group_id, device, &members, vec![change]);
             Ok(result(id, to))
         }
@@ -469,11 +520,9 @@ pub(crate) fn answer(shared: &Shared, id: &str, device: &Jid, iq: &Node) -> Resu
                     .get(&group_id)
                     .map(|g| g.members.clone())
                     .unwrap_or_default();
-                let add = Node::new("add").attr("reason", "approval").children(
-                    approved
-                        .iter()
-                        .map(|n| Node::new("participant").attr("jid", pn(n))),
-                );
+                let add = Node::new("add")
+                    .attr("reason", "approval")
+                    .children(approved.iter().map(|n| member_node_in(&state, &group_id, n)));
                 notify(shared, &mut state, &group_id, device, &members, vec![add]);
             }
             let tag = if approve { "approve" } else { "reject" };
@@ -574,6 +623,7 @@ fn server_request(
                 }
             }
             let mut group = Group::new(subject, members);
+            group.lid = !state.pn_groups;
             group.is_parent = content.child("parent").is_some();
             group.locked = content.child("locked").is_some();
             group.announce = content.child("announcement").is_some();
@@ -634,7 +684,7 @@ fn server_request(
                 let recipients = group.members.clone();
                 group.members.retain(|m| m != me);
                 group.admins.remove(me);
-                let change = Node::new("remove").children([Node::new("participant").attr("jid", pn(me))]);
+                let change = Node::new("remove").children([member_node_in(state, jid.user(), me)]);
                 notify(shared, state, jid.user(), device, &recipients, vec![change]);
                 left.push(Node::new("group").attr("id", jid));
             }
@@ -697,7 +747,7 @@ fn join(
     let members = group.members.clone();
     let add = Node::new("add")
         .attr("reason", reason.to_owned())
-        .children([Node::new("participant").attr("jid", pn(me))]);
+        .children([member_node_in(state, group_id, me)]);
     notify(shared, state, group_id, device, &members, vec![add]);
 }
 
@@ -767,7 +817,7 @@ fn change_participants(
         let change = Node::new(tag.to_owned()).children(
             changed
                 .iter()
-                .map(|number| Node::new("participant").attr("jid", pn(number))),
+                .map(|number| member_node_in(state, group_id, number)),
         );
         notify(shared, state, group_id, device, &recipients, vec![change]);
     }

@@ -369,7 +369,7 @@ pub(crate) fn send_pair_success(
     };
     let device_id = account.next_device;
     account.next_device = account.next_device.saturating_add(1);
-    let key_index = u32::from(device_id);
+    let key_index = key_index(device_id);
     let details = AdvDeviceIdentity {
         raw_id: Some(account.raw_id),
         timestamp: Some(unix_now()),
@@ -546,6 +546,12 @@ pub(crate) fn finish_code_pairing(
         companion_identity: *companion_identity,
         adv_secret,
     })
+}
+
+/// The ADV key index a companion's device identity is signed with: its device id (each new companion gets the
+/// next one, as the phone counts them). Device lists carry it beside the device id.
+pub(crate) fn key_index(device_id: u16) -> u32 {
+    u32::from(device_id)
 }
 
 #[cfg(test)]

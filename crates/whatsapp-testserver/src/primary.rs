@@ -19,13 +19,18 @@ use whatsapp_appstate::{
 use whatsapp_binary::{Jid, Node};
 use whatsapp_proto::ProtoMessage;
 use whatsapp_proto::e2e::Message;
+use whatsapp_proto::e2e::message::peer_data_operation_request_response_message::PeerDataOperationResult;
+use whatsapp_proto::e2e::message::peer_data_operation_request_response_message::peer_data_operation_result::PlaceholderMessageResendResponse;
 use whatsapp_proto::e2e::message::{
     AppStateSyncKey, AppStateSyncKeyData, AppStateSyncKeyFingerprint, AppStateSyncKeyId,
-    AppStateSyncKeyShare, HistorySyncNotification, ProtocolMessage, protocol_message,
+    AppStateSyncKeyShare, HistorySyncNotification, PeerDataOperationRequestMessage,
+    PeerDataOperationRequestResponseMessage, PeerDataOperationRequestType, ProtocolMessage, protocol_message,
 };
-use whatsapp_proto::history_sync::HistorySync;
+use whatsapp_proto::history_sync::{HistorySync, WebMessageInfo};
 use whatsapp_proto::server_sync::SyncdPatch;
-use whatsapp_signal::{LocalIdentity, PreKeyBundle, PublicKey, SignalMessage};
+use whatsapp_signal::{
+    LocalIdentity, PreKeyBundle, PreKeySignalMessage, PreKeysForMessage, PublicKey, SignalMessage,
+};
 
 use crate::phone::{Phone, PhoneError};
 use crate::routing::deliver;
@@ -84,6 +89,17 @@ impl Phone {
             .map_err(|e| PhoneError::AppState(e.to_string()))?;
         crate::app_state::push_from_phone(&mut state, &self.number, name.as_str(), built.to_bytes())
             .ok_or(PhoneError::AppState("the account is gone".to_owned()))
+    }
+
+    /// What this phone received and decrypted (copies sent to device 0: messages from contacts, and the
+    /// `DeviceSentMessage` copies of what its companions sent), oldest first.
+    pub fn received_messages(&self) -> Vec<PhoneMessage> {
+        self.shared
+            .lock()
+            .accounts
+            .get(&self.number)
+            .map(|account| account.phone_inbox.clone())
+            .unwrap_or_default()
     }
 
     /// Sends companion `device` a history sync: `history` is compressed, encrypted and put on the media host, and
@@ -204,24 +220,36 @@ fn replay(
     Ok(state)
 }
 
-/// A peer message from companion `device` of account `number` to its phone: decrypted with the phone's session
-/// with that device (only `msg`: the phone started every session, so a companion never sends it a `pkmsg`). An
-/// `AppStateSyncKeyRequest` is answered with a key share of the requested keys the phone has (none when it has
-/// none of them, as a phone that lost them would); anything else is read and dropped.
-pub(crate) fn receive_peer(state: &mut State, number: &str, device: u16, enc: &Node) -> Result<(), String> {
-    if enc.optional_str_attr("type") != Some("msg") {
-        return Err("a peer message to the phone that is not a msg".to_owned());
-    }
+/// A peer message `id` from companion `device` of account `number` to its phone: decrypted with the phone's
+/// session with that device (a `msg` on the session the phone started at linking, or a `pkmsg` from a companion
+/// that starts one from the phone's prekeys). An `AppStateSyncKeyRequest` is answered with a key share of the requested keys the phone has (none
+/// when it has none of them, as a phone that lost them would); a placeholder resend request with the messages
+/// the phone received (see [`answer_placeholder_request`]); anything else is read and dropped.
+pub(crate) fn receive_peer(
+    state: &mut State,
+    number: &str,
+    device: u16,
+    id: &str,
+    enc: &Node,
+) -> Result<(), String> {
+    let kind = enc.optional_str_attr("type").unwrap_or_default();
     let bytes = enc.content_bytes().ok_or("empty <enc>")?;
-    let message = SignalMessage::deserialize(bytes).map_err(|e| e.to_string())?;
-    let account = state.accounts.get_mut(number).ok_or("no such account")?;
-    let record = account
-        .sessions
-        .get_mut(&device)
-        .ok_or_else(|| format!("the phone has no session with device {device}"))?;
-    let padded = whatsapp_signal::decrypt(record, &message, &mut OsRng).map_err(|e| e.to_string())?;
+    // Usually a `msg` on the session the phone started; a companion that lost it starts one with a `pkmsg`.
+    let padded = open_pairwise(state, number, &device_jid(number, device), kind, bytes)?;
     let plaintext = whatsapp_signal::padding::unpad(&padded).map_err(|e| e.to_string())?;
+    let account = state.accounts.get_mut(number).ok_or("no such account")?;
     let message = Message::decode(plaintext).map_err(|e| e.to_string())?;
+    if let Some(request) = message
+        .protocol_message
+        .as_ref()
+        .and_then(|p| p.peer_data_operation_request_message.as_ref())
+        .filter(|r| {
+            r.peer_data_operation_request_type() == PeerDataOperationRequestType::PlaceholderMessageResend
+        })
+    {
+        let answer = answer_placeholder_request(account, id, request);
+        return send_peer(state, number, device, &answer).map_err(|e| e.to_string());
+    }
     let Some(request) = message
         .protocol_message
         .as_ref()
@@ -242,6 +270,209 @@ pub(crate) fn receive_peer(state: &mut State, number: &str, device: u16, enc: &N
         .cloned()
         .collect();
     send_peer(state, number, device, &key_share(&found)).map_err(|e| e.to_string())
+}
+
+/// The phone's answer to a placeholder resend request (whatsmeow `send.go` BuildUnavailableMessageRequest, read
+/// back by `message.go` handlePlaceholderResendResponse): for each requested key, the message with that id
+/// from the phone's own copies, as a `WebMessageInfo` under the key as asked (the content of a copy from the
+/// account's own device is the message inside its `DeviceSentMessage`). A message the phone never received is
+/// left out.
+fn answer_placeholder_request(
+    account: &crate::state::Account,
+    request_id: &str,
+    request: &PeerDataOperationRequestMessage,
+) -> Message {
+    let results = request
+        .placeholder_message_resend_request
+        .iter()
+        .filter_map(|asked| {
+            let key = asked.message_key.clone()?;
+            let received = account
+                .phone_inbox
+                .iter()
+                .rev()
+                .find(|m| Some(m.id.as_str()) == key.id.as_deref())?;
+            let mut content = received.message.clone();
+            if let Some(inner) = content.device_sent_message.take().and_then(|dsm| dsm.message) {
+                content = *inner;
+            }
+            content.sender_key_distribution_message = None;
+            let web = WebMessageInfo {
+                key,
+                message: Some(content),
+                message_timestamp: Some(unix_now()),
+                ..Default::default()
+            };
+            Some(PeerDataOperationResult {
+                placeholder_message_resend_response: Some(PlaceholderMessageResendResponse {
+                    web_message_info_bytes: Some(web.encode_to_vec()),
+                }),
+                ..Default::default()
+            })
+        })
+        .collect();
+    protocol(ProtocolMessage {
+        r#type: Some(protocol_message::Type::PeerDataOperationRequestResponseMessage as i32),
+        peer_data_operation_request_response_message: Some(PeerDataOperationRequestResponseMessage {
+            peer_data_operation_request_type: Some(
+                PeerDataOperationRequestType::PlaceholderMessageResend as i32,
+            ),
+            stanza_id: Some(request_id.to_owned()),
+            peer_data_operation_result: results,
+        }),
+        ..Default::default()
+    })
+}
+
+/// A message the phone received (a copy sent to device 0 of its account) and decrypted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhoneMessage {
+    /// The sending device, by phone number.
+    pub from: Jid,
+    /// The chat: the group, `status@broadcast`, or the account the message was addressed to.
+    pub chat: Jid,
+    /// The message id.
+    pub id: String,
+    /// The decrypted message (a `DeviceSentMessage` when one of the account's own companions sent it).
+    pub message: Message,
+}
+
+/// Decrypts a copy of message `id` addressed to the phone of account `number` (device 0): a `pkmsg` starts a
+/// session from the phone's prekeys (its identity key must be the one the sending device registered), a `msg`
+/// continues one, a sender-key distribution inside is kept for the chat, and an `skmsg` is read with the kept
+/// sender key. What decrypts goes to the phone's inbox; the error says why a copy did not.
+pub(crate) fn receive_copy(
+    state: &mut State,
+    number: &str,
+    sender: &Jid,
+    chat: &Jid,
+    id: &str,
+    enc: &Node,
+    described: &crate::message_attrs::Described,
+) -> Result<(), String> {
+    let bytes = enc.content_bytes().ok_or("empty <enc>")?;
+    let kind = enc.optional_str_attr("type").unwrap_or_default();
+    let padded = if kind == "skmsg" {
+        let account = state.accounts.get_mut(number).ok_or("no such account")?;
+        let message = whatsapp_signal::SenderKeyMessage::deserialize(bytes).map_err(|e| e.to_string())?;
+        let record = account
+            .phone_sender_keys
+            .get_mut(&(chat.clone(), sender.clone()))
+            .ok_or_else(|| format!("the phone has no sender key of {sender} in {chat}"))?;
+        whatsapp_signal::group_decrypt(record, &message).map_err(|e| e.to_string())?
+    } else {
+        open_pairwise(state, number, sender, kind, bytes)?
+    };
+    let account = state.accounts.get_mut(number).ok_or("no such account")?;
+    let plaintext = whatsapp_signal::padding::unpad(&padded).map_err(|e| e.to_string())?;
+    let message = Message::decode(plaintext).map_err(|e| e.to_string())?;
+    if let Some(distribution) = message
+        .sender_key_distribution_message
+        .as_ref()
+        .and_then(|skdm| skdm.axolotl_sender_key_distribution_message.as_deref())
+    {
+        let distribution = whatsapp_signal::SenderKeyDistributionMessage::deserialize(distribution)
+            .map_err(|e| e.to_string())?;
+        let record = account
+            .phone_sender_keys
+            .entry((chat.clone(), sender.clone()))
+            .or_default();
+        whatsapp_signal::process_distribution_message(record, &distribution);
+    }
+    let content = Message {
+        sender_key_distribution_message: None,
+        ..message.clone()
+    };
+    if content == Message::default() {
+        // Only the sender key, which the skmsg after it needs.
+        return Ok(());
+    }
+    described.check(&content)?;
+    account.phone_inbox.push(PhoneMessage {
+        from: sender.clone(),
+        chat: chat.clone(),
+        id: id.to_owned(),
+        message,
+    });
+    Ok(())
+}
+
+/// Decrypts a pairwise copy (`pkmsg` or `msg`) from device `sender` for the phone of account `number`: a
+/// `pkmsg` starts a session from the phone's prekeys (its identity key must be the one the sending device
+/// registered), a `msg` continues one. Returns the padded plaintext.
+fn open_pairwise(
+    state: &mut State,
+    number: &str,
+    sender: &Jid,
+    kind: &str,
+    bytes: &[u8],
+) -> Result<Vec<u8>, String> {
+    let sender_identity = state
+        .accounts
+        .get(sender.user())
+        .and_then(|account| match sender.device() {
+            0 => Some(account.identity.public.as_bytes().to_owned()),
+            device => account
+                .devices
+                .get(&device)
+                .map(|linked| linked.registration.identity),
+        })
+        .ok_or_else(|| format!("unknown sending device {sender}"))?;
+    let account = state.accounts.get_mut(number).ok_or("no such account")?;
+    let local = LocalIdentity {
+        identity: account.identity.clone(),
+        registration_id: account.registration_id,
+    };
+    let own_companion = sender.user() == number;
+    let mut record = match own_companion {
+        true => account.sessions.remove(&sender.device()),
+        false => account.phone_peers.remove(sender),
+    }
+    .unwrap_or_default();
+    let decrypted = match kind {
+        "pkmsg" => {
+            let message = PreKeySignalMessage::deserialize(bytes).map_err(|e| e.to_string())?;
+            if message.identity_key().as_bytes() != &sender_identity {
+                Err(format!(
+                    "a pkmsg from {sender} with another identity key than it registered"
+                ))
+            } else if message.signed_pre_key_id() != account.phone_keys.signed_prekey_id {
+                Err(format!(
+                    "a pkmsg for unknown signed prekey {}",
+                    message.signed_pre_key_id()
+                ))
+            } else {
+                let keys = &mut account.phone_keys;
+                let pre_keys = PreKeysForMessage {
+                    signed_pre_key: keys.signed_prekey.clone(),
+                    pre_key: message
+                        .pre_key_id()
+                        .and_then(|id| keys.handed_out.get(&id).cloned()),
+                };
+                whatsapp_signal::decrypt_pre_key(&mut record, &local, &message, &pre_keys, &mut OsRng)
+                    .map(|(plaintext, used)| {
+                        if let Some(used) = used {
+                            keys.handed_out.remove(&used);
+                        }
+                        plaintext
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        }
+        "msg" => SignalMessage::deserialize(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|message| {
+                whatsapp_signal::decrypt(&mut record, &message, &mut OsRng).map_err(|e| e.to_string())
+            }),
+        other => Err(format!("enc type {other:?}")),
+    };
+    if record.has_current_session() {
+        match own_companion {
+            true => account.sessions.insert(sender.device(), record),
+            false => account.phone_peers.insert(sender.clone(), record),
+        };
+    }
+    decrypted
 }
 
 /// The linked companions of an account.

@@ -164,13 +164,25 @@ impl TestServer {
 
     /// Creates a group with these members (phone numbers of accounts added with [`add_phone`](Self::add_phone))
     /// and returns its JID. The first member is its creator and super admin. Members' devices can then read its
-    /// metadata, send and receive its messages and administer it as their rights allow.
+    /// metadata, send and receive its messages and administer it as their rights allow. The group is addressed by
+    /// LID (`addressing_mode="lid"`), as WhatsApp creates groups today: its metadata, notifications and messages
+    /// name members by LID with the phone number beside.
     pub fn create_group(&self, subject: &str, members: &[&str]) -> Jid {
+        self.insert_group(subject, members, true)
+    }
+
+    /// Creates a group addressed by phone number (`addressing_mode="pn"`), as groups made before WhatsApp's
+    /// move to LIDs are: members, participants and notifications are named by phone number. Otherwise as
+    /// [`TestServer::create_group`].
+    pub fn create_pn_group(&self, subject: &str, members: &[&str]) -> Jid {
+        self.insert_group(subject, members, false)
+    }
+
+    fn insert_group(&self, subject: &str, members: &[&str], lid: bool) -> Jid {
         let id = format!("1203630{}", self.shared().next_number() + 10_000_000);
-        self.shared().lock().groups.insert(
-            id.clone(),
-            crate::groups::Group::new(subject, members.iter().map(|m| (*m).to_owned()).collect()),
-        );
+        let mut group = crate::groups::Group::new(subject, members.iter().map(|m| (*m).to_owned()).collect());
+        group.lid = lid;
+        self.shared().lock().groups.insert(id.clone(), group);
         Jid::new(id, Jid::GROUP_SERVER)
     }
 
@@ -253,9 +265,14 @@ impl TestServer {
         let mut state = self.shared().lock();
         state.accounts.entry(number.to_owned()).or_insert_with(|| {
             let lid_user = OsRng.gen_range(100_000_000_000_000u64..1_000_000_000_000_000);
+            let identity = KeyPair::generate(&mut OsRng);
             Account {
                 lid_user: lid_user.to_string(),
-                identity: KeyPair::generate(&mut OsRng),
+                phone_keys: crate::state::PhoneKeys::generate(&identity, &mut OsRng),
+                phone_peers: Default::default(),
+                phone_sender_keys: Default::default(),
+                phone_inbox: Vec::new(),
+                identity,
                 raw_id: OsRng.r#gen(),
                 next_device: 1,
                 devices: Default::default(),
@@ -339,11 +356,28 @@ impl TestServer {
             .insert(device.clone(), count);
     }
 
+    /// Delivers the next message copy for `device` as WhatsApp does when it has no copy for that device: the
+    /// `<message>` with `<unavailable type=kind>` (such as `view_once`) in place of its `<enc>`. The device has to
+    /// ask its phone for the message, which the simulated phone answers from the copies it received.
+    pub fn withhold_next_message(&self, device: &Jid, kind: &str) {
+        self.shared()
+            .lock()
+            .faults
+            .withhold_next
+            .insert(device.clone(), kind.to_owned());
+    }
+
     /// Whether linking and unlinking a device is announced to the accounts that asked for the account's device
     /// list (a `devices` notification, queued like messages) and to the account's other devices; on by default.
     /// Off, senders keep stale device lists and only the participant hash in the message ack tells them.
     pub fn announce_device_changes(&self, yes: bool) {
         self.shared().lock().faults.silent_device_changes = !yes;
+    }
+
+    /// Whether the groups clients create from now on are addressed by phone number (`addressing_mode="pn"`, as
+    /// groups made before WhatsApp's move to LIDs) instead of by LID; off by default.
+    pub fn create_pn_groups(&self, yes: bool) {
+        self.shared().lock().pn_groups = yes;
     }
 
     /// Whether the stanzas queued for a device are sent newest first when it logs in (out-of-order delivery);
@@ -447,6 +481,20 @@ impl TestServer {
             .get(number)
             .map(|a| a.devices.keys().map(|d| device_jid(number, *d)).collect())
             .unwrap_or_default()
+    }
+
+    /// The copies for phones (device 0) that the phone could not decrypt, oldest first: the phone's device JID,
+    /// the message id and why. A correct client leaves this empty.
+    pub fn phone_decrypt_failures(&self) -> Vec<(Jid, String, String)> {
+        self.shared().lock().phone_failures.clone()
+    }
+
+    /// Everything a client sent that the server refused as a protocol violation (a malformed stanza, a message
+    /// whose attributes contradict each other, a receipt of the wrong kind), oldest first: the device (when the
+    /// connection was logged in) and why. Refused messages are also reported as
+    /// [`ServerEvent::MessageRefused`](crate::ServerEvent::MessageRefused). A correct client leaves this empty.
+    pub fn protocol_violations(&self) -> Vec<(Option<Jid>, String)> {
+        self.shared().lock().violations.clone()
     }
 
     /// Stops accepting connections and ends every live one abruptly. Phones and subscriptions stay usable for

@@ -542,11 +542,7 @@ fn usync(state: &mut State, viewer: &str, id: &str, iq: &Node) -> Result<Node, u
         if asked("devices")
             && let Some(account) = state.accounts.get(&number)
         {
-            let devices = account
-                .devices
-                .keys()
-                .map(|d| Node::new("device").attr("id", d.to_string()))
-                .collect::<Vec<_>>();
+            let devices = crate::routing::device_list(account);
             children.push(Node::new("devices").children([Node::new("device-list").children(devices)]));
         }
         users.push(Node::new("user").attr("jid", jid).children(children));

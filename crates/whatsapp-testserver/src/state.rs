@@ -54,6 +54,50 @@ pub(crate) struct Account {
     /// Whether the account's messages reach others from its LID devices (see
     /// [`crate::TestServer::address_by_lid`]).
     pub(crate) lid_addressed: bool,
+    /// The phone's own prekeys (device 0 is listed and has its bundle served like any device).
+    pub(crate) phone_keys: PhoneKeys,
+    /// The phone's Signal sessions with other accounts' devices, by their phone-number device JID.
+    pub(crate) phone_peers: HashMap<Jid, whatsapp_signal::SessionRecord>,
+    /// The sender keys the phone holds, by chat and sending device (phone-number device JID).
+    pub(crate) phone_sender_keys: HashMap<(Jid, Jid), whatsapp_signal::SenderKeyRecord>,
+    /// What the phone received and decrypted, oldest first.
+    pub(crate) phone_inbox: Vec<crate::primary::PhoneMessage>,
+}
+
+/// The primary phone's signed prekey and one-time prekeys, private halves included: the phone decrypts what is
+/// sent to device 0.
+#[derive(Debug)]
+pub(crate) struct PhoneKeys {
+    pub(crate) signed_prekey_id: u32,
+    pub(crate) signed_prekey: KeyPair,
+    pub(crate) signature: [u8; 64],
+    /// One-time prekeys by id; each is handed out once.
+    pub(crate) prekeys: BTreeMap<u32, KeyPair>,
+    /// The one-time prekeys handed out in bundles and not used yet, by id.
+    pub(crate) handed_out: BTreeMap<u32, KeyPair>,
+}
+
+impl PhoneKeys {
+    /// How many one-time prekeys a phone starts with.
+    const PREKEYS: u32 = 50;
+
+    /// Fresh keys, the signed prekey signed with the phone's identity.
+    pub(crate) fn generate(
+        identity: &KeyPair,
+        rng: &mut (impl rand::RngCore + rand::CryptoRng),
+    ) -> PhoneKeys {
+        let signed_prekey = KeyPair::generate(rng);
+        let signature = identity.private.sign(&signed_prekey.public.serialize(), rng);
+        PhoneKeys {
+            signed_prekey_id: 1,
+            signed_prekey,
+            signature,
+            prekeys: (1..=Self::PREKEYS)
+                .map(|id| (id, KeyPair::generate(rng)))
+                .collect(),
+            handed_out: BTreeMap::new(),
+        }
+    }
 }
 
 /// What a connection task is told to do.
@@ -126,6 +170,8 @@ pub(crate) struct Faults {
     pub(crate) reverse_inbox: bool,
     /// Devices whose next message copies get a flipped ciphertext byte (they will not decrypt), with how many.
     pub(crate) corrupt_next: HashMap<Jid, usize>,
+    /// Devices whose next message copy is delivered as `<unavailable type>` (the type) without its `<enc>`.
+    pub(crate) withhold_next: HashMap<Jid, String>,
     /// Devices whose connection is cut right after the next message copy is written to it.
     pub(crate) cut_after_next: std::collections::HashSet<Jid>,
     /// Device-list changes are not announced (`devices` notifications), so senders keep stale lists.
@@ -162,7 +208,20 @@ pub(crate) struct State {
     pub(crate) businesses: crate::business::Businesses,
     /// Where photo URLs point: the media host once it listens.
     pub(crate) picture_host: String,
+    /// Groups that clients create are addressed by phone number rather than by LID.
+    pub(crate) pn_groups: bool,
+    /// Copies for phones (device 0) that did not decrypt: the phone, the message id and why.
+    pub(crate) phone_failures: Vec<(Jid, String, String)>,
+    /// What clients sent that WhatsApp would refuse: the device (when logged in) and why.
+    pub(crate) violations: Vec<(Option<Jid>, String)>,
+    /// The acks of the message fan-outs routed so far, by sending account, chat and message id, oldest first
+    /// in `routed_order` (at most [`ROUTED_IDS`]): a message id is routed once.
+    pub(crate) routed: HashMap<(String, String, String), Node>,
+    pub(crate) routed_order: std::collections::VecDeque<(String, String, String)>,
 }
+
+/// How many routed message ids the server remembers to refuse routing one twice.
+pub(crate) const ROUTED_IDS: usize = 100_000;
 
 pub(crate) use crate::groups::Group;
 
@@ -218,6 +277,7 @@ impl Shared {
                     ignore_acks: false,
                     reverse_inbox: false,
                     corrupt_next: Default::default(),
+                    withhold_next: Default::default(),
                     cut_after_next: Default::default(),
                     cut_before_ack: Default::default(),
                     silent_device_changes: false,
@@ -232,6 +292,11 @@ impl Shared {
                 newsletters: Default::default(),
                 businesses: Default::default(),
                 picture_host: "https://pps.whatsapp.net".to_owned(),
+                phone_failures: Vec::new(),
+                violations: Vec::new(),
+                routed: HashMap::new(),
+                routed_order: Default::default(),
+                pn_groups: false,
             }),
             events,
             next_id: AtomicU64::new(1),

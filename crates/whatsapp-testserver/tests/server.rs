@@ -710,3 +710,189 @@ async fn expired_chain_is_refused_by_the_client() {
     drop(result);
     wait(&mut events, |e| matches!(e, ServerEvent::HandshakeFailed { .. })).await;
 }
+
+/// The next `<ack>` for stanza `id`, skipping anything else the server sends meanwhile.
+async fn ack_for(client: &mut Client, id: &str) -> Node {
+    loop {
+        let node = client.expect().await;
+        if node.tag == "ack" && node.optional_str_attr("id") == Some(id) {
+            return node;
+        }
+    }
+}
+
+#[tokio::test]
+async fn device_lists_name_the_phone_and_key_indexes_and_the_phone_has_keys() {
+    let (server, phone, mut events) = setup().await;
+    let mut rng = StdRng::seed_from_u64(21);
+    let (device, jid) = pair(&server, &phone, &mut events, &mut rng).await;
+    let mut client = login(&server, &phone, &device, &jid).await;
+
+    // The phone first, as device 0; the companion with the key index its identity was signed with.
+    let answer = client
+        .iq(
+            whatsapp_core::usync::device_query(&[Jid::new(NUMBER, Jid::DEFAULT_USER_SERVER)], "s1"),
+            "d1",
+        )
+        .await;
+    let list = answer
+        .child("usync")
+        .and_then(|u| u.child("list"))
+        .and_then(|l| l.child("user"))
+        .and_then(|u| u.child("devices"))
+        .and_then(|d| d.child("device-list"))
+        .expect("a device list");
+    let listed: Vec<(String, Option<String>)> = list
+        .children_by_tag("device")
+        .map(|d| {
+            (
+                d.str_attr("id").unwrap().to_owned(),
+                d.optional_str_attr("key-index").map(str::to_owned),
+            )
+        })
+        .collect();
+    let companion = jid.device().to_string();
+    assert_eq!(
+        listed,
+        [("0".to_owned(), None), (companion.clone(), Some(companion))]
+    );
+
+    // The phone's bundle is served under its phone number and its LID alike, with its identity key.
+    let by_pn = Jid::with_device(NUMBER, Jid::DEFAULT_USER_SERVER, 0);
+    let by_lid = Jid::with_device(phone.lid().user(), Jid::LID_SERVER, 0);
+    let answer = client
+        .iq(whatsapp_core::prekeys::bundle_query(&[by_pn, by_lid]), "b1")
+        .await;
+    let bundles = whatsapp_core::prekeys::parse_bundles(&answer).unwrap();
+    assert_eq!(bundles.len(), 2);
+    for (named, bundle) in bundles {
+        let bundle = bundle.unwrap_or_else(|e| panic!("no bundle for {named}: {e}"));
+        assert_eq!(*bundle.identity_key.as_bytes(), phone.identity_public());
+        assert!(bundle.pre_key.is_some());
+    }
+
+    // The prekey digest, as WhatsApp Web checks its keys against the server's.
+    let prekeys = generate_prekeys(&[1, 2, 3], &mut rng);
+    let upload = client.iq(prekey_upload_for(&device, &prekeys), "u1").await;
+    assert_eq!(iq_type(&upload), "result", "{upload}");
+    let digest_query = Node::new("iq")
+        .attr("xmlns", "encrypt")
+        .attr("type", "get")
+        .attr("to", server_jid())
+        .children([Node::new("digest")]);
+    let answer = client.iq(digest_query, "g1").await;
+    assert_eq!(iq_type(&answer), "result", "{answer}");
+    let digest = answer.child("digest").expect("a <digest>");
+    let bytes = |node: Option<&Node>| node.and_then(Node::content_bytes).unwrap().to_vec();
+    assert_eq!(
+        bytes(digest.child("registration")),
+        device.registration_id.to_be_bytes().to_vec()
+    );
+    let ids: Vec<Vec<u8>> = digest
+        .child("list")
+        .unwrap()
+        .children_by_tag("id")
+        .map(|id| id.content_bytes().unwrap().to_vec())
+        .collect();
+    assert_eq!(ids, [vec![0, 0, 1], vec![0, 0, 2], vec![0, 0, 3]]);
+    use sha1::Digest as _;
+    let mut expected = sha1::Sha1::new();
+    expected.update(device.identity_key.public);
+    expected.update(device.signed_prekey.key_pair.public);
+    expected.update(device.signed_prekey.signature);
+    for prekey in &prekeys {
+        expected.update(prekey.key_pair.public);
+    }
+    assert_eq!(bytes(digest.child("hash")), expected.finalize().to_vec());
+}
+
+#[tokio::test]
+async fn messages_addressed_as_whatsapp_no_longer_takes_them_are_refused_with_the_reason() {
+    const BOB: &str = "15557654321";
+    let (server, phone, mut events) = setup().await;
+    let bob_phone = server.add_phone(BOB);
+    let mut rng = StdRng::seed_from_u64(22);
+    let (device, jid) = pair(&server, &phone, &mut events, &mut rng).await;
+    let (_, bob) = pair(&server, &bob_phone, &mut events, &mut rng).await;
+    let mut client = login(&server, &phone, &device, &jid).await;
+    let own_lid = Jid::with_device(phone.lid().user(), Jid::LID_SERVER, jid.device());
+    let bob_lid = Jid::with_device(bob_phone.lid().user(), Jid::LID_SERVER, bob.device());
+    let lid_group = server.create_group("New", &[NUMBER, BOB]);
+    let pn_group = server.create_pn_group("Old", &[NUMBER, BOB]);
+
+    let enc = |kind: &str| {
+        Node::new("enc")
+            .attr("v", "2")
+            .attr("type", kind.to_owned())
+            .bytes(vec![1, 2, 3])
+    };
+    let copy_for = |device: &Jid| Node::new("to").attr("jid", device.clone()).children([enc("msg")]);
+    let message = |id: &str, to: Jid| {
+        Node::new("message")
+            .attr("id", id.to_owned())
+            .attr("type", "text")
+            .attr("to", to)
+    };
+    let cases = [
+        (
+            message("m1", lid_group.clone()).children([enc("skmsg")]),
+            "addressing_mode",
+        ),
+        (
+            message("m2", lid_group.clone())
+                .attr("addressing_mode", "lid")
+                .children([
+                    Node::new("participants").children([copy_for(&own_lid)]),
+                    enc("skmsg"),
+                ]),
+            "sending device itself",
+        ),
+        (
+            message("m3", lid_group.clone())
+                .attr("addressing_mode", "lid")
+                .children([Node::new("participants").children([copy_for(&bob)]), enc("skmsg")]),
+            "by phone number in LID-addressed group",
+        ),
+        (
+            message("m4", pn_group.clone())
+                .attr("addressing_mode", "lid")
+                .children([enc("skmsg")]),
+            "phone-number group",
+        ),
+        (
+            message("m5", bob.to_non_ad()).children([Node::new("participants").children([copy_for(&bob)])]),
+            "by phone number",
+        ),
+        (
+            message("m6", bob_lid.to_non_ad())
+                .attr("peer_recipient_pn", Jid::new(NUMBER, Jid::DEFAULT_USER_SERVER))
+                .children([Node::new("participants").children([copy_for(&bob_lid)])]),
+            "does not name the account",
+        ),
+        (
+            message("m7", bob_lid.to_non_ad())
+                .attr("peer_recipient_pn", bob.to_non_ad())
+                .attr("phash", "2:abcdefgh")
+                .children([Node::new("participants").children([copy_for(&bob_lid)])]),
+            "phash on a one-to-one message",
+        ),
+        (
+            message("m8", bob_lid.to_non_ad())
+                .attr("peer_recipient_pn", bob.to_non_ad())
+                .children([Node::new("participants").children([copy_for(&bob)])]),
+            "by phone number in a LID-addressed message",
+        ),
+    ];
+    for (stanza, reason) in cases {
+        let id = stanza.str_attr("id").unwrap().to_owned();
+        client.send(stanza).await;
+        let ack = ack_for(&mut client, &id).await;
+        assert_eq!(ack.optional_str_attr("error"), Some("400"), "{id}: {ack}");
+        match wait(&mut events, |e| matches!(e, ServerEvent::MessageRefused { .. })).await {
+            ServerEvent::MessageRefused { reason: said, .. } => {
+                assert!(said.contains(reason), "{id}: {said:?} does not say {reason:?}")
+            }
+            _ => unreachable!(),
+        }
+    }
+}

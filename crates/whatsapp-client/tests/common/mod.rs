@@ -123,7 +123,10 @@ pub(crate) fn user(number: &str) -> Jid {
 pub(crate) struct Companion {
     pub(crate) client: Client<SqlBackend>,
     pub(crate) events: Events,
+    /// The device by phone number.
     pub(crate) jid: Jid,
+    /// The same device by LID, as LID-addressed chats and groups name it.
+    pub(crate) lid: Jid,
     /// The SQLite file or PostgreSQL URL, for a second look at what the client stored (see [`reopen`]; empty for
     /// an in-memory store).
     pub(crate) path: String,
@@ -171,10 +174,12 @@ pub(crate) async fn companion_in(server: &TestServer, number: &str, db: &Db) -> 
     let (backend, path) = store_on(db).await;
     let (client, mut events) = client_for(server, backend).await;
     let jid = pair_with(&phone, &client, &mut events).await;
+    let lid = Jid::with_device(phone.lid().user(), Jid::LID_SERVER, jid.device());
     Companion {
         client,
         events,
         jid,
+        lid,
         path,
     }
 }
