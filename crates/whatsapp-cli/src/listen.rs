@@ -22,6 +22,8 @@ pub(crate) async fn run(global: &Global, as_json: bool) -> anyhow::Result<()> {
             event = events.recv() => {
                 let Some(event) = event else { break Ok(()) };
                 print(&event, as_json);
+                // Printed: its ack may go out now rather than when the next event comes.
+                events.mark_handled();
                 if let Some(error) = account::stopping_error(&event) {
                     break Err(error);
                 }

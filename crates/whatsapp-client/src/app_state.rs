@@ -8,11 +8,15 @@
 //! key share arrives. A sync that fails verification (an LTHash or MAC
 //! mismatch) is retried once as a full sync from scratch. One sync runs at a time per client.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tracing::{debug, warn};
 use whatsapp_appstate::{
     Action, AppStateError, AppStateKey, CollectionDecoder, CollectionName, Operation, ParsedPatch,
     PatchBuilder, PatchInfo,
 };
+use whatsapp_binary::Node;
 use whatsapp_core::app_state::{
     CollectionAnswer, fetch_query, key_request, newest_key, parse_answer, patch_query, referenced_key_ids,
     stored_state, touched_indexes,
@@ -29,6 +33,25 @@ use crate::{Client, ClientError, Event, MediaRef};
 /// How many pages of patches one sync follows before giving up (a server that always says "more").
 const MAX_PAGES: usize = 1000;
 
+/// The ack of a `server_sync` notification, sent once every collection it names has been synced, as whatsmeow
+/// acks a notification after its handler with `SynchronousAck` (`notification.go`, `receipt.go`
+/// maybeDeferredAck): a process that stops during the sync is sent the notification again, and syncs again.
+#[derive(Debug)]
+pub(crate) struct AckAfterSync {
+    remaining: AtomicUsize,
+    ack: Node,
+}
+
+impl AckAfterSync {
+    /// `ack`, to send after `collections` syncs.
+    pub(crate) fn new(ack: Node, collections: usize) -> Arc<AckAfterSync> {
+        Arc::new(AckAfterSync {
+            remaining: AtomicUsize::new(collections),
+            ack,
+        })
+    }
+}
+
 impl<B: Backend> Client<B> {
     /// Brings `collection` up to date: the changes since the stored version, or everything (snapshot and
     /// patches) with `full_sync` or when it was never synced. Each change arrives as [`Event::AppState`], then
@@ -43,16 +66,23 @@ impl<B: Backend> Client<B> {
     }
 
     /// Syncs `collection` beside the connection task, unless a sync of it is already waiting to start: a burst
-    /// of `server_sync` notifications costs one sync, not one per notification.
-    pub(crate) fn sync_later(self, collection: CollectionName) {
-        if !self.shared.app_state_waiting(collection, true) {
+    /// of `server_sync` notifications costs one sync, not one per notification. `ack` goes out once this sync
+    /// and those of the notification's other collections are done.
+    pub(crate) fn sync_later(self, collection: CollectionName, ack: Arc<AckAfterSync>) {
+        if !self.shared.app_state_waiting(collection, ack) {
             return;
         }
         tokio::spawn(async move {
             let _one_at_a_time = self.shared.app_state_lock.lock().await;
-            self.shared.app_state_waiting(collection, false);
+            let acks = self.shared.app_state_started(collection);
             // Failures are reported as events.
             let _ = self.sync_collection(collection, false).await;
+            for ack in acks {
+                if ack.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    // Without a connection the notification is delivered again, and synced again.
+                    let _ = self.send_stanza(ack.ack.clone()).await;
+                }
+            }
         });
     }
 

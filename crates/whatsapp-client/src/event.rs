@@ -4,10 +4,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use whatsapp_binary::{Jid, Node};
 use whatsapp_core::call::CallMeta;
 use whatsapp_core::compose::EditKind;
+use whatsapp_core::delivery::{Deliveries, PayloadHash};
 use whatsapp_core::group_notification::{GroupChange, JoinedGroup};
 use whatsapp_core::media_retry::MediaRetryResult;
 use whatsapp_core::newsletter::{
@@ -350,14 +353,74 @@ pub struct MessageInfo {
     pub unavailable_request_id: Option<String>,
 }
 
-/// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.
+/// An event on its way to the application; a message event carries its payload hash, so that it is counted
+/// handled when the application asks for the next event.
 #[derive(Debug)]
-pub struct Events(pub(crate) mpsc::UnboundedReceiver<Event>);
+pub(crate) struct Emitted {
+    pub(crate) event: Event,
+    pub(crate) hash: Option<PayloadHash>,
+}
+
+/// The client's [`Deliveries`], shared by its connection task and [`Events`], and what wakes the connection
+/// task when the application finished a message (its ack may go out, its plaintext be cleared).
+#[derive(Debug, Default)]
+pub(crate) struct Delivery {
+    state: std::sync::Mutex<Deliveries>,
+    pub(crate) finished: tokio::sync::Notify,
+}
+
+impl Delivery {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Deliveries> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The application finished with the message of `hash` (or will never see it).
+    pub(crate) fn finish(&self, hash: PayloadHash) {
+        self.lock().finished(hash);
+        self.finished.notify_one();
+    }
+}
+
+/// The stream of [`Event`]s of one client, in order. Nothing is dropped: the channel is unbounded, so read it.
+///
+/// A message event counts as handled once the next event is asked for ([`Events::recv`], or polling the
+/// stream), [`Events::mark_handled`] is called, or `Events` is dropped. Only then are the message's ack and
+/// delivery receipt sent, as whatsmeow's `SynchronousAck` does: the server keeps a message until it is acked,
+/// so a process that stops while it handles one gets that message again after it restarts (at least once,
+/// never lost; see docs/RELIABILITY.md).
+#[derive(Debug)]
+pub struct Events {
+    receiver: mpsc::UnboundedReceiver<Emitted>,
+    delivery: Arc<Delivery>,
+    /// The message event last returned, until it is handled.
+    current: Option<PayloadHash>,
+}
 
 impl Events {
-    /// The next event; `None` once the client and its connection task are gone.
+    pub(crate) fn new(receiver: mpsc::UnboundedReceiver<Emitted>, delivery: Arc<Delivery>) -> Events {
+        Events {
+            receiver,
+            delivery,
+            current: None,
+        }
+    }
+
+    /// The next event; `None` once the client and its connection task are gone. The event returned before
+    /// counts as handled.
     pub async fn recv(&mut self) -> Option<Event> {
-        self.0.recv().await
+        self.mark_handled();
+        let emitted = self.receiver.recv().await?;
+        self.current = emitted.hash;
+        Some(emitted.event)
+    }
+
+    /// Counts the event last returned as handled now, rather than when the next one is asked for: its ack and
+    /// delivery receipt go out, and it is not given again after a restart. Does nothing if it was not a message
+    /// or was handled already.
+    pub fn mark_handled(&mut self) {
+        if let Some(hash) = self.current.take() {
+            self.delivery.finish(hash);
+        }
     }
 }
 
@@ -365,6 +428,28 @@ impl futures::Stream for Events {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.0.poll_recv(cx)
+        self.mark_handled();
+        match self.receiver.poll_recv(cx) {
+            Poll::Ready(Some(emitted)) => {
+                self.current = emitted.hash;
+                Poll::Ready(Some(emitted.event))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Events {
+    /// No event will be read any more: the one returned last and every one still queued count as handled, so
+    /// their acks go out and the server stops redelivering them.
+    fn drop(&mut self) {
+        self.mark_handled();
+        self.receiver.close();
+        while let Ok(emitted) = self.receiver.try_recv() {
+            if let Some(hash) = emitted.hash {
+                self.delivery.finish(hash);
+            }
+        }
     }
 }

@@ -39,22 +39,29 @@ pub struct HistoryCounts {
 
 impl<B: Backend> Client<B> {
     /// Handles one history sync notification: downloads (or takes the inline) blob, streams it, and emits the
-    /// events; a failure becomes [`Event::HistorySyncError`].
-    pub(crate) async fn receive_history(&self, notification: HistorySyncNotification) {
-        match self.read_history(&notification).await {
-            Ok((counts, progress)) => self.shared.emit(Event::HistorySynced {
+    /// events; a failure becomes [`Event::HistorySyncError`]. The last event carries the notification's payload
+    /// `hash`: once the application has moved past it, it has every conversation, and the notification is
+    /// acknowledged (see [`whatsapp_core::delivery`]).
+    pub(crate) async fn receive_history(
+        &self,
+        notification: HistorySyncNotification,
+        hash: whatsapp_core::delivery::PayloadHash,
+    ) {
+        let last = match self.read_history(&notification).await {
+            Ok((counts, progress)) => Event::HistorySynced {
                 sync_type: notification.sync_type.unwrap_or(0),
                 chunk_order: notification.chunk_order.unwrap_or(0),
                 progress: progress.or(notification.progress),
                 counts,
-            }),
+            },
             Err(error) => {
                 warn!(%error, "history sync failed");
-                self.shared.emit(Event::HistorySyncError {
+                Event::HistorySyncError {
                     error: error.to_string(),
-                });
+                }
             }
-        }
+        };
+        self.shared.emit_received(last, hash);
     }
 
     async fn read_history(

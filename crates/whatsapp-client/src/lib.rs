@@ -95,8 +95,9 @@ pub use whatsapp_store_sql as sql;
 
 use session::Command;
 
-/// How long a lease on the account lasts before it must be renewed; the connection task renews it at a third
-/// of this.
+/// How long a lease on the account lasts before it must be renewed, unless [`ClientBuilder::lease_ttl`] says
+/// otherwise; the connection task renews it at a third of this. Another process takes over the account at most
+/// this long after the one holding it died.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
 
 /// The handshake must finish within this (protocol-facts §3.1).
@@ -119,6 +120,10 @@ pub(crate) struct Config {
     pub(crate) spool_dir: std::path::PathBuf,
     /// How long a message that did not decrypt waits for the sender's new copy before the phone is asked.
     pub(crate) phone_request_delay: Duration,
+    /// How long the account's store lease lasts (renewed at a third of it).
+    pub(crate) lease_ttl: Duration,
+    /// The lease owner name, when the application gives a stable one.
+    pub(crate) lease_owner: Option<String>,
 }
 
 /// A client for one account. Cheap to clone; every clone drives the same connection.
@@ -148,7 +153,9 @@ pub(crate) struct Shared<B: Backend> {
     pub(crate) backend: B,
     pub(crate) account: B::Account,
     pub(crate) config: Config,
-    pub(crate) events: mpsc::UnboundedSender<Event>,
+    pub(crate) events: mpsc::UnboundedSender<event::Emitted>,
+    /// Which emitted messages the application still holds, and the replies waiting for them.
+    pub(crate) delivery: Arc<event::Delivery>,
     /// The lease owner name of this client.
     pub(crate) owner: String,
     pub(crate) logged_in: AtomicBool,
@@ -167,7 +174,10 @@ pub(crate) struct Shared<B: Backend> {
     /// Held while a collection is synced or changed: one app-state operation at a time.
     pub(crate) app_state_lock: Mutex<()>,
     /// Collections with a sync waiting for `app_state_lock`.
-    pub(crate) app_state_waiting: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
+    /// with the acks of the `server_sync` notifications that wait for that sync.
+    pub(crate) app_state_waiting: std::sync::Mutex<
+        std::collections::HashMap<appstate::CollectionName, Vec<Arc<app_state::AckAfterSync>>>,
+    >,
     /// Collections whose last sync stopped at a key the phone had not shared; they are synced again when the
     /// phone's answer to the key request arrives.
     pub(crate) app_state_key_waits: std::sync::Mutex<std::collections::HashSet<appstate::CollectionName>>,
@@ -199,18 +209,32 @@ pub(crate) const ACTIVE_BY_PRESENCE: u8 = 1;
 pub(crate) const ACTIVE_FORCED: u8 = 2;
 
 impl<B: Backend> Shared<B> {
-    /// Marks a sync of `collection` as waiting (`true`, returning whether it was not already) or started
-    /// (`false`).
-    pub(crate) fn app_state_waiting(&self, collection: appstate::CollectionName, waiting: bool) -> bool {
-        let mut set = self
+    /// Marks a sync of `collection` as waiting, with `ack` to send after it; returns whether none was waiting
+    /// already.
+    pub(crate) fn app_state_waiting(
+        &self,
+        collection: appstate::CollectionName,
+        ack: Arc<app_state::AckAfterSync>,
+    ) -> bool {
+        let mut waiting = self
             .app_state_waiting
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if waiting {
-            set.insert(collection)
-        } else {
-            set.remove(&collection)
-        }
+        let acks = waiting.entry(collection).or_default();
+        acks.push(ack);
+        acks.len() == 1
+    }
+
+    /// Marks the waiting sync of `collection` as started; returns the acks that wait for it.
+    pub(crate) fn app_state_started(
+        &self,
+        collection: appstate::CollectionName,
+    ) -> Vec<Arc<app_state::AckAfterSync>> {
+        self.app_state_waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&collection)
+            .unwrap_or_default()
     }
 
     /// This device's JID; [`ClientError::NotConnected`] before it is paired.
@@ -235,7 +259,22 @@ impl<B: Backend> Shared<B> {
 
     pub(crate) fn emit(&self, event: Event) {
         // The receiver may be gone (the user dropped `Events`); the connection keeps working without it.
-        let _ = self.events.send(event);
+        let _ = self.events.send(event::Emitted { event, hash: None });
+    }
+
+    /// Emits a received message, which the application holds until it asks for the next event (see [`Events`]).
+    pub(crate) fn emit_received(&self, event: Event, hash: whatsapp_core::delivery::PayloadHash) {
+        self.delivery.lock().emitted(hash);
+        if self
+            .events
+            .send(event::Emitted {
+                event,
+                hash: Some(hash),
+            })
+            .is_err()
+        {
+            self.delivery.finish(hash);
+        }
     }
 }
 
@@ -328,6 +367,24 @@ impl<B: Backend> ClientBuilder<B> {
         self
     }
 
+    /// The name this client holds the account's store lease under (default: a random name per client). A process
+    /// that restarts after a crash and gives the same name takes its lease back at once, instead of waiting up to
+    /// the lease's lifetime for the dead process's lease to expire. Two processes that may run at the same time
+    /// must give different names (host and service, say): the lease is what keeps them from driving one account
+    /// together.
+    pub fn lease_owner(mut self, owner: impl Into<String>) -> Self {
+        self.config.lease_owner = Some(owner.into());
+        self
+    }
+
+    /// How long the account's store lease lasts without renewal (default [`LEASE_TTL`]; renewed at a third of
+    /// it). A shorter lease lets a standby process take over sooner after the owner died, for a write to the
+    /// store that often. Durations under three seconds are raised to three.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.lease_ttl = ttl.max(Duration::from_secs(3));
+        self
+    }
+
     /// Opens the account (or creates a new device) and returns the client and its event stream.
     pub async fn build(self) -> Result<(Client<B>, Events), ClientError> {
         let account = match self.account {
@@ -338,7 +395,12 @@ impl<B: Backend> ClientBuilder<B> {
             }
         };
         let (events, receiver) = mpsc::unbounded_channel();
-        let owner = format!("whatsapp-client-{:016x}", rand::random::<u64>());
+        let delivery = Arc::new(event::Delivery::default());
+        let owner = self
+            .config
+            .lease_owner
+            .clone()
+            .unwrap_or_else(|| format!("whatsapp-client-{:016x}", rand::random::<u64>()));
         let pacer = self
             .config
             .send_rate_limit
@@ -348,6 +410,7 @@ impl<B: Backend> ClientBuilder<B> {
             account,
             config: self.config,
             events,
+            delivery: Arc::clone(&delivery),
             owner,
             logged_in: AtomicBool::new(false),
             logins: tokio::sync::watch::Sender::new(0),
@@ -373,7 +436,7 @@ impl<B: Backend> ClientBuilder<B> {
             Client {
                 shared: Arc::new(shared),
             },
-            Events(receiver),
+            Events::new(receiver, delivery),
         ))
     }
 }
@@ -395,6 +458,8 @@ impl<B: Backend> Client<B> {
                 spool_threshold: spool::DEFAULT_SPOOL_THRESHOLD,
                 spool_dir: std::env::temp_dir(),
                 phone_request_delay: whatsapp_core::placeholder::REQUEST_FROM_PHONE_DELAY,
+                lease_ttl: LEASE_TTL,
+                lease_owner: None,
             },
         }
     }

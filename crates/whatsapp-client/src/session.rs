@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use whatsapp_binary::{Jid, Node, decode_frame, encode_frame};
 use whatsapp_core::PairError;
 use whatsapp_core::connection::{Incoming, md_set, set_active};
+use whatsapp_core::delivery::{PayloadHash, Redelivery};
 use whatsapp_core::device::{generate_prekeys, key_pair, prekey_upload_for, registration_keys};
 use whatsapp_core::group;
 use whatsapp_core::group_notification::GROUP_NOTIFICATION_TYPE;
@@ -40,7 +41,7 @@ use whatsapp_store::{
     PreKeyStore,
 };
 
-use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, LEASE_TTL, MessageInfo, Shared, unix_now};
+use crate::{ClientError, Event, HANDSHAKE_TIMEOUT, MessageInfo, Shared, unix_now};
 
 /// The first QR code is shown this long, the others [`QR_TIMEOUT`] (protocol-facts §3.4).
 const FIRST_QR_TIMEOUT: Duration = Duration::from_secs(60);
@@ -53,8 +54,9 @@ const DECRYPT_BUFFER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 const DECRYPT_BUFFER_PRUNE_INTERVAL: Duration = Duration::from_secs(12 * 3600);
 /// How many handled messages may wait for their plaintext to be cleared from the decrypt buffer before one write
 /// clears them all. Clearing normally rides along with the next decryption's transaction or happens when the
-/// connection goes idle; this bounds the list when many messages are emitted without a decryption of their own
-/// (from the buffer), and so the messages a crash could emit a second time.
+/// connection goes idle; this bounds the list when many messages are handled without a decryption of their own
+/// (from the buffer). Their acks went out when they were handled, so a crash before the clearing emits none of
+/// them again.
 const HANDLED_FLUSH_AT: usize = 64;
 
 /// What the handles ask of the connection task.
@@ -99,7 +101,7 @@ pub(crate) async fn open<B: Backend>(shared: &Shared<B>) -> Result<Opened, Clien
             shared.account.id(),
             &shared.owner,
             now.as_millis() as i64,
-            LEASE_TTL.as_millis() as i64,
+            shared.config.lease_ttl.as_millis() as i64,
         )
         .await?;
     match handshake(shared, now).await {
@@ -376,13 +378,11 @@ struct Session<'a, B: Backend> {
     awaiting_ack: HashMap<String, oneshot::Sender<Result<Node, ClientError>>>,
     /// When the decrypt buffer is next pruned (at login, then every [`DECRYPT_BUFFER_PRUNE_INTERVAL`]).
     next_buffer_prune: Instant,
-    /// Hashes of messages already emitted whose plaintext is still in the decrypt buffer: cleared by the next
-    /// decryption's transaction, when the connection goes idle, at [`HANDLED_FLUSH_AT`], or when it ends. A
-    /// delivery with one of these hashes is only acknowledged.
-    handled: Vec<[u8; 32]>,
-    /// Whether `handled` gained a hash since the last attempt to clear it, so that an idle connection writes once,
-    /// and a store that refuses the write is not asked again until there is more to clear.
-    idle_flush_due: bool,
+    /// [`whatsapp_core::delivery::Deliveries::generation`] at the last attempt to clear handled messages'
+    /// plaintexts (cleared by the next decryption's transaction, when the connection goes idle, at
+    /// [`HANDLED_FLUSH_AT`], or when it ends), so that an idle connection writes once, and a store that refuses
+    /// the write is not asked again until there is more to clear.
+    flushed_generation: u64,
 }
 
 /// What the connection task's wait ended with.
@@ -395,6 +395,8 @@ enum Wake {
     Timer,
     /// Nothing was ready and handled messages wait for their plaintext to be cleared.
     Idle,
+    /// The application finished with a message: replies may be ready to send.
+    Finished,
 }
 
 impl<'a, B: Backend> Session<'a, B> {
@@ -412,12 +414,11 @@ impl<'a, B: Backend> Session<'a, B> {
             qr_refs: VecDeque::new(),
             qr_expires: None,
             code_pairing: None,
-            lease_renewal: LEASE_TTL / 3,
+            lease_renewal: shared.config.lease_ttl / 3,
             reached_login: false,
             awaiting_ack: HashMap::new(),
             next_buffer_prune: Instant::ZERO,
-            handled: Vec::new(),
-            idle_flush_due: false,
+            flushed_generation: 0,
         }
     }
 
@@ -442,8 +443,16 @@ impl<'a, B: Backend> Session<'a, B> {
 
     async fn run(&mut self, commands: &mut mpsc::Receiver<Command>) -> End {
         let end = self.serve(commands).await;
+        // On a disconnect the application may have finished messages since the last wake: their acks go out
+        // first.
+        if matches!(end, End::Stopped) {
+            let _ = self.send_ready_replies().await;
+        }
         // Before the lease is given up (and before `disconnect` returns, which waits for this task).
         self.flush_handled().await;
+        // Replies held for messages the application still has are for this connection; the server redelivers
+        // those messages on the next one.
+        self.shared.delivery.lock().connection_ended();
         for (_, reply) in self.awaiting_ack.drain() {
             let _ = reply.send(Err(ClientError::ConnectionClosed));
         }
@@ -480,8 +489,12 @@ impl<'a, B: Backend> Session<'a, B> {
                     self.flush_handled().await;
                     Ok(())
                 }
+                Wake::Finished => Ok(()),
             };
             if let Err(end) = outcome {
+                return end;
+            }
+            if let Err(end) = self.send_ready_replies().await {
                 return end;
             }
         }
@@ -492,7 +505,8 @@ impl<'a, B: Backend> Session<'a, B> {
     /// folds their clearing into the next decryption's transaction, and a quiet moment writes the rest.
     async fn wait(&mut self, commands: &mut mpsc::Receiver<Command>) -> Wake {
         let at = self.start + self.next_wake();
-        let idle_flush_due = self.idle_flush_due;
+        let idle_flush_due = self.shared.delivery.lock().generation() != self.flushed_generation;
+        let delivery = &self.shared.delivery;
         let socket = &mut self.socket;
         // Every branch is cancel-safe: a frame is either fully buffered by the socket or not taken.
         let next = async {
@@ -509,6 +523,7 @@ impl<'a, B: Backend> Session<'a, B> {
                     }
                 }),
                 command = commands.recv() => Wake::Command(command),
+                () = delivery.finished.notified() => Wake::Finished,
                 () = tokio::time::sleep_until(at) => Wake::Timer,
             }
         };
@@ -595,13 +610,18 @@ impl<'a, B: Backend> Session<'a, B> {
                         return Err(End::Lost);
                     }
                 }
-                self.send(&ack).await?;
+                let changed = whatsapp_core::app_state::changed_collections(node);
+                if changed.is_empty() {
+                    self.send(&ack).await?;
+                } else {
+                    // Syncing needs IQs this task must read: run it beside, and ack once it is done.
+                    let ack = crate::app_state::AckAfterSync::new(ack, changed.len());
+                    for collection in changed {
+                        self.client().sync_later(collection, Arc::clone(&ack));
+                    }
+                }
                 if node.optional_str_attr("type") == Some("account_sync") {
                     self.shared.on_account_sync(node);
-                }
-                for collection in whatsapp_core::app_state::changed_collections(node) {
-                    // Syncing needs IQs this task must read: run it beside.
-                    self.client().sync_later(collection);
                 }
                 if node.optional_str_attr("type") == Some("mediaretry") {
                     self.shared.on_media_retry(node);
@@ -1014,14 +1034,18 @@ impl<'a, B: Backend> Session<'a, B> {
     }
 
     async fn renew_lease(&mut self) -> Result<(), End> {
-        self.lease_renewal = self.now() + LEASE_TTL / 3;
+        self.lease_renewal = self.now() + self.shared.config.lease_ttl / 3;
         let Some(lease) = self.lease.as_ref() else {
             return Ok(());
         };
         let renewed = self
             .shared
             .backend
-            .renew_lease(lease, unix_now().as_millis() as i64, LEASE_TTL.as_millis() as i64)
+            .renew_lease(
+                lease,
+                unix_now().as_millis() as i64,
+                self.shared.config.lease_ttl.as_millis() as i64,
+            )
             .await;
         match renewed {
             Ok(lease) => {
@@ -1043,9 +1067,9 @@ impl<'a, B: Backend> Session<'a, B> {
 
 impl<B: Backend> Session<'_, B> {
     /// Decrypts a `<message>`, persists the Signal changes with the plaintext (decrypt buffer) in one transaction,
-    /// acknowledges it, emits it, and then marks it handled (its plaintext is cleared with the next write, see
-    /// [`Session::mark_handled`]). A redelivery of a handled message is only acked; one that was persisted but not
-    /// yet handled (a crash in between) is emitted from the buffer.
+    /// emits it, and acknowledges it once the application has handled it (see [`whatsapp_core::delivery`]; its
+    /// plaintext is cleared with a later write, see [`Session::flush_handled`]). A redelivery of a handled message
+    /// is only acked; one that was persisted but not handled (a crash in between) is emitted from the buffer.
     async fn on_message(&mut self, node: &Node, ack: Node) -> Result<(), End> {
         let parsed = match IncomingMessage::parse(node) {
             Ok(parsed) => parsed,
@@ -1093,6 +1117,8 @@ impl<B: Backend> Session<'_, B> {
         };
         let account = &self.shared.account;
         let mut decrypted = Vec::new();
+        // Payloads of a redelivery whose first delivery the application still holds.
+        let mut held = Vec::new();
         let mut failures = Vec::new();
         // A message with no payload this client reads (none at all, or only kinds such as `msmsg`) is not
         // acknowledged in silence: it is reported, and asked from the phone like one that did not decrypt.
@@ -1117,12 +1143,14 @@ impl<B: Backend> Session<'_, B> {
             let hash = payload_hash(&parsed.sender, &parsed.chat, payload);
             match account.buffered_event(&hash).await {
                 Ok(Some(buffered)) => {
-                    // A plaintext still buffered was not emitted (the process stopped first), unless this
-                    // connection emitted it and its clearing waits for the next write.
-                    if let Some(plaintext) = buffered.plaintext
-                        && !self.handled.contains(&hash)
-                    {
-                        decrypted.push((hash, plaintext));
+                    // A plaintext still buffered was not handled (the process stopped first), unless this
+                    // process emitted it: the application still has it, or its clearing waits for a write.
+                    if let Some(plaintext) = buffered.plaintext {
+                        match self.shared.delivery.lock().redelivery(&hash) {
+                            Redelivery::Emit => decrypted.push((hash, plaintext)),
+                            Redelivery::Wait => held.push(hash),
+                            Redelivery::Answer => {}
+                        }
                     }
                     continue;
                 }
@@ -1162,14 +1190,15 @@ impl<B: Backend> Session<'_, B> {
                         server_timestamp: parsed.timestamp.saturating_mul(1000),
                         insert_time: now,
                     };
-                    stage.clear_buffered_plaintexts(&self.handled);
+                    let clearing = self.shared.delivery.lock().handled().to_vec();
+                    stage.clear_buffered_plaintexts(&clearing);
                     if let Err(error) = stage.commit_with_event(Some((&hash, &event))).await {
                         // Not acknowledged, and nothing of it persisted: the redelivery after the reconnect
                         // decrypts it again from the same state.
                         warn!(%error, "cannot persist a decrypted message; reconnecting for a redelivery");
                         return Err(End::Lost);
                     }
-                    self.handled.clear();
+                    self.shared.delivery.lock().cleared(clearing.len());
                     decrypted.push((hash, plaintext));
                 }
                 Err(error) => {
@@ -1183,15 +1212,16 @@ impl<B: Backend> Session<'_, B> {
                 }
             }
         }
-        self.send(&ack).await?;
-        if !decrypted.is_empty() {
+        // The ack, and the delivery receipt of a message read, go out once the application has handled what this
+        // stanza emitted (whatsmeow `message.go` decryptMessages with `SynchronousAck`).
+        let mut replies = vec![ack];
+        if !decrypted.is_empty() || !held.is_empty() {
             let active = self
                 .shared
                 .active_receipts
                 .load(std::sync::atomic::Ordering::SeqCst)
                 != 0;
-            self.send(&delivery_receipt(node, info.is_from_me, active))
-                .await?;
+            replies.push(delivery_receipt(node, info.is_from_me, active));
         }
         // The sender was asked for a new copy; the phone is asked too if that copy has not decrypted in time
         // (whatsmeow `retry.go` sendRetryReceipt). A peer message from this account's phone is not asked back.
@@ -1210,12 +1240,13 @@ impl<B: Backend> Session<'_, B> {
         }
         for (hash, plaintext) in decrypted {
             match Message::decode(plaintext.as_slice()) {
-                Ok(message) if is_only_distribution(&message) => {}
+                Ok(message) if is_only_distribution(&message) => self.shared.delivery.finish(hash),
                 Ok(message) if info.is_from_me && message.protocol_message.is_some() => {
-                    if let Err(error) = self.on_peer_protocol(&info, message).await {
-                        // Not marked handled: the plaintext stays in the buffer.
-                        warn!(%error, "cannot handle a message from this account's device");
-                        continue;
+                    if let Err(error) = self.on_peer_protocol(&info, message, hash).await {
+                        // Not handled and not acknowledged: the plaintext stays in the buffer, and the redelivery
+                        // after the reconnect is handled from there.
+                        warn!(%error, "cannot handle a message from this account's device; reconnecting");
+                        return Err(End::Lost);
                     }
                     // A peer message is confirmed to the account itself once handled (whatsmeow `message.go`
                     // handleProtocolMessage).
@@ -1228,16 +1259,28 @@ impl<B: Backend> Session<'_, B> {
                 Ok(message) => {
                     // Unless this account's phone already sent it in answer to a request.
                     if self.shared.placeholder_requests().decrypted(&info.id) {
-                        self.emit_message(info.clone(), message).await;
+                        self.emit_message(info.clone(), message, Some(hash)).await;
+                    } else {
+                        self.shared.delivery.finish(hash);
                     }
                 }
-                Err(error) => self.shared.emit(Event::UndecryptableMessage {
-                    info: info.clone(),
-                    error: ClientError::Malformed(error.to_string()),
-                    requested_from_phone: false,
-                }),
+                Err(error) => {
+                    self.shared.emit(Event::UndecryptableMessage {
+                        info: info.clone(),
+                        error: ClientError::Malformed(error.to_string()),
+                        requested_from_phone: false,
+                    });
+                    self.shared.delivery.finish(hash);
+                }
             }
-            self.mark_handled(hash).await;
+            held.push(hash);
+        }
+        let now = self.shared.delivery.lock().reply_after(&held, replies);
+        for reply in &now {
+            self.send(reply).await?;
+        }
+        if self.shared.delivery.lock().handled().len() >= HANDLED_FLUSH_AT {
+            self.flush_handled().await;
         }
         Ok(())
     }
@@ -1257,31 +1300,35 @@ impl<B: Backend> Session<'_, B> {
         self.shared.signal_address(&parsed.sender).await
     }
 
-    /// Remembers that the message with this payload hash was emitted. Its plaintext is cleared from the decrypt
-    /// buffer later, with other writes ([`Session::handled`]); until then a redelivery is recognised here.
-    async fn mark_handled(&mut self, hash: [u8; 32]) {
-        if !self.handled.contains(&hash) {
-            self.handled.push(hash);
+    /// Sends the acks and receipts of messages the application has finished with since the last look.
+    async fn send_ready_replies(&mut self) -> Result<(), End> {
+        let ready = self.shared.delivery.lock().take_ready();
+        for reply in &ready {
+            self.send(reply).await?;
         }
-        self.idle_flush_due = true;
-        if self.handled.len() >= HANDLED_FLUSH_AT {
+        if self.shared.delivery.lock().handled().len() >= HANDLED_FLUSH_AT {
             self.flush_handled().await;
         }
+        Ok(())
     }
 
     /// Clears the plaintexts of the handled messages from the decrypt buffer in one write. If the store refuses,
     /// the hashes stay remembered (and redeliveries recognised) and the next decryption's transaction or flush
-    /// tries again; should the process stop first, those messages are emitted again if the server redelivers
-    /// them (at least once, never lost).
+    /// tries again; should the process stop first, the buffer keeps those plaintexts, but their acks went out,
+    /// so the server does not deliver them again.
     async fn flush_handled(&mut self) {
-        self.idle_flush_due = false;
-        if self.handled.is_empty() {
+        let clearing = {
+            let delivery = self.shared.delivery.lock();
+            self.flushed_generation = delivery.generation();
+            delivery.handled().to_vec()
+        };
+        if clearing.is_empty() {
             return;
         }
-        match self.shared.account.clear_buffered_plaintexts(&self.handled).await {
-            Ok(()) => self.handled.clear(),
+        match self.shared.account.clear_buffered_plaintexts(&clearing).await {
+            Ok(()) => self.shared.delivery.lock().cleared(clearing.len()),
             Err(error) => {
-                warn!(%error, count = self.handled.len(), "cannot clear handled messages from the decrypt buffer")
+                warn!(%error, count = clearing.len(), "cannot clear handled messages from the decrypt buffer")
             }
         }
     }
@@ -1339,8 +1386,17 @@ impl<B: Backend> Session<'_, B> {
     /// Protocol messages from this account's own devices: app-state keys are stored (then never-synced
     /// collections are synced), history sync notifications are downloaded and read beside this task; anything
     /// else is emitted as a message.
-    async fn on_peer_protocol(&self, info: &MessageInfo, mut message: Message) -> Result<(), ClientError> {
+    /// Work that outlives this call (a history download, the sync that shared keys start) holds the message
+    /// as emitted (`hash`) until it is done, so its ack waits for it and a process that stops first is sent the
+    /// message again.
+    async fn on_peer_protocol(
+        &self,
+        info: &MessageInfo,
+        mut message: Message,
+        hash: PayloadHash,
+    ) -> Result<(), ClientError> {
         let Some(protocol) = message.protocol_message.take() else {
+            self.shared.delivery.finish(hash);
             return Ok(());
         };
         if let Some(share) = whatsapp_core::app_state::key_share(&protocol) {
@@ -1352,25 +1408,34 @@ impl<B: Backend> Session<'_, B> {
             self.shared.emit(Event::AppStateKeys { count: keys.len() });
             // An empty share (the phone has none of the keys asked for) starts nothing: syncing again would only
             // ask again.
-            if !keys.is_empty() {
+            if keys.is_empty() {
+                self.shared.delivery.finish(hash);
+            } else {
                 let client = self.client();
-                tokio::spawn(async move { client.sync_new_collections().await });
+                self.shared.delivery.lock().emitted(hash);
+                tokio::spawn(async move {
+                    client.sync_new_collections().await;
+                    client.shared.delivery.finish(hash);
+                });
             }
             return Ok(());
         }
         if let Some(response) = whatsapp_core::placeholder::resend_response(&protocol) {
             self.on_placeholder_response(response).await;
+            self.shared.delivery.finish(hash);
             return Ok(());
         }
         if protocol.r#type == Some(ProtocolType::HistorySyncNotification as i32)
             && let Some(notification) = protocol.history_sync_notification.clone()
         {
             let client = self.client();
-            tokio::spawn(async move { client.receive_history(notification).await });
+            // Held as emitted until the application moved past the history's last event.
+            self.shared.delivery.lock().emitted(hash);
+            tokio::spawn(async move { client.receive_history(notification, hash).await });
             return Ok(());
         }
         message.protocol_message = Some(protocol);
-        self.emit_message(info.clone(), message).await;
+        self.emit_message(info.clone(), message, Some(hash)).await;
         Ok(())
     }
 
@@ -1395,7 +1460,7 @@ impl<B: Backend> Session<'_, B> {
                 continue;
             }
             info.unavailable_request_id = Some(response.request_id.clone());
-            self.emit_message(info, message).await;
+            self.emit_message(info, message, None).await;
         }
     }
 
@@ -1407,7 +1472,8 @@ impl<B: Backend> Session<'_, B> {
     }
 
     /// Emits a message, unwrapping what another device of this account sent (`DeviceSentMessage`).
-    async fn emit_message(&self, mut info: MessageInfo, mut message: Message) {
+    /// A message from the decrypt buffer carries its payload `hash`: it is held by the application until handled.
+    async fn emit_message(&self, mut info: MessageInfo, mut message: Message, hash: Option<PayloadHash>) {
         if info.is_from_me
             && let Some(sent) = message.device_sent_message.take()
         {
@@ -1423,10 +1489,14 @@ impl<B: Backend> Session<'_, B> {
         self.client()
             .remember_secret(&info.chat, &info.sender, &info.id, &message)
             .await;
-        self.shared.emit(Event::Message {
+        let event = Event::Message {
             info,
             message: Box::new(message),
-        });
+        };
+        match hash {
+            Some(hash) => self.shared.emit_received(event, hash),
+            None => self.shared.emit(event),
+        }
     }
 }
 

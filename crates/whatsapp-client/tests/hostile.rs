@@ -245,6 +245,7 @@ async fn a_replayed_ciphertext_is_not_emitted_twice() {
     let (mut alice, mut bob) = alice_and_bob(&server).await;
     let sent = alice.client.send_text(&user(BOB), "only once").await.unwrap();
     events_until_text(&mut bob.events, "only once").await;
+    bob.events.mark_handled();
     server_wait(
         &mut server_events,
         "the ack",

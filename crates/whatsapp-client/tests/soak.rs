@@ -8,25 +8,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "common/faults.rs"]
+mod faults;
 
-use std::collections::{BTreeMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
+use faults::{CommitFaults, FlakyBackend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
-use whatsapp_client::sql::{SqlAccount, SqlBackend, SqlTransaction};
-use whatsapp_client::store::{
-    AccountId, AccountStore, AppStateKeyStore, AppStateStore, AppStateSyncKey, AppStateVersion, Backend,
-    BufferedEvent, ChatSettings, ChatSettingsStore, Contact, ContactName, ContactStore, Device,
-    EventBufferStore, IdentityStore, Lease, LidMapping, LidStore, MessageSecret, MutationMac, PreKey,
-    PreKeyStore, PrivacyToken, Result as StoreResult, SecretStore, SenderKeyStore, SessionStore, StoreError,
-    StoreTransaction, UnixMillis,
-};
 use whatsapp_client::{Client, Event, Jid};
 use whatsapp_testserver::TestServer;
 
@@ -43,299 +37,13 @@ fn env_number(name: &str, default: u64) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// A store that fails every k-th write transaction: the real SQLite store underneath, with commits refused now and
-// then (nothing of a refused transaction is written, as when the database is briefly unavailable).
-
-/// Counts transactions and decides which ones fail.
-#[derive(Debug, Default)]
-struct FailureSwitch {
-    /// Fail every k-th commit (0: never).
-    every: AtomicU64,
-    commits: AtomicU64,
-    failed: AtomicU64,
-}
-
-impl FailureSwitch {
-    fn should_fail(&self) -> bool {
-        let every = self.every.load(Ordering::Relaxed);
-        let n = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        let fail = every != 0 && n.is_multiple_of(every);
-        if fail {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        fail
-    }
-}
-
-#[derive(Clone, Debug)]
-struct FlakyBackend {
-    inner: SqlBackend,
-    switch: Arc<FailureSwitch>,
-}
-
-#[derive(Clone, Debug)]
-struct FlakyAccount {
-    inner: SqlAccount,
-    switch: Arc<FailureSwitch>,
-}
-
-#[derive(Debug)]
-struct FlakyTransaction {
-    inner: SqlTransaction,
-    switch: Arc<FailureSwitch>,
-}
-
-fn injected() -> StoreError {
-    StoreError::Backend(Box::new(std::io::Error::other("injected write failure")))
-}
-
-/// Methods that pass straight through to the wrapped store.
-macro_rules! pass {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $name(&self, $($arg: $ty),*) -> impl Future<Output = StoreResult<$ret>> + Send {
-            self.inner.$name($($arg),*)
-        })*
-    };
-}
-
-impl StoreTransaction for FlakyTransaction {
-    fn put_identity(
-        &mut self,
-        address: &str,
-        key: &[u8; 32],
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.put_identity(address, key)
-    }
-    fn put_session(&mut self, address: &str, session: &[u8]) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.put_session(address, session)
-    }
-    fn delete_session(&mut self, address: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.delete_session(address)
-    }
-    fn delete_identity(&mut self, address: &str) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.delete_identity(address)
-    }
-    fn delete_sender_key(
-        &mut self,
-        group: &str,
-        sender: &str,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.delete_sender_key(group, sender)
-    }
-    fn put_sender_key(
-        &mut self,
-        group: &str,
-        sender: &str,
-        record: &[u8],
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.put_sender_key(group, sender, record)
-    }
-    fn remove_prekey(&mut self, id: u32) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.remove_prekey(id)
-    }
-    fn put_buffered_event(
-        &mut self,
-        hash: &[u8; 32],
-        event: &BufferedEvent,
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.put_buffered_event(hash, event)
-    }
-    fn clear_buffered_plaintexts(
-        &mut self,
-        hashes: &[[u8; 32]],
-    ) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.clear_buffered_plaintexts(hashes)
-    }
-    async fn commit(self) -> StoreResult<()> {
-        if self.switch.should_fail() {
-            self.inner.rollback().await?;
-            return Err(injected());
-        }
-        self.inner.commit().await
-    }
-    fn rollback(self) -> impl Future<Output = StoreResult<()>> + Send {
-        self.inner.rollback()
-    }
-}
-
-impl IdentityStore for FlakyAccount {
-    pass! {
-        put_identity(address: &str, key: &[u8; 32]) -> ();
-        identity(address: &str) -> Option<[u8; 32]>;
-        delete_identity(address: &str) -> ();
-        delete_all_identities(user: &str) -> u64;
-        user_identities(user: &str) -> Vec<(String, [u8; 32])>;
-    }
-}
-
-impl SessionStore for FlakyAccount {
-    pass! {
-        session(address: &str) -> Option<Vec<u8>>;
-        sessions(addresses: &[String]) -> BTreeMap<String, Vec<u8>>;
-        put_session(address: &str, session: &[u8]) -> ();
-        put_sessions(sessions: &[(String, Vec<u8>)]) -> ();
-        delete_session(address: &str) -> ();
-        delete_all_sessions(user: &str) -> u64;
-        user_sessions(user: &str) -> Vec<(String, Vec<u8>)>;
-    }
-}
-
-impl PreKeyStore for FlakyAccount {
-    pass! {
-        reserve_prekey_ids(count: u32) -> Vec<u32>;
-        put_prekeys(prekeys: &[PreKey]) -> ();
-        prekey(id: u32) -> Option<PreKey>;
-        remove_prekey(id: u32) -> ();
-        mark_prekeys_uploaded(ids: &[u32]) -> ();
-        uploaded_prekey_count() -> u64;
-        pending_prekeys(limit: u32) -> Vec<PreKey>;
-    }
-}
-
-impl SenderKeyStore for FlakyAccount {
-    pass! {
-        put_sender_key(group: &str, sender: &str, record: &[u8]) -> ();
-        sender_key(group: &str, sender: &str) -> Option<Vec<u8>>;
-        delete_sender_key(group: &str, sender: &str) -> ();
-        user_sender_keys(user: &str) -> Vec<(String, String, Vec<u8>)>;
-        sender_key_recipients(group: &str) -> Vec<String>;
-        add_sender_key_recipients(group: &str, devices: &[String]) -> ();
-        clear_sender_key_recipients(group: &str) -> ();
-    }
-}
-
-impl AppStateKeyStore for FlakyAccount {
-    pass! {
-        put_app_state_sync_key(key: &AppStateSyncKey) -> ();
-        app_state_sync_key(id: &[u8]) -> Option<AppStateSyncKey>;
-        latest_app_state_sync_key_id() -> Option<Vec<u8>>;
-        app_state_sync_keys() -> Vec<AppStateSyncKey>;
-    }
-}
-
-impl AppStateStore for FlakyAccount {
-    pass! {
-        put_app_state_version(name: &str, version: &AppStateVersion) -> ();
-        app_state_version(name: &str) -> Option<AppStateVersion>;
-        delete_app_state_version(name: &str) -> ();
-        put_mutation_macs(name: &str, version: u64, macs: &[MutationMac]) -> ();
-        delete_mutation_macs(name: &str, index_macs: &[[u8; 32]]) -> ();
-        mutation_mac(name: &str, index_mac: &[u8; 32]) -> Option<[u8; 32]>;
-    }
-}
-
-impl EventBufferStore for FlakyAccount {
-    pass! {
-        buffered_event(hash: &[u8; 32]) -> Option<BufferedEvent>;
-        put_buffered_event(hash: &[u8; 32], event: &BufferedEvent) -> ();
-        clear_buffered_plaintexts(hashes: &[[u8; 32]]) -> ();
-        delete_old_buffered_events(cutoff: UnixMillis) -> u64;
-        put_outgoing_event(chat: &Jid, message_id: &str, plaintext: &[u8], now: UnixMillis) -> ();
-        outgoing_event(chat: &Jid, message_id: &str) -> Option<Vec<u8>>;
-        delete_old_outgoing_events(cutoff: UnixMillis) -> u64;
-    }
-}
-
-impl ContactStore for FlakyAccount {
-    pass! {
-        put_push_name(jid: &Jid, name: &str) -> Option<String>;
-        put_business_name(jid: &Jid, name: &str) -> Option<String>;
-        put_contact_names(names: &[ContactName]) -> ();
-        contact(jid: &Jid) -> Option<Contact>;
-        contacts() -> Vec<Contact>;
-    }
-}
-
-impl ChatSettingsStore for FlakyAccount {
-    pass! {
-        put_muted_until(chat: &Jid, until: i64) -> ();
-        put_pinned(chat: &Jid, pinned: bool) -> ();
-        put_archived(chat: &Jid, archived: bool) -> ();
-        chat_settings(chat: &Jid) -> Option<ChatSettings>;
-    }
-}
-
-impl SecretStore for FlakyAccount {
-    pass! {
-        put_message_secrets(secrets: &[MessageSecret]) -> ();
-        message_secret(chat: &Jid, sender: &Jid, id: &str) -> Option<Vec<u8>>;
-        put_privacy_tokens(tokens: &[PrivacyToken]) -> ();
-        privacy_token(user: &Jid) -> Option<PrivacyToken>;
-        delete_expired_privacy_tokens(cutoff: UnixMillis) -> u64;
-        put_issued_privacy_token(user: &Jid, timestamp: UnixMillis) -> ();
-        issued_privacy_token(user: &Jid) -> Option<UnixMillis>;
-        put_nct_salt(salt: &[u8]) -> ();
-        nct_salt() -> Option<Vec<u8>>;
-    }
-}
-
-impl AccountStore for FlakyAccount {
-    type Transaction = FlakyTransaction;
-
-    fn id(&self) -> AccountId {
-        self.inner.id()
-    }
-
-    pass! {
-        device() -> Device;
-        put_device(device: &Device) -> ();
-    }
-
-    async fn transaction(&self) -> StoreResult<FlakyTransaction> {
-        Ok(FlakyTransaction {
-            inner: self.inner.transaction().await?,
-            switch: Arc::clone(&self.switch),
-        })
-    }
-}
-
-impl LidStore for FlakyBackend {
-    pass! {
-        put_lid_mappings(mappings: &[LidMapping]) -> ();
-        pn_for_lid(lid: &Jid) -> Option<Jid>;
-        lid_for_pn(pn: &Jid) -> Option<Jid>;
-        lids_for_pns(pn_users: &[String]) -> Vec<LidMapping>;
-    }
-}
-
-impl FlakyBackend {
-    fn wrap(&self, inner: SqlAccount) -> FlakyAccount {
-        FlakyAccount {
-            inner,
-            switch: Arc::clone(&self.switch),
-        }
-    }
-}
-
-impl Backend for FlakyBackend {
-    type Account = FlakyAccount;
-
-    async fn create_account(&self, device: &Device) -> StoreResult<FlakyAccount> {
-        Ok(self.wrap(self.inner.create_account(device).await?))
-    }
-
-    async fn open_account(&self, id: AccountId) -> StoreResult<FlakyAccount> {
-        Ok(self.wrap(self.inner.open_account(id).await?))
-    }
-
-    pass! {
-        accounts() -> Vec<AccountId>;
-        account_for_jid(jid: &Jid) -> Option<AccountId>;
-        delete_account(id: AccountId) -> ();
-        acquire_lease(account: AccountId, owner: &str, now: UnixMillis, ttl_ms: i64) -> Lease;
-        renew_lease(lease: &Lease, now: UnixMillis, ttl_ms: i64) -> Lease;
-        release_lease(lease: &Lease) -> ();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // The soak itself.
 
 /// One account's companion, its store's failure switch, and what its event stream delivered.
 struct Peer {
     client: Client<FlakyBackend>,
     jid: Jid,
-    switch: Arc<FailureSwitch>,
+    switch: Arc<CommitFaults>,
     /// Message events, as (id, text), in arrival order.
     messages: mpsc::UnboundedReceiver<(String, String)>,
     /// How many times the client logged in.
@@ -350,11 +58,8 @@ struct Peer {
 async fn peer(server: &TestServer, number: &str) -> Peer {
     let phone = server.add_phone(number);
     let (inner, _path) = sqlite().await;
-    let switch = Arc::new(FailureSwitch::default());
-    let backend = FlakyBackend {
-        inner,
-        switch: Arc::clone(&switch),
-    };
+    let switch = Arc::new(CommitFaults::default());
+    let backend = FlakyBackend::new(inner, Arc::clone(&switch));
     let (client, mut events) = Client::builder(backend)
         .server(server.url(), server.trust_root())
         .iq_timeout(Duration::from_secs(10))

@@ -26,6 +26,7 @@
 //! - [`media_info`]: a file's mimetype by content, image dimensions and thumbnail, audio and video durations.
 //! - [`media_retry`]: asking the phone to upload expired media again, and reading its answer.
 //! - [`receipt`]: delivery, read and played receipts, sent and received.
+//! - [`delivery`]: when a received message counts as handled, and its ack and delivery receipt may go out.
 //! - [`retry`]: retry receipts for messages that did not decrypt, and the resend that answers them.
 //! - [`presence`]: this account's presence, presence subscriptions and chat states, sent and received.
 //! - [`user`]: whether numbers are on WhatsApp, other users' about text, photos and devices.
@@ -43,6 +44,7 @@ pub mod business;
 pub mod call;
 pub mod compose;
 pub mod connection;
+pub mod delivery;
 pub mod device;
 pub mod error;
 pub mod group;
