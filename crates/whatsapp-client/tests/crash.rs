@@ -675,7 +675,7 @@ async fn failover(db: Db) {
     let (lines_tx, mut lines) = mpsc::unbounded_channel();
     let mut seen = Seen::default();
     let log = world.setup.log.clone();
-    let total = 40u64;
+    let total = 50u64;
 
     // A takes the account; B waits for the lease.
     let a = spawn(&world.setup, 0, "host-a", (0, 0), None, &lines_tx);
@@ -689,7 +689,12 @@ async fn failover(db: Db) {
     wait_got(&mut seen, &mut lines, sent, &log).await;
     assert_eq!(seen.ready.get(&1), None, "B logged in while A held the lease");
 
-    // A dies; messages sent meanwhile wait on the server, and B takes over once the lease expired.
+    // A dies while messages reach it; those sent meanwhile wait on the server, and B takes over once the lease
+    // expired.
+    for _ in 0..10 {
+        send_numbered(&world.contact, sent).await;
+        sent += 1;
+    }
     let killed = Instant::now();
     a.kill().await;
     for _ in 0..10 {
@@ -713,7 +718,7 @@ async fn failover(db: Db) {
     wait_got(&mut seen, &mut lines, sent, &log).await;
     let stopped = Instant::now();
     b.stop().await;
-    for _ in sent..total {
+    while sent < total {
         send_numbered(&world.contact, sent).await;
         sent += 1;
     }
@@ -836,7 +841,7 @@ mod child {
                 }
             }
         }
-        let contact = Jid::new(&var("WHATSAPP_CRASH_CONTACT"), Jid::DEFAULT_USER_SERVER);
+        let contact = Jid::new(var("WHATSAPP_CRASH_CONTACT"), Jid::DEFAULT_USER_SERVER);
         let (from, to) = var("WHATSAPP_CRASH_SENDS")
             .split_once("..")
             .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))

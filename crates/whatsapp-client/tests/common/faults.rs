@@ -20,6 +20,7 @@ use whatsapp_client::store::{
 };
 
 /// Where, around the n-th commit, [`CommitFaults`] kills the process.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KillPoint {
     /// The transaction's writes are made but `COMMIT` is never sent.
