@@ -257,6 +257,8 @@ async fn step(events: &mut Events, what: &str, wanted: impl Fn(&Event) -> bool) 
     let found = tokio::time::timeout(STEP, async {
         while let Some(event) = events.recv().await {
             if wanted(&event) {
+                // The demo has what it waited for: its ack and delivery receipt go out now.
+                events.mark_handled();
                 return Ok(event);
             }
             if let Some(error) = stopping_error(&event) {

@@ -28,6 +28,7 @@ async fn events_until_text(events: &mut Events, text: &str) -> Vec<Event> {
         while let Some(event) = events.recv().await {
             match event {
                 Event::Message { message, .. } if message.conversation.as_deref() == Some(text) => {
+                    events.mark_handled();
                     return true;
                 }
                 other => before.push(other),

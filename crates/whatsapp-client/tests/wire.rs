@@ -189,7 +189,10 @@ async fn delivery_receipts_follow_presence_and_peer_messages_are_confirmed() {
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
     let mut alice = companion(&server, PHONE).await;
-    let bob = companion(&server, BOB).await;
+    let mut bob = companion(&server, BOB).await;
+    // Bob's application reads its events: each message is handled, and its receipt goes out.
+    let mut bob_events = std::mem::replace(&mut bob.events, idle_events().await);
+    tokio::spawn(async move { while bob_events.recv().await.is_some() {} });
 
     // In the background a companion's delivery receipts say `inactive`: the sender's apps show no ticks.
     let sent = alice.client.send_text(&user(BOB), "one").await.unwrap();
@@ -439,4 +442,10 @@ async fn a_message_with_no_readable_payload_is_reported_not_dropped() {
     }
     alice.client.disconnect().await;
     bob.client.disconnect().await;
+}
+
+/// The event stream of a client that is never connected, to stand in for one handed to a task.
+async fn idle_events() -> whatsapp_client::Events {
+    let backend = whatsapp_client::sql::SqlBackend::memory().await.unwrap();
+    whatsapp_client::Client::builder(backend).build().await.unwrap().1
 }

@@ -50,7 +50,11 @@ pub(crate) async fn wait_for(events: &mut Events, what: &str, pred: impl Fn(&Eve
     })
     .await;
     match found {
-        Ok(Some(event)) => event,
+        Ok(Some(event)) => {
+            // The test has what it waited for: the message counts as handled, and its ack goes out now.
+            events.mark_handled();
+            event
+        }
         Ok(None) => panic!("event stream ended while waiting for {what}"),
         Err(_) => panic!("timed out waiting for {what}"),
     }
@@ -63,6 +67,7 @@ pub(crate) async fn next_is(events: &mut Events, what: &str, pred: impl Fn(&Even
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
         .unwrap_or_else(|| panic!("event stream ended while waiting for {what}"));
     assert!(pred(&event), "expected {what}, got {event:?}");
+    events.mark_handled();
     event
 }
 
