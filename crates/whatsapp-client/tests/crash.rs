@@ -15,6 +15,11 @@
 //! lease is killed, the standby takes the account over when the lease expires, and nothing is lost or printed by
 //! both; then a graceful hand-over (the owner gives the lease back when it stops).
 //!
+//! Store faults at the SQL level: two accounts exchange messages while the store of one fails under it: every
+//! connection of its PostgreSQL pool terminated (`pg_terminate_backend`) every 20 to 100 ms; the PostgreSQL server
+//! restarted (only with `WHATSAPP_TEST_POSTGRES_RESTART=1`, as it stops every other client of the server); its
+//! SQLite file locked exclusively by another process for 3 s. Every message must arrive exactly once.
+//!
 //! Kills per crash run: `WHATSAPP_CRASH_KILLS` (default [`DEFAULT_KILLS`]; the long form is 500); the plan's seed:
 //! `WHATSAPP_CRASH_SEED`. PostgreSQL runs need `WHATSAPP_TEST_POSTGRES_URL` and print that they skipped without
 //! it. The binary takes libtest's name filters and `--list`.
@@ -26,6 +31,7 @@ mod faults;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -57,12 +63,20 @@ const OWNER: &str = "crash-child";
 const FAILOVER_LEASE: Duration = Duration::from_secs(3);
 const NOW: i64 = 1_700_000_000_000;
 
-const TESTS: [&str; 3] = ["crash_on_sqlite", "crash_on_postgres", "failover_on_postgres"];
+const TESTS: [&str; 6] = [
+    "crash_on_sqlite",
+    "crash_on_postgres",
+    "failover_on_postgres",
+    "postgres_connections_killed_under_load",
+    "postgres_restarted_under_load",
+    "sqlite_file_locked_by_another_process",
+];
 
 fn main() {
-    if std::env::var_os(CHILD).is_some() {
-        child::run();
-        return;
+    match std::env::var(CHILD).as_deref() {
+        Ok("lock") => return child::hold_lock(),
+        Ok(_) => return child::run(),
+        Err(_) => {}
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
@@ -96,6 +110,20 @@ fn main() {
                 "crash_on_sqlite" => crash(Db::Sqlite).await,
                 "crash_on_postgres" => on_postgres(crash).await,
                 "failover_on_postgres" => on_postgres(failover).await,
+                "postgres_connections_killed_under_load" => {
+                    on_postgres(|db| store_faults(db, StoreFault::KillConnections)).await
+                }
+                "postgres_restarted_under_load" => {
+                    if std::env::var_os("WHATSAPP_TEST_POSTGRES_RESTART").is_some() {
+                        on_postgres(|db| store_faults(db, StoreFault::Restart)).await
+                    } else {
+                        println!(
+                            "skipped: restarting PostgreSQL needs WHATSAPP_TEST_POSTGRES_RESTART=1 (it stops every \
+                             other client of the server for a moment)"
+                        );
+                    }
+                }
+                "sqlite_file_locked_by_another_process" => store_faults(Db::Sqlite, StoreFault::LockFile).await,
                 _ => unreachable!(),
             }
         });
@@ -763,6 +791,207 @@ async fn wait_got(seen: &mut Seen, lines: &mut mpsc::UnboundedReceiver<(usize, L
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Store faults at the SQL level, under load.
+
+/// What happens to the store while messages flow.
+#[derive(Clone, Copy, Debug)]
+enum StoreFault {
+    /// Every connection of the client's pool is terminated (`pg_terminate_backend`) every 20 to 100 ms.
+    KillConnections,
+    /// The PostgreSQL server is restarted (`pg_ctlcluster ... restart`).
+    Restart,
+    /// Another process holds an exclusive lock on the SQLite file for 3 s.
+    LockFile,
+}
+
+/// Alice (SQLite) and Bob (on `db`, where the fault is played) exchange numbered messages while `fault` hits Bob's
+/// store; Bob's sends are retried under their id. Every message must arrive exactly once (Bob's process lives on,
+/// so not even the crash window applies).
+async fn store_faults(db: Db, fault: StoreFault) {
+    let started = Instant::now();
+    let server = TestServer::start().await.unwrap();
+    let application = format!("wa_faults_{}", std::process::id());
+    let db = match db {
+        Db::Postgres(url) => Db::Postgres(format!("{url}&application_name={application}")),
+        other => other,
+    };
+    let Companion {
+        client: alice,
+        events: alice_events,
+        ..
+    } = companion(&server, CONTACT_NUMBER).await;
+    let mut alice_inbox = contact_inbox(alice_events);
+    let Companion {
+        client: bob,
+        events: mut bob_events,
+        path: bob_store,
+        ..
+    } = companion_in(&server, CHILD_NUMBER, &db).await;
+    let (bob_tx, mut bob_inbox) = mpsc::unbounded_channel();
+    let disconnects = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Arc::clone(&disconnects);
+    tokio::spawn(async move {
+        while let Some(event) = bob_events.recv().await {
+            match event {
+                Event::Message { message, .. } => {
+                    let _ = bob_tx.send(message.conversation.unwrap_or_default());
+                }
+                Event::Disconnected => {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    });
+
+    // The fault, beside the traffic.
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let fault_task = tokio::spawn({
+        let application = application.clone();
+        let bob_store = bob_store.clone();
+        async move {
+            match fault {
+                StoreFault::KillConnections => {
+                    use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
+                    let admin =
+                        sea_orm::Database::connect(std::env::var("WHATSAPP_TEST_POSTGRES_URL").unwrap())
+                            .await
+                            .unwrap();
+                    let mut rng = StdRng::seed_from_u64(DEFAULT_SEED);
+                    let mut terminated = 0usize;
+                    while !*stop.borrow() {
+                        let pause = Duration::from_millis(rng.gen_range(20..100));
+                        let _ = tokio::time::timeout(pause, stop.changed()).await;
+                        let rows = admin
+                            .query_all_raw(Statement::from_string(
+                                DatabaseBackend::Postgres,
+                                format!(
+                                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                                     WHERE application_name = '{application}'"
+                                ),
+                            ))
+                            .await
+                            .unwrap();
+                        terminated += rows.len();
+                    }
+                    format!("{terminated} connections terminated")
+                }
+                StoreFault::Restart => {
+                    let _ = tokio::time::timeout(Duration::from_millis(300), stop.changed()).await;
+                    let version = std::fs::read_dir("/etc/postgresql")
+                        .unwrap()
+                        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                        .max()
+                        .unwrap();
+                    let restarted = Instant::now();
+                    let status = Command::new("pg_ctlcluster")
+                        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+                        .status()
+                        .await
+                        .unwrap();
+                    assert!(status.success(), "pg_ctlcluster restart: {status}");
+                    format!(
+                        "PostgreSQL {version} restarted in {:.1} s",
+                        restarted.elapsed().as_secs_f64()
+                    )
+                }
+                StoreFault::LockFile => {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
+                    let locked = Instant::now();
+                    let status = Command::new(std::env::current_exe().unwrap())
+                        .env(CHILD, "lock")
+                        .env("WHATSAPP_CRASH_DB", &bob_store)
+                        .env("WHATSAPP_CRASH_HOLD_MS", "3000")
+                        .status()
+                        .await
+                        .unwrap();
+                    assert!(status.success(), "the locking process failed: {status}");
+                    format!(
+                        "the file locked exclusively by another process for {:.1} s",
+                        locked.elapsed().as_secs_f64()
+                    )
+                }
+            }
+        }
+    });
+
+    // Traffic both ways: Alice's sends go to the server whatever Bob's store does; Bob's are retried under their
+    // id until acknowledged.
+    let total = 60u64;
+    let bob_sender = bob.clone();
+    let bob_sends = tokio::spawn(async move {
+        let alice = user(CONTACT_NUMBER);
+        let mut failed = 0u32;
+        for k in 0..total / 2 {
+            let message = whatsapp_client::Message {
+                conversation: Some(format!("b{k}")),
+                ..Default::default()
+            };
+            let id = bob_sender
+                .generate_message_id()
+                .await
+                .unwrap_or_else(|_| format!("FAULTB{k:06}"));
+            while let Err(error) = bob_sender.send_message_with_id(&alice, &message, &id).await {
+                failed += 1;
+                assert!(failed < 2000, "b{k}: still failing: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        failed
+    });
+    for k in 0..total {
+        alice
+            .send_text(&user(CHILD_NUMBER), &format!("a{k}"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let failed_sends = tokio::time::timeout(Duration::from_secs(120), bob_sends)
+        .await
+        .expect("Bob's sends did not get through")
+        .unwrap();
+    let _ = stop_tx.send(true);
+    let what = fault_task.await.unwrap();
+
+    each_once(&mut bob_inbox, "a", total).await;
+    each_once(&mut alice_inbox, "b", total / 2).await;
+    println!(
+        "{fault:?}: {what}; {total} messages to the client on the faulty store and {} from it, each received once; \
+         {} disconnects, {failed_sends} failed send attempts retried under their id; {:.1} s",
+        total / 2,
+        disconnects.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed().as_secs_f64()
+    );
+    alice.disconnect().await;
+    bob.disconnect().await;
+}
+
+/// Waits until texts `prefix0..prefix(count)` all arrived, each exactly once.
+async fn each_once(inbox: &mut mpsc::UnboundedReceiver<String>, prefix: &str, count: u64) {
+    let mut got: HashMap<String, usize> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < count as usize {
+        let text = tokio::time::timeout_at(deadline, inbox.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{prefix}: {} of {count} arrived", got.len()))
+            .unwrap();
+        *got.entry(text).or_default() += 1;
+    }
+    while let Ok(text) = inbox.try_recv() {
+        *got.entry(text).or_default() += 1;
+    }
+    for k in 0..count {
+        let text = format!("{prefix}{k}");
+        assert_eq!(
+            got.get(&text),
+            Some(&1),
+            "{text} arrived {:?} times",
+            got.get(&text)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // The child's side.
 
 mod child {
@@ -785,6 +1014,34 @@ mod child {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
+    }
+
+    /// Holds an exclusive lock on the SQLite file for `WHATSAPP_CRASH_HOLD_MS`, as another program on the same
+    /// file would.
+    pub(super) fn hold_lock() {
+        use sea_orm::ConnectionTrait;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let db = sea_orm::Database::connect(format!("sqlite:{}", var("WHATSAPP_CRASH_DB")))
+                    .await
+                    .unwrap();
+                let hold: u64 = var("WHATSAPP_CRASH_HOLD_MS").parse().unwrap();
+                let transaction = sea_orm::TransactionTrait::begin(&db).await.unwrap();
+                // A write takes the database's write lock for the rest of the transaction.
+                transaction
+                    .execute_unprepared("CREATE TABLE IF NOT EXISTS lock_holder (x INTEGER)")
+                    .await
+                    .unwrap();
+                transaction
+                    .execute_unprepared("INSERT INTO lock_holder VALUES (1)")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(hold)).await;
+                transaction.rollback().await.unwrap();
+            });
     }
 
     pub(super) fn run() {

@@ -1339,3 +1339,59 @@ async fn messages_after_the_first_to_a_group_or_contact_cost_no_queries() {
     }
     assert_eq!(queries(&seen, &alice.jid), 0, "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_message_the_application_had_not_handled_comes_again_after_a_restart() {
+    let server = TestServer::start().await.unwrap();
+    let mut server_events = server.subscribe();
+    let alice = companion(&server, PHONE).await;
+    let Companion {
+        client: bob,
+        events: mut bob_events,
+        jid: bob_jid,
+        path,
+        ..
+    } = companion(&server, BOB).await;
+    let sent = alice.client.send_text(&user(BOB), "in hand").await.unwrap();
+    // The application takes the message from the stream, and its process dies before it asks for the next event:
+    // nothing of `Events` runs again (no drop either).
+    let taken = tokio::time::timeout(STEP, async {
+        while let Some(event) = bob_events.recv().await {
+            if let Event::Message { info, .. } = event {
+                return info.id;
+            }
+        }
+        panic!("Bob's events ended");
+    })
+    .await
+    .expect("the message did not arrive");
+    assert_eq!(taken, sent.id);
+    std::mem::forget(bob_events);
+    bob.disconnect().await;
+    drop(bob);
+    // Not acknowledged: the server still holds it for Bob.
+    assert!(server.inbox_len(&bob_jid) >= 1);
+
+    // The restarted process gets it from the server again, and emits it from the decrypt buffer.
+    let backend = SqlBackend::open_sqlite(&path).await.unwrap();
+    let account = whatsapp_client::store::Backend::accounts(&backend).await.unwrap()[0];
+    let (bob, mut bob_events) = Client::builder(backend)
+        .account(account)
+        .server(server.url(), server.trust_root())
+        .build()
+        .await
+        .unwrap();
+    bob.connect().await.unwrap();
+    let (info, message) = next_message(&mut bob_events).await;
+    assert_eq!(info.id, sent.id);
+    assert_eq!(message.conversation.as_deref(), Some("in hand"));
+    // Handled this time: acknowledged.
+    server_wait(
+        &mut server_events,
+        "the ack after the restart",
+        |e| matches!(e, ServerEvent::Acked { device, id, .. } if *device == bob_jid && *id == sent.id),
+    )
+    .await;
+    alice.client.disconnect().await;
+    bob.disconnect().await;
+}
