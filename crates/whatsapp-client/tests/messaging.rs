@@ -1173,9 +1173,22 @@ async fn device_lists_are_remembered_kept_true_and_repaired_when_stale() {
         next_message(events).await;
     }
     let mut bob4 = companion(&server, BOB).await;
-    alice.client.send_text(&group, "group two").await.unwrap();
+    let second = alice.client.send_text(&group, "group two").await.unwrap();
     // The server hands bob4 the skmsg, which it cannot read yet (it may ask for a retry); the copy Alice sends
-    // after the ack can.
+    // after the ack can. The repair lists Bob's devices again, then sends that copy: wait for both, so the next
+    // send sees the repaired list (bob4 may read the retry's answer first).
+    server_wait(
+        &mut server_events,
+        "the repair's device query",
+        |e| matches!(e, ServerEvent::DeviceListsQueried { from, .. } if *from == alice.jid),
+    )
+    .await;
+    server_wait(
+        &mut server_events,
+        "the repair's copy",
+        |e| matches!(e, ServerEvent::MessageRouted { id, copies: 1, .. } if *id == second.id),
+    )
+    .await;
     wait_text(&mut bob4.events, "group two").await;
     let third = alice.client.send_text(&group, "group three").await.unwrap();
     assert_eq!(routed_copies(&mut server_events, &third.id).await, (0, 0));
