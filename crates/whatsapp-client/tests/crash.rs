@@ -12,8 +12,9 @@
 //! applied; the sessions still decrypt both ways; and the SQLite file passes `PRAGMA integrity_check`.
 //!
 //! Failover: two children host the same PostgreSQL account under different lease owners; the one holding the
-//! lease is killed, the standby takes the account over when the lease expires, and nothing is lost or printed by
-//! both; then a graceful hand-over (the owner gives the lease back when it stops).
+//! lease dies inside a commit while messages reach it, the standby takes the account over when the lease expires,
+//! and nothing is lost or printed by both; then a graceful hand-over (the owner gives the lease back when it
+//! stops).
 //!
 //! Store faults at the SQL level: two accounts exchange messages while the store of one fails under it: every
 //! connection of its PostgreSQL pool terminated (`pg_terminate_backend`) every 20 to 100 ms; the PostgreSQL server
@@ -195,7 +196,7 @@ fn spawn(
     number: usize,
     owner: &str,
     sends: (u64, u64),
-    kill_at: Option<(u64, KillPoint)>,
+    kill_at: Option<(&str, u64, KillPoint)>,
     lines: &mpsc::UnboundedSender<(usize, Line)>,
 ) -> Running {
     let log = std::fs::OpenOptions::new()
@@ -217,8 +218,11 @@ fn spawn(
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log))
         .kill_on_drop(true);
-    if let Some((at, point)) = kill_at {
-        command.env("WHATSAPP_CRASH_KILL_AT", format!("{at}:{}", point.name()));
+    if let Some((relative, at, point)) = kill_at {
+        command.env(
+            "WHATSAPP_CRASH_KILL_AT",
+            format!("{relative}{at}:{}", point.name()),
+        );
     }
     let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -490,6 +494,7 @@ async fn crash(db: Db) {
         };
         let kill_at = match kill {
             Kill::Commit(point) => Some((
+                "",
                 rng.gen_range(1..=8),
                 KillPoint::ALL.into_iter().find(|p| *p as u8 == point).unwrap(),
             )),
@@ -706,7 +711,15 @@ async fn failover(db: Db) {
     let total = 50u64;
 
     // A takes the account; B waits for the lease.
-    let a = spawn(&world.setup, 0, "host-a", (0, 0), None, &lines_tx);
+    // A aborts itself before its 15th commit after login: while decrypting the second batch below.
+    let mut a = spawn(
+        &world.setup,
+        0,
+        "host-a",
+        (0, 0),
+        Some(("+", 15, KillPoint::BeforeCommit)),
+        &lines_tx,
+    );
     seen.wait_ready(&mut lines, 0, &log).await;
     let b = spawn(&world.setup, 1, "host-b", (0, 0), None, &lines_tx);
     let mut sent = 0u64;
@@ -724,7 +737,8 @@ async fn failover(db: Db) {
         sent += 1;
     }
     let killed = Instant::now();
-    a.kill().await;
+    let a_status = a.wait().await;
+    assert!(!a_status.success(), "A was to die inside a commit: {a_status}");
     for _ in 0..10 {
         send_numbered(&world.contact, sent).await;
         sent += 1;
@@ -1062,17 +1076,22 @@ mod child {
         }
         .unwrap();
         let faults = Arc::new(CommitFaults::default());
+        // `N:point` aborts at the N-th commit; `+N:point` at the N-th commit after the first login.
+        let mut armed_after_login = None;
         if let Ok(spec) = std::env::var("WHATSAPP_CRASH_KILL_AT") {
             let (at, point) = spec.split_once(':').unwrap();
-            faults
-                .kill_at
-                .store(at.parse().unwrap(), std::sync::atomic::Ordering::Relaxed);
             faults.kill_point.store(
                 KillPoint::parse(point).unwrap() as u8,
                 std::sync::atomic::Ordering::Relaxed,
             );
+            match at.strip_prefix('+') {
+                Some(after) => armed_after_login = Some(after.parse::<u64>().unwrap()),
+                None => faults
+                    .kill_at
+                    .store(at.parse().unwrap(), std::sync::atomic::Ordering::Relaxed),
+            }
         }
-        let backend = FlakyBackend::new(inner, faults);
+        let backend = FlakyBackend::new(inner, Arc::clone(&faults));
         let account = backend.accounts().await.unwrap()[0];
         let trust = var("WHATSAPP_CRASH_TRUST");
         let mut key = [0u8; 32];
@@ -1139,7 +1158,13 @@ mod child {
             tokio::select! {
                 event = events.recv() => match event {
                     None => break,
-                    Some(Event::Connected) => line("ready"),
+                    Some(Event::Connected) => {
+                        if let Some(after) = armed_after_login.take() {
+                            let done = faults.commits.load(std::sync::atomic::Ordering::Relaxed);
+                            faults.kill_at.store(done + after, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        line("ready");
+                    }
                     Some(Event::Message { message, .. }) => {
                         if let Some(text) = message.conversation {
                             line(&format!("got {text}"));
