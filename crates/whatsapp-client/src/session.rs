@@ -1371,7 +1371,14 @@ impl<B: Backend> Session<'_, B> {
             ),
             device_identity: &identity,
         });
-        let receipt = retry_receipt(node, count, self.device.registration_id, keys.as_ref());
+        let from_own_account = node.jid_attr("from").is_ok_and(|from| self.is_own_user(&from));
+        let receipt = retry_receipt(
+            node,
+            from_own_account,
+            count,
+            self.device.registration_id,
+            keys.as_ref(),
+        );
         debug!(id, count, "sending retry receipt");
         self.send(&receipt).await
     }

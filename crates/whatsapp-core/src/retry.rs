@@ -42,7 +42,15 @@ fn key_node(tag: &'static str, id: u32, public: &[u8; 32]) -> Node {
 }
 
 /// The retry receipt for a `<message>` that did not decrypt; `count` is this device's attempt number for it.
-pub fn retry_receipt(message: &Node, count: u32, registration_id: u32, keys: Option<&RetryKeys<'_>>) -> Node {
+/// A `peer_msg` from another device of this account (`from_own_account`) is asked again with
+/// `category="peer"` (whatsmeow `retry.go` sendRetryReceipt).
+pub fn retry_receipt(
+    message: &Node,
+    from_own_account: bool,
+    count: u32,
+    registration_id: u32,
+    keys: Option<&RetryKeys<'_>>,
+) -> Node {
     let receipt = crate::receipt::answering(message);
     let mut retry = Node::new("retry").attr("count", count.to_string());
     if let Some(id) = message.attr_value("id") {
@@ -70,7 +78,13 @@ pub fn retry_receipt(message: &Node, count: u32, registration_id: u32, keys: Opt
             Node::new("device-identity").bytes(keys.device_identity.to_vec()),
         ]));
     }
-    receipt.attr("type", "retry").children(children)
+    let receipt = receipt.attr("type", "retry");
+    let receipt = if from_own_account && message.optional_str_attr("type") == Some("peer_msg") {
+        receipt.attr("category", "peer")
+    } else {
+        receipt
+    };
+    receipt.children(children)
 }
 
 /// A retry receipt someone sent for a message of ours.
@@ -184,10 +198,17 @@ mod tests {
             .attr("from", alice.clone())
             .attr("id", "M1")
             .attr("t", "1700000000");
-        let plain = retry_receipt(&message, 1, 0x0102_0304, None);
+        let plain = retry_receipt(&message, false, 1, 0x0102_0304, None);
         assert_eq!(plain.str_attr("type").unwrap(), "retry");
         assert_eq!(plain.jid_attr("to").unwrap(), alice);
         assert!(plain.child("keys").is_none());
+        assert_eq!(plain.optional_str_attr("category"), None);
+        // A peer message from this account's own device is asked again as one.
+        let peer = message.clone().attr("type", "peer_msg");
+        let asked = retry_receipt(&peer, true, 1, 0x0102_0304, None);
+        assert_eq!(asked.optional_str_attr("category"), Some("peer"));
+        let not_own = retry_receipt(&peer, false, 1, 0x0102_0304, None);
+        assert_eq!(not_own.optional_str_attr("category"), None);
 
         let keys = RetryKeys {
             identity: &[7; 32],
@@ -195,7 +216,7 @@ mod tests {
             signed_prekey: (1, [9; 32], [10; 64]),
             device_identity: b"account",
         };
-        let with_keys = retry_receipt(&message, 2, 0x0102_0304, Some(&keys));
+        let with_keys = retry_receipt(&message, false, 2, 0x0102_0304, Some(&keys));
         // What the sender receives: the same stanza, from the device that failed.
         let bob = Jid::with_device("222", Jid::DEFAULT_USER_SERVER, 5);
         let mut received = with_keys.clone();
