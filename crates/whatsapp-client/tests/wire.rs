@@ -189,9 +189,12 @@ async fn delivery_receipts_follow_presence_and_peer_messages_are_confirmed() {
     let server = TestServer::start().await.unwrap();
     let mut server_events = server.subscribe();
     let mut alice = companion(&server, PHONE).await;
-    let mut bob = companion(&server, BOB).await;
+    let Companion {
+        client: bob,
+        events: mut bob_events,
+        ..
+    } = companion(&server, BOB).await;
     // Bob's application reads its events: each message is handled, and its receipt goes out.
-    let mut bob_events = std::mem::replace(&mut bob.events, idle_events().await);
     tokio::spawn(async move { while bob_events.recv().await.is_some() {} });
 
     // In the background a companion's delivery receipts say `inactive`: the sender's apps show no ticks.
@@ -201,8 +204,8 @@ async fn delivery_receipts_follow_presence_and_peer_messages_are_confirmed() {
         Some("inactive")
     );
     // Once Bob's client says he is available, they are plain delivery receipts.
-    bob.client.set_push_name("Bob").await.unwrap();
-    bob.client.send_presence(Presence::Available).await.unwrap();
+    bob.set_push_name("Bob").await.unwrap();
+    bob.send_presence(Presence::Available).await.unwrap();
     let sent = alice.client.send_text(&user(BOB), "two").await.unwrap();
     assert_eq!(routed_receipt(&mut server_events, &sent.id).await, None);
     let receipt = match wait_for(
@@ -217,14 +220,14 @@ async fn delivery_receipts_follow_presence_and_peer_messages_are_confirmed() {
     };
     assert_eq!(receipt.kind, ReceiptKind::Delivered);
     // Unavailable again: inactive again.
-    bob.client.send_presence(Presence::Unavailable).await.unwrap();
+    bob.send_presence(Presence::Unavailable).await.unwrap();
     let sent = alice.client.send_text(&user(BOB), "three").await.unwrap();
     assert_eq!(
         routed_receipt(&mut server_events, &sent.id).await.as_deref(),
         Some("inactive")
     );
     // Forced active, whatever the presence.
-    bob.client.set_force_active_delivery_receipts(true);
+    bob.set_force_active_delivery_receipts(true);
     let sent = alice.client.send_text(&user(BOB), "four").await.unwrap();
     assert_eq!(routed_receipt(&mut server_events, &sent.id).await, None);
 
@@ -248,7 +251,7 @@ async fn delivery_receipts_follow_presence_and_peer_messages_are_confirmed() {
     assert_eq!(kinds, [Some("peer_msg".to_owned()), Some("sender".to_owned())]);
     assert_eq!(server.protocol_violations(), Vec::new());
     alice.client.disconnect().await;
-    bob.client.disconnect().await;
+    bob.disconnect().await;
 }
 
 #[tokio::test]
@@ -442,10 +445,4 @@ async fn a_message_with_no_readable_payload_is_reported_not_dropped() {
     }
     alice.client.disconnect().await;
     bob.client.disconnect().await;
-}
-
-/// The event stream of a client that is never connected, to stand in for one handed to a task.
-async fn idle_events() -> whatsapp_client::Events {
-    let backend = whatsapp_client::sql::SqlBackend::memory().await.unwrap();
-    whatsapp_client::Client::builder(backend).build().await.unwrap().1
 }
